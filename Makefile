@@ -1,0 +1,47 @@
+# EdgeCDN: two commands matter, `make up` and `make test`; both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+UP_ARGS ?=
+
+.PHONY: setup up test lint format protos bench handlers clean
+
+# Re-install only when pyproject.toml changed since the last successful install.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+		|| { echo "EdgeCDN needs Python 3.11 or newer (found: $$($(PYTHON) --version))"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+up: setup
+	$(BIN)/edgecdn up $(UP_ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+protos: setup
+	$(BIN)/python -m protos.generate
+
+bench: setup
+	$(BIN)/python -m bench
+
+handlers:
+	handlers/build.sh
+
+clean:
+	rm -rf $(VENV) .edgecdn .pytest_cache .mypy_cache .ruff_cache

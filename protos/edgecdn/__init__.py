@@ -1,0 +1,1 @@
+"""Generated protobuf package root (see protos/generate.py)."""

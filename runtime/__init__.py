@@ -1,0 +1,1 @@
+"""Shared process runtime for every EdgeCDN process: ready reporting, signals, CLI helpers, logging."""

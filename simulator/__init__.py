@@ -1,0 +1,1 @@
+"""The `edgecdn` command: starts a whole local world, queries the world model, generates load."""
