@@ -23,3 +23,12 @@ class ConfigError(RuntimeSupportError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class WorldStateError(RuntimeSupportError):
+    """The running world's state file is missing or malformed."""
+
+    def __init__(self, *, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

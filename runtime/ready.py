@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runtime.errors import ReadyFileError
+from runtime.files import write_atomically
 
 ReadyCallback = Callable[[Mapping[str, str]], None]
 """Called by a process's ``run()`` once its listeners are bound, with name -> address."""
@@ -54,16 +54,8 @@ class ReadyReport:
 
 
 def write_ready_file(path: Path, report: ReadyReport) -> None:
-    """Atomically write ``report`` to ``path`` (same-directory temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(report.to_json())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Atomically write ``report`` to ``path``."""
+    write_atomically(path, report.to_json())
 
 
 def read_ready_file(path: Path) -> ReadyReport | None:

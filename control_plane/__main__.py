@@ -1,0 +1,59 @@
+"""``control-plane`` / ``python -m control_plane``: the control-plane process entry point."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from control_plane.config import ControlPlaneConfig
+from control_plane.server import SERVICE_NAME, run
+from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
+from runtime.errors import ConfigError
+from runtime.process import serve_until_signalled
+from runtime.ready import ready_file_reporter
+
+PROG = "control-plane"
+
+
+def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
+    parser = new_parser(PROG, "The EdgeCDN control plane (gRPC).")
+    add_flag(parser, "--host", env="CONTROL_PLANE_HOST", default="127.0.0.1", help="address to listen on")
+    add_flag(parser, "--port", env="CONTROL_PLANE_PORT", default=0, convert=int, help="port (0: any free)")
+    add_flag(
+        parser,
+        "--ready-file",
+        env="CONTROL_PLANE_READY_FILE",
+        default=None,
+        convert=Path,
+        help="write a JSON ready report here once listening",
+    )
+    add_flag(
+        parser,
+        "--grace",
+        env="CONTROL_PLANE_GRACE",
+        default=2.0,
+        convert=float,
+        help="seconds in-flight calls get to finish on shutdown",
+    )
+    add_logging_flags(parser, env_prefix="CONTROL_PLANE")
+    args = parser.parse_args(argv)
+    try:
+        config = ControlPlaneConfig(
+            host=args.host, port=args.port, ready_file=args.ready_file, grace_seconds=args.grace
+        )
+    except ConfigError as exc:
+        fail(PROG, str(exc))
+    return config, args.log_level
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, log_level = parse_config(argv)
+    configure_logging(log_level)
+    ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
+    serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""``.edgecdn/world.json``: how a running local world tells its tools where everything is.
+
+``edgecdn up`` writes it once every process is ready and removes it when the world stops;
+``edgectl`` and ``edgecdn load`` read it so they need no flags. The schema is documented
+in docs/world-state.md; keys are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import WorldStateError
+from runtime.files import write_atomically
+
+SCHEMA_VERSION = 1
+DEFAULT_STATE_DIR = Path(".edgecdn")
+STATE_FILE_NAME = "world.json"
+STATE_DIR_ENV = "EDGECDN_STATE_DIR"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeNodeEntry:
+    """One running edge node."""
+
+    node_id: str
+    region: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessEntry:
+    """One child process of the world, for humans and for cleanup."""
+
+    name: str
+    pid: int
+    log: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorldState:
+    """Everything a tool needs to reach a running local world."""
+
+    world_file: str
+    supervisor_pid: int
+    control_plane_address: str
+    processes: tuple[ProcessEntry, ...] = ()
+    router_url: str | None = None
+    edge_nodes: tuple[EdgeNodeEntry, ...] = ()
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    mqtt_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "world_file": self.world_file,
+            "supervisor_pid": self.supervisor_pid,
+            "control_plane": {"address": self.control_plane_address},
+            "edge_nodes": [{"node_id": n.node_id, "region": n.region, "url": n.url} for n in self.edge_nodes],
+            "tokens": dict(self.tokens),
+            "processes": [{"name": p.name, "pid": p.pid, "log": p.log} for p in self.processes],
+        }
+        if self.router_url is not None:
+            data["router"] = {"url": self.router_url}
+        if self.mqtt_url is not None:
+            data["mqtt"] = {"url": self.mqtt_url}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str) -> WorldState:
+        try:
+            router = data.get("router")
+            mqtt = data.get("mqtt")
+            return cls(
+                world_file=str(data["world_file"]),
+                supervisor_pid=int(data["supervisor_pid"]),
+                control_plane_address=str(data["control_plane"]["address"]),
+                processes=tuple(
+                    ProcessEntry(name=str(p["name"]), pid=int(p["pid"]), log=str(p["log"]))
+                    for p in data.get("processes", [])
+                ),
+                router_url=None if router is None else str(router["url"]),
+                edge_nodes=tuple(
+                    EdgeNodeEntry(node_id=str(n["node_id"]), region=str(n["region"]), url=str(n["url"]))
+                    for n in data.get("edge_nodes", [])
+                ),
+                tokens={str(k): str(v) for k, v in dict(data.get("tokens", {})).items()},
+                mqtt_url=None if mqtt is None else str(mqtt["url"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WorldStateError(path=source, reason=f"missing or malformed key {exc}") from exc
+
+
+def state_dir() -> Path:
+    """The state directory: ``$EDGECDN_STATE_DIR`` or ``.edgecdn`` in the current directory."""
+    return Path(os.environ.get(STATE_DIR_ENV, DEFAULT_STATE_DIR))
+
+
+def write_world_state(path: Path, state: WorldState) -> None:
+    """Write ``state`` to ``path`` atomically (readers never see half a file)."""
+    write_atomically(path, json.dumps(state.to_dict(), indent=2) + "\n")
+
+
+def read_world_state(path: Path | None = None) -> WorldState:
+    """Read the running world's state; a clear WorldStateError when there is none."""
+    path = path or state_dir() / STATE_FILE_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise WorldStateError(path=str(path), reason="no running world (start one with `make up`)") from exc
+    except (OSError, ValueError) as exc:
+        raise WorldStateError(path=str(path), reason=f"unreadable: {exc}") from exc
+    if not isinstance(data, dict):
+        raise WorldStateError(path=str(path), reason="not a JSON object")
+    return WorldState.from_dict(data, source=str(path))
