@@ -1,0 +1,177 @@
+"""Starts the processes of a local world, waits until each is ready, and stops them all.
+
+Each child is started in its own session (so a Ctrl-C in the terminal reaches only the
+supervisor, which then stops children in reverse start order: listeners in front first)
+with a parent-death signal, so even a supervisor killed with SIGKILL leaves no process
+behind. A child reports readiness by writing its ready file (runtime.ready).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from runtime.ready import ReadyReport, read_ready_file
+from simulator.errors import ChildFailedError
+
+logger = logging.getLogger(__name__)
+
+READY_POLL_SECONDS = 0.02
+LOG_TAIL_LINES = 15
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildSpec:
+    """How to start one process of the world. ``--ready-file`` is appended by the supervisor."""
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunningChild:
+    """A started, ready child."""
+
+    spec: ChildSpec
+    process: asyncio.subprocess.Process
+    report: ReadyReport
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGTERM this child when the supervisor dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Supervisor:
+    """Owns the world's child processes; use as an async context manager."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._run_dir = run_dir
+        self._children: list[RunningChild] = []
+
+    @property
+    def children(self) -> tuple[RunningChild, ...]:
+        return tuple(self._children)
+
+    async def __aenter__(self) -> Supervisor:
+        (self._run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self._run_dir / "ready").mkdir(parents=True, exist_ok=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_all()
+
+    async def start(self, spec: ChildSpec) -> RunningChild:
+        """Start ``spec`` and return once it has written its ready report."""
+        slug = spec.name.replace(" ", "-")
+        ready_path = self._run_dir / "ready" / f"{slug}.json"
+        ready_path.unlink(missing_ok=True)
+        log_path = self._run_dir / "logs" / f"{slug}.log"
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                "--ready-file",
+                str(ready_path),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, **spec.env},
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        try:
+            report = await self._wait_ready(spec, process, ready_path, log_path)
+        except BaseException:
+            await _terminate(process, timeout_s=2.0)
+            raise
+        child = RunningChild(spec=spec, process=process, report=report, log_path=log_path)
+        self._children.append(child)
+        logger.info("%s ready (pid %d): %s", spec.name, process.pid, dict(report.addresses))
+        return child
+
+    async def _wait_ready(
+        self, spec: ChildSpec, process: asyncio.subprocess.Process, ready_path: Path, log_path: Path
+    ) -> ReadyReport:
+        deadline = time.monotonic() + spec.ready_timeout_s
+        while True:
+            if process.returncode is not None:
+                raise ChildFailedError(
+                    name=spec.name,
+                    reason=f"exited with status {process.returncode} before it was ready",
+                    log_tail=tail(log_path),
+                )
+            report = read_ready_file(ready_path)
+            if report is not None:
+                return report
+            if time.monotonic() > deadline:
+                raise ChildFailedError(
+                    name=spec.name,
+                    reason=f"was not ready within {spec.ready_timeout_s:g}s",
+                    log_tail=tail(log_path),
+                )
+            await asyncio.sleep(READY_POLL_SECONDS)
+
+    async def wait_any_exit(self) -> RunningChild:
+        """Return the first child that exits (a world with a dead process is broken)."""
+        waiters = {
+            asyncio.create_task(c.process.wait(), name=f"wait-{c.spec.name}"): c for c in self._children
+        }
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waiters:
+                task.cancel()
+        return waiters[next(iter(done))]
+
+    async def stop_all(self, timeout_s: float = 4.0) -> None:
+        """Stop every child, newest first: SIGTERM, then SIGKILL after ``timeout_s`` overall."""
+        deadline = time.monotonic() + timeout_s
+        while self._children:
+            child = self._children.pop()
+            await _terminate(child.process, timeout_s=max(0.1, deadline - time.monotonic()))
+
+
+async def _terminate(process: asyncio.subprocess.Process, *, timeout_s: float) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            logger.warning("pid %d ignored SIGTERM for %.1fs; killing it", process.pid, timeout_s)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ('' when unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,164 @@
+"""``edgecdn up``: start a whole local world as real child processes and keep it running.
+
+Order matters: the control plane first (everything else registers with it), then edge
+nodes, then the router in front; on the way down, the reverse. Once everything is
+ready, the world's addresses go to ``.edgecdn/world.json`` for ``edgectl`` and
+``edgecdn load``, and a table shows what runs where. Ctrl-C or SIGTERM stops it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from geo.errors import GeoError
+from geo.world import World, load_world
+from runtime.cli import fail
+from runtime.errors import WorldStateError
+from runtime.process import StopEvent, serve_until_signalled
+from runtime.world_state import (
+    STATE_FILE_NAME,
+    ProcessEntry,
+    WorldState,
+    read_world_state,
+    state_dir,
+    write_world_state,
+)
+from simulator.errors import SimulatorError, WorldAlreadyRunningError
+from simulator.supervisor import ChildSpec, Supervisor
+
+logger = logging.getLogger(__name__)
+
+PROG = "edgecdn up"
+DEFAULT_WORLD = Path("deploy/local/world.toml")
+WORLD_ENV = "EDGECDN_WORLD"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="start a whole local world (control plane, edge nodes, router, gateways)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--world",
+        type=Path,
+        default=Path(os.environ.get(WORLD_ENV, DEFAULT_WORLD)),
+        help=f"world file (TOML) [env: {WORLD_ENV}] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=state_dir(),
+        help="where world.json, logs and data go [env: EDGECDN_STATE_DIR] (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    try:
+        world = load_world(args.world)
+        _refuse_if_running(args.state_dir / STATE_FILE_NAME)
+    except (GeoError, SimulatorError) as exc:
+        fail(PROG, str(exc))
+    outcome: list[int] = []
+
+    async def main(stop: StopEvent) -> None:
+        outcome.append(await run_world(world, state_directory=args.state_dir, stop=stop))
+
+    serve_until_signalled(main)
+    return outcome[0] if outcome else 130
+
+
+def _refuse_if_running(state_file: Path) -> None:
+    try:
+        state = read_world_state(state_file)
+    except WorldStateError:
+        return  # none, or unreadable: nothing of ours is running from it
+    if _pid_alive(state.supervisor_pid):
+        raise WorldAlreadyRunningError(pid=state.supervisor_pid, state_file=str(state_file))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def run_world(world: World, *, state_directory: Path, stop: StopEvent) -> int:
+    """Run the world until ``stop`` is set (0) or one of its processes dies (1)."""
+    console = Console(stderr=False)
+    state_file = state_directory / STATE_FILE_NAME
+    async with Supervisor(state_directory / "run") as supervisor:
+        try:
+            control_plane = await supervisor.start(
+                ChildSpec(
+                    name="control-plane",
+                    argv=(sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0"),
+                )
+            )
+        except SimulatorError as exc:
+            console.print(f"[red]{PROG}: {exc}[/red]")
+            return 1
+        state = WorldState(
+            world_file=str(world.source),
+            supervisor_pid=os.getpid(),
+            control_plane_address=control_plane.report.addresses["grpc"],
+            processes=tuple(
+                ProcessEntry(name=c.spec.name, pid=c.pid, log=str(c.log_path)) for c in supervisor.children
+            ),
+        )
+        write_world_state(state_file, state)
+        try:
+            _print_world(console, world, supervisor, state_file)
+            return await _wait_until_stopped_or_broken(supervisor, stop, console)
+        finally:
+            state_file.unlink(missing_ok=True)
+            console.print("world stopped")
+
+
+async def _wait_until_stopped_or_broken(supervisor: Supervisor, stop: StopEvent, console: Console) -> int:
+    stop_task = asyncio.create_task(stop.wait(), name="wait-stop")
+    exit_task = asyncio.create_task(supervisor.wait_any_exit(), name="wait-child-exit")
+    try:
+        await asyncio.wait({stop_task, exit_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (stop_task, exit_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if exit_task.done() and not exit_task.cancelled() and exit_task.exception() is None:
+        dead = exit_task.result()
+        console.print(
+            f"[red]{PROG}: {dead.spec.name} exited with status {dead.process.returncode}; "
+            f"stopping the world (log: {dead.log_path})[/red]"
+        )
+        return 1
+    console.print("stopping the world ...")
+    return 0
+
+
+def _print_world(console: Console, world: World, supervisor: Supervisor, state_file: Path) -> None:
+    table = Table(
+        title=f"EdgeCDN local world ({len(world.regions)} regions, {len(world.countries)} countries)"
+    )
+    for column in ("service", "address", "pid", "log"):
+        table.add_column(column)
+    for child in supervisor.children:
+        addresses = ", ".join(child.report.addresses.values())
+        table.add_row(child.spec.name, addresses, str(child.pid), str(child.log_path))
+    console.print(table)
+    console.print(f"world state: {state_file}   stop with Ctrl-C")
