@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 
 from geo.world import World, load_world
 
@@ -100,3 +103,35 @@ def small_world(write_world: WorldWriter) -> World:
 @pytest.fixture(scope="session")
 def default_world() -> World:
     return load_world(DEFAULT_WORLD)
+
+
+def write_mmdb(
+    path: Path,
+    *,
+    database_type: str,
+    records: list[tuple[str, dict[str, Any]]],
+    ip_version: int = 6,
+) -> Path:
+    """Write a MaxMind DB of ``records`` (network, record): a stand-in for a real GeoIP2 file."""
+    writer = MMDBWriter(
+        ip_version=ip_version,
+        ipv4_compatible=ip_version == 6,
+        database_type=database_type,
+        languages=["en"],
+        description={"en": f"test {database_type}"},
+    )
+    for network, record in records:
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+def city_record(code: str, name: str, continent: str, city: str, lat: float, lon: float) -> dict[str, Any]:
+    """A record in the GeoIP2 City layout, as MaxMind writes it."""
+    return {
+        "continent": {"code": continent, "names": {"en": continent}},
+        "country": {"iso_code": code, "names": {"en": name}},
+        "registered_country": {"iso_code": code, "names": {"en": name}},
+        "city": {"names": {"en": city}},
+        "location": {"latitude": lat, "longitude": lon, "accuracy_radius": 50},
+    }
