@@ -1,0 +1,93 @@
+"""Async entry point for servers: run a handler inline on the event loop or on a thread.
+
+Measured (docs/abi.md, bench/wasm_overhead.py): handing a ~50 us request to a thread pool
+costs more than the request itself (a ``run_in_executor`` round trip plus GIL hand-offs),
+so fast handlers run inline: a whole request stays on one thread with no scheduling. A
+handler that turns out slow (its moving average above ``inline_budget_s``) would stall
+every other request on the loop, so from then on it runs on the pool, where the GIL is
+released while wasm runs and other requests proceed. ``mode`` pins either behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from wasm_host.handler import Handler
+from wasm_host.values import WasmRequest, WasmResponse
+
+ExecutionMode = Literal["auto", "inline", "thread"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorConfig:
+    """How ``WasmExecutor`` places work: ``auto`` measures, the others are fixed."""
+
+    mode: ExecutionMode = "auto"
+    max_workers: int = 4
+    # A handler whose average run exceeds this leaves the event loop for the pool.
+    inline_budget_s: float = 0.001
+    # Weight of the newest sample in the moving average.
+    smoothing: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "inline", "thread"):
+            raise ValueError(f"unknown execution mode {self.mode!r}")
+        if self.max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        if self.inline_budget_s <= 0:
+            raise ValueError("inline_budget_s must be positive")
+        if not 0 < self.smoothing <= 1:
+            raise ValueError("smoothing must be within (0, 1]")
+
+
+class WasmExecutor:
+    """Runs handlers for an asyncio server: ``await executor.handle(handler, request)``."""
+
+    def __init__(self, config: ExecutorConfig | None = None) -> None:
+        self.config = config or ExecutorConfig()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.config.max_workers, thread_name_prefix="wasm"
+        )
+        self._average: dict[str, float] = {}
+
+    def placement(self, handler: Handler) -> Literal["inline", "thread"]:
+        """Where the next request for ``handler`` will run."""
+        mode = self.config.mode
+        if mode != "auto":
+            return mode
+        average = self._average.get(handler.digest + handler.name, 0.0)
+        return "thread" if average > self.config.inline_budget_s else "inline"
+
+    async def handle(self, handler: Handler, request: WasmRequest) -> WasmResponse:
+        """Run ``handler`` for ``request``; raises the handler's ``HandlerError`` subclasses."""
+        if self.placement(handler) == "inline":
+            start = time.perf_counter()
+            try:
+                return handler.handle(request)
+            finally:
+                self._record(handler, time.perf_counter() - start)
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self._pool, handler.handle, request)
+        finally:
+            # Time on the pool includes queueing; that only keeps a slow handler off the loop.
+            self._record(handler, time.perf_counter() - start)
+
+    def _record(self, handler: Handler, elapsed: float) -> None:
+        key = handler.digest + handler.name
+        previous = self._average.get(key)
+        weight = self.config.smoothing
+        self._average[key] = elapsed if previous is None else previous + weight * (elapsed - previous)
+
+    def forget(self, handler: Handler) -> None:
+        """Drop the timing history of ``handler`` (after it is replaced by a new version)."""
+        self._average.pop(handler.digest + handler.name, None)
+
+    def close(self) -> None:
+        """Wait for running work and stop the pool's threads."""
+        self._pool.shutdown(wait=True)

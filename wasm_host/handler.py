@@ -1,0 +1,58 @@
+"""The ``Handler`` protocol both ABIs implement, and the factory that picks one by ABI name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, Protocol
+
+from wasm_host.cache import CompiledModule
+from wasm_host.config import Limits
+from wasm_host.engine import WasmEngine
+from wasm_host.reactor import ReactorHandler
+from wasm_host.values import WasmRequest, WasmResponse
+from wasm_host.wagi import WagiHandler
+
+Abi = Literal["wagi", "reactor"]
+ABIS: tuple[Abi, ...] = ("wagi", "reactor")
+
+
+class Handler(Protocol):
+    """A loaded module that turns one request into one response, synchronously.
+
+    ``handle`` is thread-safe (each call has its own store and instance) and raises only
+    ``wasm_host.errors.HandlerError`` subclasses for guest failures.
+    """
+
+    @property
+    def abi(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def limits(self) -> Limits: ...
+
+    def handle(self, request: WasmRequest) -> WasmResponse: ...
+
+
+def create_handler(
+    engine: WasmEngine,
+    compiled: CompiledModule,
+    *,
+    abi: Abi = "wagi",
+    limits: Limits | None = None,
+    env: Mapping[str, str] | None = None,
+    name: str = "handler",
+) -> Handler:
+    """A handler for ``compiled`` under ``abi``; ``AbiMismatchError`` if the module does not fit.
+
+    ``env`` is the manifest's grant: the only variables besides the CGI ones a WAGI module
+    sees (a reactor module sees them only if it imports WASI). Names the host sets itself
+    (CGI meta-variables, ``HTTP_*``) are refused with ``ValueError``.
+    """
+    limits = limits or Limits()
+    if abi == "wagi":
+        return WagiHandler(engine, compiled, limits=limits, env=env, name=name)
+    if abi == "reactor":
+        return ReactorHandler(engine, compiled, limits=limits, env=env, name=name)
+    raise ValueError(f"unknown ABI {abi!r}; expected one of {', '.join(ABIS)}")

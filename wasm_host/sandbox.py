@@ -1,0 +1,143 @@
+"""What both ABIs share per request: a fresh store with limits, instantiation, failure triage.
+
+Every request gets its own ``Store`` and instance (from a pre-linked ``InstancePre``), so no
+state survives a request and a trap poisons nothing. Everything here goes through the raw
+C-API prototypes in ``_raw``; pointers are plain integers and each store is deleted in a
+``finally``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping
+from typing import cast
+
+import wasmtime
+
+from wasm_host import _raw
+from wasm_host.cache import CompiledModule
+from wasm_host.cgi import is_reserved_env
+from wasm_host.config import Limits
+from wasm_host.engine import WasmEngine
+from wasm_host.errors import (
+    AbiMismatchError,
+    DeadlineExceededError,
+    HandlerError,
+    HandlerExitError,
+    MemoryLimitError,
+    WasmTrapError,
+)
+
+WASI_MODULE = "wasi_snapshot_preview1"
+PAGE = 64 * 1024
+
+
+def check_granted_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The granted environment, refusing names the host owns or values C strings cannot hold."""
+    for name, value in env.items():
+        if not name or "=" in name or "\x00" in name or "\x00" in value:
+            raise ValueError(f"environment variable {name!r} cannot be passed to a WASI program")
+        if is_reserved_env(name):
+            raise ValueError(f"environment variable {name!r} is set by the host for every request")
+    return dict(env)
+
+
+class Sandbox:
+    """One module prepared for many isolated runs under fixed limits."""
+
+    def __init__(self, engine: WasmEngine, compiled: CompiledModule, limits: Limits, abi: str) -> None:
+        config = engine.config
+        if config.allocator == "pooling" and limits.memory_bytes > config.pool_max_memory_bytes:
+            raise ValueError(
+                f"memory limit {limits.memory_bytes} exceeds the engine's pool slot of "
+                f"{config.pool_max_memory_bytes} bytes"
+            )
+        self.engine = engine
+        self.compiled = compiled
+        self.limits = limits
+        self.digest = compiled.digest
+        self.ticks = engine.deadline_ticks(limits.timeout_s)
+        linker = wasmtime.Linker(engine.engine)
+        linker.define_wasi()
+        for imp in compiled.module.imports:
+            if imp.module != WASI_MODULE:
+                raise AbiMismatchError(compiled.digest, abi, f"unknown import {imp.module}::{imp.name}")
+        try:
+            self.pre = linker.instantiate_pre(compiled.module)
+        except wasmtime.WasmtimeError as exc:
+            raise AbiMismatchError(compiled.digest, abi, str(exc).splitlines()[0]) from exc
+        self._pre_ptr = ctypes.cast(self.pre.ptr(), ctypes.c_void_p).value
+        self._engine_ptr = ctypes.cast(engine.engine.ptr(), ctypes.c_void_p).value
+        self.uses_wasi = bool(compiled.module.imports)
+
+    def new_store(self, wasi_config: int | None) -> tuple[int, int]:
+        """A fresh store with the memory cap and deadline set; it takes ``wasi_config``."""
+        store = _raw.store_new(self._engine_ptr, None, None)
+        ctx = _raw.store_context(store)
+        _raw.store_limiter(store, self.limits.memory_bytes, -1, -1, -1, -1)
+        _raw.context_set_epoch_deadline(ctx, self.ticks)
+        if wasi_config is not None:
+            error = _raw.context_set_wasi(ctx, wasi_config)
+            if error:
+                _raw.store_delete(store)
+                raise WasmTrapError("host error", _raw.take_error(error)[1])
+        return store, ctx
+
+    def instantiate(self, ctx: int) -> _raw.Instance:
+        """Instantiate the module in the store behind ``ctx``; failures are classified."""
+        instance = _raw.Instance()
+        trap = ctypes.c_void_p()
+        error = _raw.instance_pre_instantiate(self._pre_ptr, ctx, ctypes.byref(instance), ctypes.byref(trap))
+        if error or trap:
+            raise self.failure(ctx, None, error, trap.value)
+        return instance
+
+    def export(self, ctx: int, instance: _raw.Instance, name: bytes, kind: int) -> _raw.Extern:
+        """Export ``name`` of ``kind`` (checked once at load time, so present)."""
+        item = _raw.Extern()
+        if not _raw.instance_export_get(ctx, ctypes.byref(instance), name, len(name), ctypes.byref(item)):
+            raise WasmTrapError("host error", f"export {name.decode()} is missing")
+        if cast("int", item.kind) != kind:
+            raise WasmTrapError("host error", f"export {name.decode()} has the wrong kind")
+        return item
+
+    def memory_in_use(self, ctx: int, instance: _raw.Instance | None) -> int | None:
+        """Bytes of linear memory the instance has, when it exports its memory."""
+        if instance is None:
+            return None
+        item = _raw.Extern()
+        if not _raw.instance_export_get(ctx, ctypes.byref(instance), b"memory", 6, ctypes.byref(item)):
+            return None
+        if cast("int", item.kind) != _raw.EXTERN_MEMORY:
+            return None
+        return int(_raw.memory_data_size(ctx, ctypes.addressof(item) + _raw.EXTERN_OF_OFFSET))
+
+    def _near_cap(self, in_use: int | None) -> bool:
+        # wasmtime's store limiter makes memory.grow return -1 rather than trap, so a guest
+        # that hits the cap fails in its own way (abort, exit 1, unreachable). We call such
+        # a failure a memory-limit failure when the memory was within 1/16 of its cap.
+        cap = self.limits.memory_bytes
+        return in_use is not None and in_use + max(PAGE, cap // 16) > cap
+
+    def failure(  # noqa: PLR0911 - one return per failure kind reads best
+        self, ctx: int, instance: _raw.Instance | None, error: int | None, trap: int | None
+    ) -> HandlerError:
+        """Turn a wasmtime error or trap into the host's exception (consuming both)."""
+        if trap:
+            kind, message = _raw.take_trap(trap)
+            if error:
+                _raw.take_error(error)
+            if kind in _raw.INTERRUPT_KINDS:
+                return DeadlineExceededError(self.limits.timeout_s)
+            if self._near_cap(self.memory_in_use(ctx, instance)):
+                return MemoryLimitError(self.limits.memory_bytes, f"guest trapped: {kind}")
+            return WasmTrapError(kind, message.splitlines()[0] if message else "")
+        assert error
+        exit_status, message = _raw.take_error(error)
+        if exit_status is not None:
+            if self._near_cap(self.memory_in_use(ctx, instance)):
+                return MemoryLimitError(self.limits.memory_bytes, f"guest exited with status {exit_status}")
+            return HandlerExitError(exit_status)
+        if "exceeds memory limits" in message or "memory minimum size" in message:
+            return MemoryLimitError(self.limits.memory_bytes, message.splitlines()[0])
+        return WasmTrapError("host error", message.splitlines()[0] if message else "")

@@ -1,0 +1,105 @@
+"""The WAGI ABI: run a WASI preview-1 command per request, CGI/1.1 in, CGI/1.1 out.
+
+Request line and headers become environment variables (``cgi.cgi_environ``), the body is
+stdin (``wasi_config_set_stdin_bytes``), stdout goes to a memfd and is parsed by
+``cgi.parse_cgi_response``. Only the manifest's granted variables join the CGI ones: no
+preopened directories, no inherited stdio, no sockets (preview-1 has none to grant).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Mapping
+
+from wasm_host import _raw
+from wasm_host.cache import CompiledModule
+from wasm_host.cgi import cgi_environ_bytes, parse_cgi_response
+from wasm_host.config import Limits
+from wasm_host.engine import WasmEngine
+from wasm_host.errors import AbiMismatchError, OutputTooLargeError
+from wasm_host.sandbox import Sandbox, check_granted_env
+from wasm_host.values import WasmRequest, WasmResponse
+
+_START = b"_start"
+
+
+class WagiHandler:
+    """A WAGI module ready to serve requests; ``handle`` is synchronous and thread-safe."""
+
+    abi = "wagi"
+
+    def __init__(
+        self,
+        engine: WasmEngine,
+        compiled: CompiledModule,
+        *,
+        limits: Limits,
+        env: Mapping[str, str] | None = None,
+        name: str = "handler",
+    ) -> None:
+        exports = {exp.name for exp in compiled.module.exports}
+        if "_start" not in exports:
+            raise AbiMismatchError(compiled.digest, self.abi, "a WAGI module is a command exporting _start")
+        self.name = name
+        self.digest = compiled.digest
+        self.limits = limits
+        self._sandbox = Sandbox(engine, compiled, limits, self.abi)
+        self._engine = engine
+        self._granted = tuple((k.encode(), v.encode()) for k, v in check_granted_env(env or {}).items())
+        self._pool = engine.stdout_pool
+        self._argv = (ctypes.c_char_p * 1)(name.encode())
+
+    def _wasi_config(self, request: WasmRequest, stdout_path: bytes) -> int:
+        config = _raw.wasi_config_new()
+        names, values = cgi_environ_bytes(request, self._granted)
+        names_ptr, names_keep = _raw.cstring_array(names)
+        values_ptr, values_keep = _raw.cstring_array(values)
+        ok = _raw.wasi_config_set_argv(config, 1, self._argv)
+        ok = ok and _raw.wasi_config_set_env(config, len(names), names_ptr, values_ptr)
+        del names_keep, values_keep  # wasi_config_set_env copied the strings
+        ok = ok and _raw.wasi_config_set_stdout_file(config, stdout_path)
+        if not ok:
+            _raw.wasi_config_delete(config)
+            raise OSError("cannot configure the WASI context")
+        if request.body:
+            vec = _raw.ByteVec()
+            _raw.wasm_byte_vec_new(ctypes.byref(vec), len(request.body), request.body)
+            _raw.wasi_config_set_stdin_bytes(config, ctypes.byref(vec))  # takes ownership
+        return int(config)
+
+    def handle(self, request: WasmRequest) -> WasmResponse:
+        """Run the module once for ``request`` and parse its CGI response.
+
+        Raises a ``HandlerError`` subclass: ``WasmTrapError`` (``HandlerExitError`` for a
+        non-zero exit), ``DeadlineExceededError``, ``MemoryLimitError``,
+        ``OutputTooLargeError`` or ``InvalidCgiOutputError``.
+        """
+        self._engine.check_open()
+        sandbox = self._sandbox
+        fd = self._pool.acquire()
+        size: int | None = None
+        try:
+            store, ctx = sandbox.new_store(self._wasi_config(request, b"/proc/self/fd/%d" % fd))
+            try:
+                instance = sandbox.instantiate(ctx)
+                start = sandbox.export(ctx, instance, _START, _raw.EXTERN_FUNC)
+                trap = ctypes.c_void_p()
+                error = _raw.func_call_unchecked(
+                    ctx, ctypes.addressof(start) + _raw.EXTERN_OF_OFFSET, None, 0, ctypes.byref(trap)
+                )
+                if error or trap:
+                    status = ctypes.c_int(0)
+                    if not trap and _raw.error_exit_status(error, ctypes.byref(status)) and status.value == 0:
+                        _raw.error_delete(error)  # proc_exit(0) is a normal, successful end
+                    else:
+                        raise sandbox.failure(ctx, instance, error, trap.value)
+            finally:
+                _raw.store_delete(store)
+            size = os.fstat(fd).st_size
+            if size > self.limits.max_output_bytes:
+                raise OutputTooLargeError(self.limits.max_output_bytes, size)
+            output = os.pread(fd, size, 0)
+        finally:
+            self._pool.release(fd, size)
+        return parse_cgi_response(output)
