@@ -1,0 +1,82 @@
+"""The async entry point: inline for fast handlers, the pool for slow ones, errors unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.wasm_host import wat
+from tests.wasm_host.conftest import MakeHandler
+from wasm_host import (
+    DeadlineExceededError,
+    ExecutorConfig,
+    Limits,
+    WasmExecutor,
+    WasmRequest,
+)
+
+REQUEST = WasmRequest(method="GET", path="/")
+FAST = wat.wagi_print(b"content-type: text/plain\n\nfast")
+
+
+async def test_fast_handler_runs_inline(make_handler: MakeHandler) -> None:
+    executor = WasmExecutor()
+    handler = make_handler(FAST)
+    try:
+        for _ in range(5):
+            assert (await executor.handle(handler, REQUEST)).body == b"fast"
+        assert executor.placement(handler) == "inline"
+    finally:
+        executor.close()
+
+
+async def test_slow_handler_moves_to_the_pool_and_the_loop_keeps_going(
+    make_handler: MakeHandler,
+) -> None:
+    executor = WasmExecutor(ExecutorConfig(inline_budget_s=0.005))
+    slow = make_handler(wat.WAGI_INFINITE_LOOP, limits=Limits(timeout_s=0.03), name="slow")
+    try:
+        with pytest.raises(DeadlineExceededError):
+            await executor.handle(slow, REQUEST)  # first run is inline and is measured
+        assert executor.placement(slow) == "thread"
+
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.002)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        start = time.perf_counter()
+        results = await asyncio.gather(
+            *(executor.handle(slow, REQUEST) for _ in range(4)), return_exceptions=True
+        )
+        elapsed = time.perf_counter() - start
+        task.cancel()
+        assert all(isinstance(result, DeadlineExceededError) for result in results)
+        # The loop kept ticking while four 30 ms guests ran on the pool.
+        assert ticks >= int(elapsed / 0.002) // 3
+    finally:
+        executor.close()
+
+
+async def test_pinned_thread_mode(make_handler: MakeHandler) -> None:
+    executor = WasmExecutor(ExecutorConfig(mode="thread", max_workers=2))
+    handler = make_handler(FAST)
+    try:
+        bodies = await asyncio.gather(*(executor.handle(handler, REQUEST) for _ in range(20)))
+        assert {response.body for response in bodies} == {b"fast"}
+        assert executor.placement(handler) == "thread"
+    finally:
+        executor.close()
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        ExecutorConfig(mode="fork")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_workers"):
+        ExecutorConfig(max_workers=0)
