@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from control_plane.config import ControlPlaneConfig
+from control_plane.errors import ControlPlaneError
 from control_plane.server import SERVICE_NAME, run
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
 from runtime.errors import ConfigError
@@ -20,6 +21,48 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
     parser = new_parser(PROG, "The EdgeCDN control plane (gRPC).")
     add_flag(parser, "--host", env="CONTROL_PLANE_HOST", default="127.0.0.1", help="address to listen on")
     add_flag(parser, "--port", env="CONTROL_PLANE_PORT", default=0, convert=int, help="port (0: any free)")
+    add_flag(
+        parser,
+        "--data-dir",
+        env="CONTROL_PLANE_DATA_DIR",
+        default=None,
+        convert=Path,
+        help="state directory (SQLite, module blobs, generated tokens); none: a temporary one",
+    )
+    add_flag(
+        parser,
+        "--tokens",
+        env="CONTROL_PLANE_TOKENS",
+        default=None,
+        convert=Path,
+        help="tokens file (JSON or TOML, see docs/control-plane.md); none: generate into the data dir",
+    )
+    add_flag(parser, "--tls-cert", env="CONTROL_PLANE_TLS_CERT", default=None, convert=Path, help="PEM cert")
+    add_flag(parser, "--tls-key", env="CONTROL_PLANE_TLS_KEY", default=None, convert=Path, help="PEM key")
+    add_flag(
+        parser,
+        "--client-ca",
+        env="CONTROL_PLANE_CLIENT_CA",
+        default=None,
+        convert=Path,
+        help="PEM CA that client certificates must chain to (mutual TLS)",
+    )
+    add_flag(
+        parser,
+        "--heartbeat-interval",
+        env="CONTROL_PLANE_HEARTBEAT_INTERVAL",
+        default=1.0,
+        convert=float,
+        help="seconds between node heartbeats",
+    )
+    add_flag(
+        parser,
+        "--missed-heartbeats",
+        env="CONTROL_PLANE_MISSED_HEARTBEATS",
+        default=3,
+        convert=int,
+        help="heartbeats a node may miss before it is marked unreachable",
+    )
     add_flag(
         parser,
         "--ready-file",
@@ -40,7 +83,17 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
     args = parser.parse_args(argv)
     try:
         config = ControlPlaneConfig(
-            host=args.host, port=args.port, ready_file=args.ready_file, grace_seconds=args.grace
+            host=args.host,
+            port=args.port,
+            ready_file=args.ready_file,
+            grace_seconds=args.grace,
+            data_dir=args.data_dir,
+            tokens_file=args.tokens,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            client_ca=args.client_ca,
+            heartbeat_interval_s=args.heartbeat_interval,
+            missed_heartbeats_allowed=args.missed_heartbeats,
         )
     except ConfigError as exc:
         fail(PROG, str(exc))
@@ -51,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, log_level = parse_config(argv)
     configure_logging(log_level)
     ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
-    serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
+    try:
+        serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
+    except ControlPlaneError as exc:
+        fail(PROG, str(exc), code=1)
     return 0
 
 

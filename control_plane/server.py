@@ -1,18 +1,43 @@
-"""The control plane's gRPC server: lifecycle and the services it mounts.
+"""The control plane's gRPC server: lifecycle, state wiring, and the services it mounts.
 
-Listeners start last and stop first: the health service reports NOT_SERVING before the
-server drains, so clients and load balancers stop sending new calls.
+State (SQLite + blob directory + generated tokens) lives in ``--data-dir``. Listeners start
+last and stop first: the health service reports NOT_SERVING and node sessions are closed
+before the server drains, so nodes reconnect elsewhere (or later) promptly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import tempfile
+from contextlib import AsyncExitStack, closing
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from control_plane.apps import AppRegistry
+from control_plane.auth import TokenTable, ensure_generated_tokens, load_tokens_file
+from control_plane.blobs import BlobStore
+from control_plane.compile_check import ModuleValidator
 from control_plane.config import ControlPlaneConfig
+from control_plane.db import Database
+from control_plane.fleet import Fleet
+from control_plane.interceptor import AuthInterceptor
+from control_plane.modules import ModuleRegistry
+from control_plane.node_services import NodeServicer, NodeSessionServicer
+from control_plane.services import AppServicer, DeploymentServicer, ModuleServicer
+from protos.edgecdn.v1 import (
+    apps_pb2,
+    apps_pb2_grpc,
+    deployments_pb2,
+    deployments_pb2_grpc,
+    modules_pb2,
+    modules_pb2_grpc,
+    nodes_pb2,
+    nodes_pb2_grpc,
+)
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
 
@@ -20,25 +45,105 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "control-plane"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+TOKENS_FILE_NAME = "tokens.json"
+SERVICES = (
+    modules_pb2.DESCRIPTOR.services_by_name["ModuleService"].full_name,
+    apps_pb2.DESCRIPTOR.services_by_name["AppService"].full_name,
+    deployments_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
+    nodes_pb2.DESCRIPTOR.services_by_name["NodeSessionService"].full_name,
+    nodes_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+)
+
+
+def _tokens(config: ControlPlaneConfig, data_dir: Path) -> TokenTable:
+    if config.tokens_file is not None:
+        return load_tokens_file(config.tokens_file)
+    path = data_dir / TOKENS_FILE_NAME
+    table = ensure_generated_tokens(path)
+    logger.info("no --tokens given: tokens for viewer, operator and node are in %s", path)
+    return table
+
+
+def _add_port(server: grpc.aio.Server, config: ControlPlaneConfig) -> int:
+    target = f"{config.host}:{config.port}"
+    if config.tls_cert is None or config.tls_key is None:
+        return server.add_insecure_port(target)
+    credentials = grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=None if config.client_ca is None else config.client_ca.read_bytes(),
+        require_client_auth=config.client_ca is not None,
+    )
+    return server.add_secure_port(target, credentials)
+
+
+async def _sweep(fleet: Fleet, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        fleet.sweep()
 
 
 async def run(
     config: ControlPlaneConfig, *, ready: ReadyCallback | None = None, stop: StopEvent | None = None
 ) -> None:
     """Serve until ``stop`` is set (or the task is cancelled), then shut down gracefully."""
+    async with AsyncExitStack() as stack:
+        if config.data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgecdn-cp-")))
+            logger.warning("no --data-dir: state is kept in %s and removed at exit", data_dir)
+        else:
+            data_dir = config.data_dir
+            data_dir.mkdir(parents=True, exist_ok=True)
+        tokens = _tokens(config, data_dir)
+        db = stack.enter_context(closing(Database(data_dir / "control-plane.sqlite3")))
+        validator = stack.enter_context(ModuleValidator())
+        modules = ModuleRegistry(db, BlobStore(data_dir / "modules"), validator)
+        apps = AppRegistry(db, modules)
+        fleet = Fleet(
+            db,
+            apps,
+            heartbeat_interval_s=config.heartbeat_interval_s,
+            missed_allowed=config.missed_heartbeats_allowed,
+        )
+        await _serve(config, fleet, modules, apps, tokens, ready=ready, stop=stop)
+
+
+async def _serve(
+    config: ControlPlaneConfig,
+    fleet: Fleet,
+    modules: ModuleRegistry,
+    apps: AppRegistry,
+    tokens: TokenTable,
+    *,
+    ready: ReadyCallback | None,
+    stop: StopEvent | None,
+) -> None:
     server = grpc.aio.server(
+        interceptors=[AuthInterceptor(tokens)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ],
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    modules_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(modules), server)
+    apps_pb2_grpc.add_AppServiceServicer_to_server(AppServicer(apps), server)
+    deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(fleet), server)
+    nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet), server)
+    nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), server)
     reflection.enable_server_reflection(
-        [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+        [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME, *SERVICES],
+        server,
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    port = _add_port(server, config)
     await server.start()
+    sweeper = asyncio.create_task(
+        _sweep(fleet, config.heartbeat_interval_s / 2), name="control-plane-heartbeat-sweeper"
+    )
     try:
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         address = f"{config.host}:{port}"
@@ -47,6 +152,9 @@ async def run(
             ready({"grpc": address})
         await wait_for_stop(stop)
     finally:
+        sweeper.cancel()
+        await asyncio.wait([sweeper])
         await health_servicer.enter_graceful_shutdown()
+        fleet.close_all("shutting down")
         await server.stop(grace=config.grace_seconds)
         logger.info("control plane stopped")

@@ -1,0 +1,396 @@
+"""The fleet: every known node, its session, the deployments, and who is watching.
+
+All state changes happen on the event-loop thread; persistence goes through the
+repository in short transactions. Node inventory watchers get a bounded queue each; a
+watcher that falls behind is dropped (it can watch again) rather than growing memory.
+Heartbeats update load and liveness in memory only; status changes are published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from control_plane.apps import AppRegistry
+from control_plane.assignments import desired_deployment, hello_problem, selector_matches, selector_problem
+from control_plane.db import Database
+from control_plane.errors import InvalidRequestError, NotFoundError
+from control_plane.records import DeploymentRecord, NodeRecord
+from control_plane.sessions import Session
+from protos.edgecdn.v1 import apps_pb2, common_pb2, deployments_pb2, nodes_pb2
+
+logger = logging.getLogger(__name__)
+
+WATCH_QUEUE_SIZE = 10_000
+Progress = deployments_pb2.NodeProgress
+
+
+@dataclass(slots=True)
+class _Node:
+    record: NodeRecord
+    status: nodes_pb2.NodeStatus.ValueType = nodes_pb2.NODE_STATUS_DISCONNECTED
+    load: common_pb2.Load = field(default_factory=common_pb2.Load)
+    last_heard: float = 0.0
+    session: Session | None = None
+    desired_version: str = ""
+
+
+@dataclass(slots=True)
+class _Deployment:
+    id: int
+    record: DeploymentRecord
+    selector: common_pb2.Selector
+    app: apps_pb2.AppVersion
+    progress: dict[str, tuple[str, Progress.State.ValueType, common_pb2.ErrorDetail | None]]
+
+
+@dataclass(slots=True)
+class NodeWatch:
+    """One WatchNodes subscriber: events to send, and whether it fell behind."""
+
+    regions: frozenset[str]
+    queue: asyncio.Queue[nodes_pb2.NodeEvent] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=WATCH_QUEUE_SIZE)
+    )
+    overflowed: bool = False
+
+
+class Fleet:
+    """Nodes, sessions and deployments; the gRPC adapters call into this."""
+
+    def __init__(
+        self, db: Database, apps: AppRegistry, *, heartbeat_interval_s: float, missed_allowed: int
+    ) -> None:
+        self._db = db
+        self._apps = apps
+        self.params = nodes_pb2.SessionParams(
+            heartbeat_interval_ms=round(heartbeat_interval_s * 1000), missed_heartbeats_allowed=missed_allowed
+        )
+        self._unreachable_after = heartbeat_interval_s * missed_allowed
+        self._nodes: dict[str, _Node] = {r.node_id: _Node(record=r) for r in db.list_nodes()}
+        self._deployments: dict[int, _Deployment] = {}
+        for record in db.list_deployments():
+            self._deployments[record.id] = self._load_deployment(record)
+        for node in self._nodes.values():
+            node.desired_version = self._desired_version(node.record)
+        self._watches: list[NodeWatch] = []
+        self._changed = asyncio.Event()
+
+    def _load_deployment(self, record: DeploymentRecord) -> _Deployment:
+        selector = common_pb2.Selector.FromString(record.selector)
+        app = self._apps.get(record.app_name, record.app_version)
+        progress = {
+            p.node_id: (
+                p.region,
+                _STATES[p.state],
+                None if p.error is None else common_pb2.ErrorDetail.FromString(p.error),
+            )
+            for p in self._db.deployment_progress(record.id)
+        }
+        return _Deployment(id=record.id, record=record, selector=selector, app=app, progress=progress)
+
+    def _desired(self, record: NodeRecord) -> _Deployment | None:
+        return desired_deployment(
+            list(self._deployments.values()), node_id=record.node_id, region=record.region
+        )
+
+    def _desired_version(self, record: NodeRecord) -> str:
+        desired = self._desired(record)
+        return "" if desired is None else str(desired.id)
+
+    # -- changes -------------------------------------------------------------------------
+
+    def change_event(self) -> asyncio.Event:
+        """An event set at the next change to any node or deployment (take it before reading)."""
+        return self._changed
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _publish(self, node: _Node, kind: nodes_pb2.NodeEvent.Kind.ValueType) -> None:
+        event = nodes_pb2.NodeEvent(kind=kind, node=self._info(node))
+        for watch in self._watches:
+            if watch.overflowed or (watch.regions and node.record.region not in watch.regions):
+                continue
+            try:
+                watch.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                watch.overflowed = True
+        self._touch()
+
+    def watch_nodes(self, regions: frozenset[str]) -> NodeWatch:
+        """Subscribe: the queue starts with the snapshot and SNAPSHOT_END, then changes follow."""
+        watch = NodeWatch(regions=regions, queue=asyncio.Queue(maxsize=WATCH_QUEUE_SIZE + len(self._nodes)))
+        for info in self.list_nodes(regions):
+            watch.queue.put_nowait(nodes_pb2.NodeEvent(kind=nodes_pb2.NodeEvent.KIND_SNAPSHOT, node=info))
+        watch.queue.put_nowait(nodes_pb2.NodeEvent(kind=nodes_pb2.NodeEvent.KIND_SNAPSHOT_END))
+        self._watches.append(watch)
+        return watch
+
+    def unwatch(self, watch: NodeWatch) -> None:
+        if watch in self._watches:
+            self._watches.remove(watch)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _info(self, node: _Node) -> nodes_pb2.NodeInfo:
+        r = node.record
+        info = nodes_pb2.NodeInfo(
+            node_id=r.node_id,
+            region=r.region,
+            pop=r.pop,
+            address=r.address,
+            status=node.status,
+            app_name=r.app_name,
+            app_version=r.app_version,
+            assignment_version=r.assignment_version,
+            desired_version=node.desired_version,
+            load=node.load,
+            capacity_rps=r.capacity_rps,
+        )
+        if r.last_heartbeat:
+            info.last_heartbeat.CopyFrom(_timestamp(r.last_heartbeat))
+        if r.last_error is not None:
+            info.last_error.ParseFromString(r.last_error)
+        return info
+
+    def list_nodes(self, regions: frozenset[str] = frozenset()) -> list[nodes_pb2.NodeInfo]:
+        nodes = sorted(self._nodes.values(), key=lambda n: (n.record.region, n.record.node_id))
+        return [self._info(n) for n in nodes if not regions or n.record.region in regions]
+
+    def deployment(self, deployment_id: str) -> deployments_pb2.Deployment:
+        found = self._deployments.get(int(deployment_id)) if deployment_id.isdigit() else None
+        if found is None:
+            raise NotFoundError(kind="deployment", key=deployment_id)
+        message = deployments_pb2.Deployment(
+            id=str(found.id),
+            app_name=found.record.app_name,
+            app_version=found.record.app_version,
+            target=found.selector,
+        )
+        message.created_at.CopyFrom(_timestamp(found.record.created_at))
+        done = True
+        for node_id, (region, state, error) in sorted(found.progress.items(), key=lambda i: (i[1][0], i[0])):
+            node = self._nodes.get(node_id)
+            progress = message.nodes.add(
+                node_id=node_id,
+                region=region,
+                state=state,
+                node_status=node.status if node else nodes_pb2.NODE_STATUS_UNSPECIFIED,
+            )
+            if error is not None:
+                progress.error.CopyFrom(error)
+            done = done and state != Progress.STATE_PENDING
+        message.done = done
+        return message
+
+    # -- deployments ---------------------------------------------------------------------
+
+    def deploy(self, *, app_name: str, app_version: str, selector: common_pb2.Selector) -> str:
+        """Assign ``app_name@app_version`` to the selected nodes now; the new deployment's id."""
+        problem = selector_problem(selector)
+        if problem is not None:
+            raise InvalidRequestError(field="target", reason=problem)
+        app = self._apps.get(app_name, app_version or None)
+        for node_id in selector.node_ids:
+            if node_id not in self._nodes:
+                raise NotFoundError(kind="node", key=node_id)
+        targets = [
+            (n.record.node_id, n.record.region)
+            for n in self._nodes.values()
+            if selector_matches(selector, node_id=n.record.node_id, region=n.record.region)
+        ]
+        record = self._db.add_deployment(
+            app_name=app.name,
+            app_version=app.version,
+            selector=selector.SerializeToString(deterministic=True),
+            targets=targets,
+        )
+        deployment = _Deployment(
+            id=record.id,
+            record=record,
+            selector=selector,
+            app=app,
+            progress={node_id: (region, Progress.STATE_PENDING, None) for node_id, region in targets},
+        )
+        self._deployments[record.id] = deployment
+        for node_id, _ in targets:
+            node = self._nodes[node_id]
+            node.desired_version = str(record.id)
+            if node.session is not None:
+                node.session.push(deployment_id=record.id, app=app, cause=f"deployment {record.id}")
+            self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+        logger.info("deployment %d: %s@%s to %d nodes", record.id, app.name, app.version, len(targets))
+        self._touch()
+        return str(record.id)
+
+    def _set_progress(
+        self,
+        deployment_id: int,
+        node_id: str,
+        state: Progress.State.ValueType,
+        error: common_pb2.ErrorDetail | None,
+    ) -> None:
+        deployment = self._deployments.get(deployment_id)
+        if deployment is None or node_id not in deployment.progress:
+            return
+        region, current, _ = deployment.progress[node_id]
+        if current == state and error is None:
+            return
+        deployment.progress[node_id] = (region, state, error)
+        self._db.set_progress(
+            deployment_id, node_id, _STATE_NAMES[state], None if error is None else error.SerializeToString()
+        )
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def open_session(self, hello: nodes_pb2.NodeHello) -> Session:
+        """Register a node's new session (replacing an older one) and queue what it must run."""
+        problem = hello_problem(hello)
+        if problem is not None:
+            raise InvalidRequestError(field="hello", reason=problem)
+        node = self._nodes.get(hello.node_id)
+        previous = NodeRecord(node_id=hello.node_id, region=hello.region) if node is None else node.record
+        if node is not None and node.session is not None:
+            node.session.close("replaced by a newer session of the same node")
+        record = dataclasses.replace(
+            previous,
+            region=hello.region,
+            pop=hello.pop,
+            address=hello.address,
+            agent_version=hello.agent_version,
+            capacity_rps=hello.capacity_rps,
+            assignment_version=hello.assignment_version,
+            app_name=hello.app.name if hello.HasField("app") else "",
+            app_version=hello.app.version if hello.HasField("app") else "",
+            last_heartbeat=time.time(),
+        )
+        session = Session(hello.node_id, self.params)
+        node = _Node(record=record, status=nodes_pb2.NODE_STATUS_READY, last_heard=time.monotonic())
+        node.session = session
+        self._nodes[hello.node_id] = node
+        desired = self._desired(record)
+        if desired is not None:
+            node.desired_version = str(desired.id)
+            if hello.assignment_version == node.desired_version:
+                # Resume: the node already runs what it should; nothing to send or fetch.
+                self._set_progress(desired.id, record.node_id, Progress.STATE_ACKED, None)
+            else:
+                session.push(deployment_id=desired.id, app=desired.app, cause=f"deployment {desired.id}")
+        self._db.put_node(record)
+        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+        logger.info(
+            "node %s (%s) connected at version %r", record.node_id, record.region, record.assignment_version
+        )
+        return session
+
+    def _current(self, session: Session) -> _Node | None:
+        node = self._nodes.get(session.node_id)
+        return node if node is not None and node.session is session else None
+
+    def _heard(self, node: _Node) -> None:
+        node.last_heard = time.monotonic()
+        if node.status != nodes_pb2.NODE_STATUS_READY:
+            node.status = nodes_pb2.NODE_STATUS_READY
+            self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+
+    def handle(self, session: Session, message: nodes_pb2.NodeMessage) -> None:
+        """Apply one message from a node."""
+        node = self._current(session)
+        if node is None:
+            return
+        kind = message.WhichOneof("message")
+        if kind == "heartbeat":
+            node.load = message.heartbeat.load
+            node.record = dataclasses.replace(node.record, last_heartbeat=time.time())
+            self._heard(node)
+        elif kind == "ack":
+            self._on_ack(node, session, message.ack)
+        elif kind == "nack":
+            self._on_nack(node, session, message.nack)
+        elif kind == "hello":
+            raise InvalidRequestError(field="hello", reason="sent twice in one session")
+        else:
+            self._heard(node)
+
+    def _on_ack(self, node: _Node, session: Session, ack: nodes_pb2.AssignmentAck) -> None:
+        if not session.sent_nonce or ack.nonce != session.sent_nonce:
+            logger.debug("node %s: stale ACK nonce %s ignored", node.record.node_id, ack.nonce)
+            return
+        node.record = dataclasses.replace(
+            node.record,
+            assignment_version=ack.version,
+            app_name=session.sent_app.name,
+            app_version=session.sent_app.version,
+            last_error=None,
+        )
+        self._set_progress(session.sent_deployment, node.record.node_id, Progress.STATE_ACKED, None)
+        self._db.put_node(node.record)
+        node.last_heard = time.monotonic()
+        node.status = nodes_pb2.NODE_STATUS_READY
+        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+
+    def _on_nack(self, node: _Node, session: Session, nack: nodes_pb2.AssignmentNack) -> None:
+        if not session.sent_nonce or nack.nonce != session.sent_nonce:
+            logger.debug("node %s: stale NACK nonce %s ignored", node.record.node_id, nack.nonce)
+            return
+        logger.warning(
+            "node %s refused version %s: %s", node.record.node_id, nack.rejected_version, nack.error.message
+        )
+        node.record = dataclasses.replace(
+            node.record, assignment_version=nack.version, last_error=nack.error.SerializeToString()
+        )
+        self._set_progress(session.sent_deployment, node.record.node_id, Progress.STATE_NACKED, nack.error)
+        self._db.put_node(node.record)
+        node.last_heard = time.monotonic()
+        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+
+    def close_session(self, session: Session) -> None:
+        """The stream ended; the node is disconnected unless a newer session replaced this one."""
+        session.close("stream ended")
+        node = self._current(session)
+        if node is None:
+            return
+        node.session = None
+        node.status = nodes_pb2.NODE_STATUS_DISCONNECTED
+        self._db.put_node(node.record)
+        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+        logger.info("node %s disconnected", node.record.node_id)
+
+    def sweep(self) -> None:
+        """Mark nodes whose heartbeats stopped as unreachable."""
+        now = time.monotonic()
+        for node in self._nodes.values():
+            if (
+                node.session is not None
+                and node.status == nodes_pb2.NODE_STATUS_READY
+                and now - node.last_heard > self._unreachable_after
+            ):
+                node.status = nodes_pb2.NODE_STATUS_UNREACHABLE
+                logger.warning("node %s missed its heartbeats: unreachable", node.record.node_id)
+                self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+
+    def close_all(self, reason: str) -> None:
+        for node in self._nodes.values():
+            if node.session is not None:
+                node.session.close(reason)
+
+
+_STATES: dict[str, Progress.State.ValueType] = {
+    "pending": Progress.STATE_PENDING,
+    "acked": Progress.STATE_ACKED,
+    "nacked": Progress.STATE_NACKED,
+}
+_STATE_NAMES = {value: key for key, value in _STATES.items()}
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp

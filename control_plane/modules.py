@@ -1,0 +1,89 @@
+"""The module registry: digest- and size-checked, compile-validated, content-addressed storage."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from control_plane.blobs import BlobStore, is_sha256_hex
+from control_plane.compile_check import ModuleValidator
+from control_plane.db import Database
+from control_plane.errors import InvalidRequestError, ModuleInUseError, ModuleRejectedError, NotFoundError
+from control_plane.records import ModuleRecord
+
+MAX_MODULE_BYTES = 64 * 1024 * 1024
+
+
+def check_digest(sha256: str, *, field: str = "sha256") -> str:
+    """``sha256`` if it is lower-case sha256 hex, else InvalidRequestError."""
+    if not is_sha256_hex(sha256):
+        raise InvalidRequestError(field=field, reason=f"{sha256!r} is not a lower-case sha256 hex digest")
+    return sha256
+
+
+def check_upload(*, expected_sha256: str, expected_size: int, data: bytes) -> None:
+    """Raise ModuleRejectedError unless ``data`` has the announced size and digest."""
+    if len(data) != expected_size:
+        raise ModuleRejectedError(
+            code="size_mismatch",
+            reason=f"received {len(data)} bytes but the header announced {expected_size}",
+            sha256=expected_sha256,
+        )
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise ModuleRejectedError(
+            code="digest_mismatch",
+            reason=f"received bytes have sha256 {actual}, not the announced {expected_sha256}",
+            sha256=expected_sha256,
+        )
+
+
+class ModuleRegistry:
+    """Accepts, lists, serves and deletes modules."""
+
+    def __init__(self, db: Database, blobs: BlobStore, validator: ModuleValidator) -> None:
+        self._db = db
+        self._blobs = blobs
+        self._validator = validator
+
+    async def add(self, *, name: str, sha256: str, abi: int, data: bytes) -> ModuleRecord:
+        """Compile-check and store a module whose digest and size the caller verified."""
+        known = self._db.get_module(sha256)
+        if known is not None and self._blobs.has(sha256):
+            return known
+        imports = await self._validator.validate_async(data, sha256)
+        self._blobs.put(sha256, data)
+        record = ModuleRecord(
+            sha256=sha256, name=name, size_bytes=len(data), abi=abi, created_at=time.time(), imports=imports
+        )
+        return self._db.put_module(record)
+
+    def get(self, sha256: str) -> ModuleRecord:
+        record = self._db.get_module(check_digest(sha256))
+        if record is None:
+            raise NotFoundError(kind="module", key=sha256)
+        return record
+
+    def has(self, sha256: str) -> bool:
+        return is_sha256_hex(sha256) and self._db.get_module(sha256) is not None
+
+    def list(self) -> list[ModuleRecord]:
+        return self._db.list_modules()
+
+    def used_by(self, sha256: str) -> tuple[str, ...]:
+        return self._db.module_users(sha256)
+
+    def read(self, sha256: str) -> bytes:
+        self.get(sha256)
+        try:
+            return self._blobs.get(sha256)
+        except FileNotFoundError as exc:
+            raise NotFoundError(kind="module blob", key=sha256) from exc
+
+    def delete(self, sha256: str) -> None:
+        self.get(sha256)
+        users = self._db.module_users(sha256)
+        if users:
+            raise ModuleInUseError(sha256=sha256, used_by=users)
+        self._db.delete_module(sha256)
+        self._blobs.delete(sha256)

@@ -1,0 +1,97 @@
+"""gRPC adapters for node sessions (the xDS-style stream) and the node inventory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from control_plane.assignments import regions_filter
+from control_plane.errors import ControlPlaneError
+from control_plane.fleet import Fleet
+from control_plane.grpc_errors import abort_with
+from control_plane.sessions import Session
+from protos.edgecdn.v1 import nodes_pb2, nodes_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+HELLO_TIMEOUT_S = 10.0
+PROTOCOL_ERROR = "protocol error: "
+
+
+class NodeSessionServicer(nodes_pb2_grpc.NodeSessionServiceServicer):
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    async def Connect(  # noqa: N802 - gRPC method name
+        self, request_iterator: AsyncIterator[nodes_pb2.NodeMessage], context: Context
+    ) -> AsyncIterator[nodes_pb2.ControlMessage]:
+        try:
+            first = await asyncio.wait_for(anext(request_iterator, None), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"no hello within {HELLO_TIMEOUT_S:g} s")
+        if first is None or first.WhichOneof("message") != "hello":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message of a session must be hello"
+            )
+        try:
+            session = self._fleet.open_session(first.hello)
+        except ControlPlaneError as exc:
+            await abort_with(context, exc)
+        reader = asyncio.create_task(
+            self._read(session, request_iterator), name=f"node-session-reader:{session.node_id}"
+        )
+        try:
+            while (message := await session.next_message()) is not None:
+                yield message
+        finally:
+            reader.cancel()
+            await asyncio.wait([reader])
+            self._fleet.close_session(session)
+        if session.close_reason.startswith(PROTOCOL_ERROR):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.close_reason)
+        if session.close_reason.startswith("replaced"):
+            await context.abort(grpc.StatusCode.ABORTED, session.close_reason)
+        if session.close_reason.startswith("shutting down"):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, session.close_reason)
+
+    async def _read(self, session: Session, requests: AsyncIterator[nodes_pb2.NodeMessage]) -> None:
+        reason = "stream ended"
+        try:
+            async for message in requests:
+                self._fleet.handle(session, message)
+        except ControlPlaneError as exc:
+            reason = f"{PROTOCOL_ERROR}{exc}"
+        except grpc.RpcError as exc:
+            reason = f"stream failed: {exc}"
+        finally:
+            session.close(reason)
+
+
+class NodeServicer(nodes_pb2_grpc.NodeServiceServicer):
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    async def ListNodes(  # noqa: N802 - gRPC method name
+        self, request: nodes_pb2.ListNodesRequest, context: Context
+    ) -> nodes_pb2.ListNodesResponse:
+        return nodes_pb2.ListNodesResponse(nodes=self._fleet.list_nodes(regions_filter(request.regions)))
+
+    async def WatchNodes(  # noqa: N802 - gRPC method name
+        self, request: nodes_pb2.WatchNodesRequest, context: Context
+    ) -> AsyncIterator[nodes_pb2.NodeEvent]:
+        watch = self._fleet.watch_nodes(regions_filter(request.regions))
+        try:
+            while True:
+                if watch.overflowed:
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "watcher fell behind the node inventory; watch again",
+                    )
+                yield await watch.queue.get()
+        finally:
+            self._fleet.unwatch(watch)

@@ -1,0 +1,278 @@
+"""``NodeSession``: the node end of the xDS-style stream to the control plane.
+
+It connects (exponential back-off with jitter between attempts), says hello with the
+version and module digests it already holds, heartbeats at the interval the control plane
+sets, and for every assignment fetches only the modules it lacks, verifies their sha256,
+hands the assignment and all its modules' bytes to the node's ``apply`` callback, and ACKs
+(or NACKs with the version it keeps and the error). The callback does the compile and the
+atomic swap; when it raises, the node keeps its previous state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import grpc
+
+from cpclient.backoff import Backoff
+from cpclient.channel import TlsSettings, auth_metadata, open_channel
+from cpclient.errors import ApplyError, ModuleFetchError
+from cpclient.fetch import fetch_module
+from cpclient.store import ModuleStore
+from protos.edgecdn.v1 import apps_pb2, common_pb2, modules_pb2_grpc, nodes_pb2, nodes_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+AGENT_VERSION = "cpclient/0.1"
+ApplyCallback = Callable[[nodes_pb2.Assignment, Mapping[str, bytes]], Awaitable[None] | None]
+LoadProvider = Callable[[], common_pb2.Load]
+WRITE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeIdentity:
+    """Who the node is, as its hello says."""
+
+    node_id: str
+    region: str
+    pop: str = ""
+    address: str = ""
+    capacity_rps: float = 0.0
+    agent_version: str = AGENT_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    """Where the control plane is and how to reach it."""
+
+    target: str
+    token: str
+    tls: TlsSettings | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    fetch_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppliedState:
+    """What the node runs: the assignment version in effect and its app (None: nothing)."""
+
+    version: str = ""
+    app: apps_pb2.AppVersion | None = None
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counters, for tests, benchmarks and the node's admin endpoint."""
+
+    connects: int = 0
+    assignments: int = 0
+    acks: int = 0
+    nacks: int = 0
+    modules_downloaded: int = 0
+    bytes_downloaded: int = 0
+    last_error: str = ""
+
+
+class NodeSession:
+    """Keeps one node's session open until ``run`` is cancelled or ``stop`` is set.
+
+    ``channel``: share one channel among many sessions (one HTTP/2 connection); when None,
+    each connection attempt opens and closes its own.
+    """
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        identity: NodeIdentity,
+        *,
+        apply: ApplyCallback,
+        store: ModuleStore,
+        initial: AppliedState | None = None,
+        load: LoadProvider | None = None,
+        channel: grpc.aio.Channel | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.identity = identity
+        self.state = initial or AppliedState()
+        self.stats = SessionStats()
+        self.params = nodes_pb2.SessionParams(heartbeat_interval_ms=1000, missed_heartbeats_allowed=3)
+        self._apply = apply
+        self._store = store
+        self._load = load or common_pb2.Load
+        self._shared_channel = channel
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._metadata = auth_metadata(settings.token)
+        self._write_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self.connected = False
+
+    # -- observing -----------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, predicate: Callable[[NodeSession], bool], timeout_s: float) -> None:
+        """Return once ``predicate(self)`` holds; TimeoutError after ``timeout_s``."""
+        async with asyncio.timeout(timeout_s):
+            while not predicate(self):
+                await self._changed.wait()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Connect, serve the session, reconnect with back-off; until cancelled or ``stop``."""
+        attempt = 0
+        while stop is None or not stop.is_set():
+            connects = self.stats.connects
+            try:
+                await self.run_once()
+                self.stats.last_error = "the control plane closed the session"
+            except grpc.aio.AioRpcError as exc:
+                self.stats.last_error = f"{exc.code().name}: {exc.details()}"
+            except (TimeoutError, OSError, grpc.aio.UsageError) as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            self.connected = False
+            self._touch()
+            attempt = 0 if self.stats.connects > connects else attempt + 1
+            delay = self.settings.backoff.delay(attempt, self._rng)
+            logger.info(
+                "node %s: session ended (%s); retry in %.2f s",
+                self.identity.node_id,
+                self.stats.last_error,
+                delay,
+            )
+            if stop is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+
+    async def run_once(self) -> None:
+        """One session: returns when the control plane ends it; raises AioRpcError on failure."""
+        channel = self._shared_channel or open_channel(self.settings.target, self.settings.tls)
+        try:
+            call = nodes_pb2_grpc.NodeSessionServiceStub(channel).Connect(metadata=self._metadata)
+            modules = modules_pb2_grpc.ModuleServiceStub(channel)
+            heartbeats: asyncio.Task[None] | None = None
+            try:
+                await self._write(call, nodes_pb2.NodeMessage(hello=self._hello()))
+                async for message in call:
+                    kind = message.WhichOneof("message")
+                    if kind == "params":
+                        self.params = message.params
+                        self.stats.connects += 1
+                        self.connected = True
+                        self._touch()
+                        if heartbeats is None:
+                            heartbeats = asyncio.create_task(
+                                self._heartbeats(call), name=f"cpclient-heartbeats:{self.identity.node_id}"
+                            )
+                    elif kind == "assignment":
+                        await self._on_assignment(call, modules, message.assignment)
+            finally:
+                if heartbeats is not None:
+                    heartbeats.cancel()
+                    await asyncio.wait([heartbeats])
+                call.cancel()
+        finally:
+            if self._shared_channel is None:
+                await channel.close()
+
+    def _hello(self) -> nodes_pb2.NodeHello:
+        hello = nodes_pb2.NodeHello(
+            node_id=self.identity.node_id,
+            region=self.identity.region,
+            pop=self.identity.pop,
+            address=self.identity.address,
+            assignment_version=self.state.version,
+            module_sha256s=list(self._store.digests()),
+            agent_version=self.identity.agent_version,
+            capacity_rps=self.identity.capacity_rps,
+        )
+        if self.state.app is not None:
+            hello.app.CopyFrom(self.state.app)
+        return hello
+
+    async def _write(self, call: Call, message: nodes_pb2.NodeMessage) -> None:
+        async with self._write_lock, asyncio.timeout(WRITE_TIMEOUT_S):
+            await call.write(message)
+
+    async def _heartbeats(self, call: Call) -> None:
+        while True:
+            await asyncio.sleep(max(self.params.heartbeat_interval_ms, 10) / 1000)
+            heartbeat = nodes_pb2.Heartbeat(load=self._load())
+            heartbeat.sent_at.GetCurrentTime()
+            try:
+                await self._write(call, nodes_pb2.NodeMessage(heartbeat=heartbeat))
+            except (grpc.aio.AioRpcError, grpc.aio.UsageError, TimeoutError):
+                return  # the read loop sees the broken stream and ends the session
+
+    # -- assignments ---------------------------------------------------------------------
+
+    async def _on_assignment(
+        self, call: Call, modules: modules_pb2_grpc.ModuleServiceAsyncStub, assignment: nodes_pb2.Assignment
+    ) -> None:
+        self.stats.assignments += 1
+        try:
+            blobs = await self._gather_modules(modules, assignment.app)
+            outcome = self._apply(assignment, blobs)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except ModuleFetchError as exc:
+            await self._nack(call, assignment, exc.code, exc.reason, exc.sha256)
+        except ApplyError as exc:
+            await self._nack(call, assignment, exc.code, exc.reason, exc.sha256)
+        except Exception as exc:  # noqa: BLE001 - any failure of the node's apply is a NACK
+            await self._nack(call, assignment, "apply_failed", f"{type(exc).__name__}: {exc}", "")
+        else:
+            self.state = AppliedState(version=assignment.version, app=assignment.app)
+            await self._write(
+                call,
+                nodes_pb2.NodeMessage(
+                    ack=nodes_pb2.AssignmentAck(version=assignment.version, nonce=assignment.nonce)
+                ),
+            )
+            self.stats.acks += 1
+        self._touch()
+
+    async def _gather_modules(
+        self, stub: modules_pb2_grpc.ModuleServiceAsyncStub, app: apps_pb2.AppVersion
+    ) -> dict[str, bytes]:
+        wanted = sorted({module.sha256 for module in app.modules})
+        missing = [sha for sha in wanted if not self._store.has(sha)]
+        fetched = await asyncio.gather(
+            *(
+                fetch_module(stub, sha, metadata=self._metadata, timeout_s=self.settings.fetch_timeout_s)
+                for sha in missing
+            )
+        )
+        for sha, data in zip(missing, fetched, strict=True):
+            self._store.put(sha, data)
+            self.stats.modules_downloaded += 1
+            self.stats.bytes_downloaded += len(data)
+        return {sha: self._store.get(sha) for sha in wanted}
+
+    async def _nack(
+        self, call: Call, assignment: nodes_pb2.Assignment, code: str, reason: str, sha256: str
+    ) -> None:
+        logger.warning("node %s refuses version %s: %s", self.identity.node_id, assignment.version, reason)
+        self.stats.nacks += 1
+        self.stats.last_error = reason
+        nack = nodes_pb2.AssignmentNack(
+            version=self.state.version,
+            nonce=assignment.nonce,
+            rejected_version=assignment.version,
+            error=common_pb2.ErrorDetail(code=code, message=reason, module_sha256=sha256),
+        )
+        await self._write(call, nodes_pb2.NodeMessage(nack=nack))
+
+
+Call = grpc.aio.StreamStreamCall[nodes_pb2.NodeMessage, nodes_pb2.ControlMessage]
