@@ -11,9 +11,21 @@ light in fiber. Defaults are fitted to published measurements (see ``docs/world.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import random
 
-from geo.errors import InvalidValueError
+from geo.params import LatencyParams
+from geo.places import Coordinate, Place, resolve_place
+from geo.world import Country, Region, World
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "MAX_DISTANCE_KM",
+    "Coordinate",
+    "LatencyModel",
+    "LatencyParams",
+    "Place",
+    "haversine_km",
+]
 
 # Mean Earth radius (IUGG); the haversine formula assumes a sphere, which is within
 # 0.5% of the ellipsoid: far below the spread of real Internet paths.
@@ -34,29 +46,55 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LatencyParams:
-    """Parameters of the RTT model; the world file's ``[latency]`` table."""
+class LatencyModel:
+    """Modeled round-trip and one-way delays between places of one world.
 
-    # c / 1.468 (group index of standard single-mode fiber at 1550 nm) = 204.2 km/ms.
-    fiber_km_per_ms: float = 204.2
-    path_inflation: float = 1.3
-    per_hop_base_ms: float = 5.0
-    # Half-width of the uniform jitter added to each one-way delay.
-    jitter_ms: float = 1.0
+    Places are :class:`Region`, :class:`Country` or :class:`Coordinate` objects, or names
+    that :func:`geo.places.resolve_place` understands ("KR", "ap-northeast-2", "Seoul",
+    "37.57,126.98"). Pure and deterministic except :meth:`one_way_delay_ms`, whose
+    randomness comes only from the generator the caller passes (seed it from the world).
+    """
 
-    def __post_init__(self) -> None:
-        _require(
-            "fiber_km_per_ms",
-            self.fiber_km_per_ms,
-            0 < self.fiber_km_per_ms <= 299.792458,
-            "must be above 0 and at most the speed of light in vacuum (299.79 km/ms)",
-        )
-        _require("path_inflation", self.path_inflation, self.path_inflation >= 1, "must be at least 1")
-        _require("per_hop_base_ms", self.per_hop_base_ms, self.per_hop_base_ms >= 0, "must not be negative")
-        _require("jitter_ms", self.jitter_ms, self.jitter_ms >= 0, "must not be negative")
+    def __init__(self, world: World, params: LatencyParams | None = None) -> None:
+        self._world = world
+        self._params = params if params is not None else world.latency
+        p = self._params
+        # RTT per km of great-circle distance: there and back, on an inflated path.
+        self._rtt_ms_per_km = 2 * p.path_inflation / p.fiber_km_per_ms
 
+    @property
+    def params(self) -> LatencyParams:
+        return self._params
 
-def _require(field: str, value: float, ok: bool, reason: str) -> None:
-    if not math.isfinite(value) or not ok:
-        raise InvalidValueError(field=field, reason=f"{reason} (got {value})")
+    def place(self, place: Place | str) -> Place:
+        return resolve_place(self._world, place) if isinstance(place, str) else place
+
+    def distance_km(self, a: Place | str, b: Place | str) -> float:
+        first, second = self.place(a), self.place(b)
+        return haversine_km(first.latitude, first.longitude, second.latitude, second.longitude)
+
+    def rtt_for_distance_ms(self, distance_km: float) -> float:
+        """Modeled RTT over ``distance_km`` of great circle."""
+        return self._params.per_hop_base_ms + distance_km * self._rtt_ms_per_km
+
+    def rtt_ms(self, a: Place | str, b: Place | str) -> float:
+        """Modeled mean round-trip time between two places, in ms."""
+        return self.rtt_for_distance_ms(self.distance_km(a, b))
+
+    def one_way_delay_ms(self, country: Country | str, region: Region | str, rng: random.Random) -> float:
+        """One simulated one-way delay between a country's clients and a region's PoP.
+
+        Half the modeled RTT plus uniform jitter of at most ``jitter_ms`` either way, and
+        never below the time light in fiber needs on the great circle: jitter may not
+        make the simulated Internet faster than physics allows.
+        """
+        distance = self.distance_km(country, region)
+        jitter = self._params.jitter_ms
+        delay = self.rtt_for_distance_ms(distance) / 2 + rng.uniform(-jitter, jitter)
+        return max(delay, distance / self._params.fiber_km_per_ms)
+
+    def regions_by_rtt(self, place: Place | str) -> tuple[tuple[Region, float], ...]:
+        """Every region with its modeled RTT from ``place``, nearest first (ties by id)."""
+        origin = self.place(place)
+        ranked = sorted((self.rtt_ms(origin, r), r.id, r) for r in self._world.regions)
+        return tuple((region, rtt) for rtt, _, region in ranked)

@@ -26,7 +26,7 @@ from geo.errors import (
     UnknownRegionError,
     WorldFileError,
 )
-from geo.latency import LatencyParams
+from geo.params import LatencyParams
 from geo.toml_reader import TableReader
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -54,7 +54,8 @@ _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 MAX_CLIENT_INDEX = 2**16 - 2
 
 
-def _check_coordinates(latitude: float, longitude: float) -> None:
+def check_coordinates(latitude: float, longitude: float) -> None:
+    """Raise InvalidValueError unless both are finite degrees within range."""
     if not (math.isfinite(latitude) and -90 <= latitude <= 90):
         raise InvalidValueError(field="latitude", reason=f"must be between -90 and 90 (got {latitude})")
     if not (math.isfinite(longitude) and -180 <= longitude <= 180):
@@ -82,7 +83,7 @@ class Region:
             )
         if not self.pop.strip():
             raise InvalidValueError(field="pop", reason="must name the PoP's city")
-        _check_coordinates(self.latitude, self.longitude)
+        check_coordinates(self.latitude, self.longitude)
         if self.edge_nodes < 0:
             raise InvalidValueError(
                 field="edge_nodes", reason=f"must not be negative (got {self.edge_nodes})"
@@ -133,7 +134,7 @@ class Country:
             )
         if not self.city.strip():
             raise InvalidValueError(field="city", reason="must not be empty")
-        _check_coordinates(self.latitude, self.longitude)
+        check_coordinates(self.latitude, self.longitude)
         _check_loopback(self.loopback)
         for index, network in enumerate(self.cidrs):
             if network.is_loopback:
