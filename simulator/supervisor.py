@@ -66,11 +66,13 @@ class Supervisor:
 
     def __init__(self, run_dir: Path) -> None:
         self._run_dir = run_dir
-        self._children: list[RunningChild] = []
+        # Children in start order, grouped by the call that started them; stopped group by
+        # group in reverse (the router before the nodes before the control plane).
+        self._groups: list[list[RunningChild]] = []
 
     @property
     def children(self) -> tuple[RunningChild, ...]:
-        return tuple(self._children)
+        return tuple(child for group in self._groups for child in group)
 
     async def __aenter__(self) -> Supervisor:
         (self._run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,21 @@ class Supervisor:
 
     async def start(self, spec: ChildSpec) -> RunningChild:
         """Start ``spec`` and return once it has written its ready report."""
+        (child,) = await self.start_group([spec])
+        return child
+
+    async def start_group(self, specs: Sequence[ChildSpec]) -> list[RunningChild]:
+        """Start ``specs`` concurrently; all ready, or none left running and the first error raised."""
+        results = await asyncio.gather(*(self._start_one(spec) for spec in specs), return_exceptions=True)
+        started = [result for result in results if isinstance(result, RunningChild)]
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            await asyncio.gather(*(_terminate(child.process, timeout_s=2.0) for child in started))
+            raise failures[0]
+        self._groups.append(started)
+        return started
+
+    async def _start_one(self, spec: ChildSpec) -> RunningChild:
         slug = spec.name.replace(" ", "-")
         ready_path = self._run_dir / "ready" / f"{slug}.json"
         ready_path.unlink(missing_ok=True)
@@ -109,7 +126,6 @@ class Supervisor:
             await _terminate(process, timeout_s=2.0)
             raise
         child = RunningChild(spec=spec, process=process, report=report, log_path=log_path)
-        self._children.append(child)
         logger.info("%s ready (pid %d): %s", spec.name, process.pid, dict(report.addresses))
         return child
 
@@ -138,7 +154,7 @@ class Supervisor:
     async def wait_any_exit(self) -> RunningChild:
         """Return the first child that exits (a world with a dead process is broken)."""
         waiters = {
-            asyncio.create_task(c.process.wait(), name=f"wait-{c.spec.name}"): c for c in self._children
+            asyncio.create_task(c.process.wait(), name=f"wait-{c.spec.name}"): c for c in self.children
         }
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -148,11 +164,15 @@ class Supervisor:
         return waiters[next(iter(done))]
 
     async def stop_all(self, timeout_s: float = 4.0) -> None:
-        """Stop every child, newest first: SIGTERM, then SIGKILL after ``timeout_s`` overall."""
+        """Stop every child, newest group first, each group at once: SIGTERM, then SIGKILL.
+
+        ``timeout_s`` is the budget for the whole world, not per process.
+        """
         deadline = time.monotonic() + timeout_s
-        while self._children:
-            child = self._children.pop()
-            await _terminate(child.process, timeout_s=max(0.1, deadline - time.monotonic()))
+        while self._groups:
+            group = self._groups.pop()
+            budget = max(0.1, (deadline - time.monotonic()) / (len(self._groups) + 1))
+            await asyncio.gather(*(_terminate(child.process, timeout_s=budget) for child in group))
 
 
 async def _terminate(process: asyncio.subprocess.Process, *, timeout_s: float) -> None:
