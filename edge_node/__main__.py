@@ -1,0 +1,112 @@
+"""``edge-node`` / ``python -m edge_node``: the edge node process entry point."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_node.client import parse_networks
+from edge_node.config import EdgeNodeConfig
+from edge_node.errors import EdgeNodeError
+from edge_node.server import SERVICE_NAME, run
+from geo.errors import GeoError
+from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
+from runtime.errors import ConfigError
+from runtime.process import serve_until_signalled
+from runtime.ready import ready_file_reporter
+from wasm_host.errors import WasmHostError
+
+PROG = "edge-node"
+DEFAULT_WORLD = Path("deploy/local/world.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(PROG, "An EdgeCDN edge node: runs WebAssembly handlers with geo headers.")
+    add_flag(
+        parser, "--app", env="EDGE_NODE_APP", default=None, convert=Path, help="app manifest (TOML) to serve"
+    )
+    add_flag(
+        parser, "--region", env="EDGE_NODE_REGION", default="", help="region id this node serves (required)"
+    )
+    add_flag(parser, "--world", env="EDGECDN_WORLD", default=DEFAULT_WORLD, convert=Path, help="world file")
+    add_flag(parser, "--host", env="EDGE_NODE_HOST", default="127.0.0.1", help="address to listen on")
+    add_flag(parser, "--port", env="EDGE_NODE_PORT", default=0, convert=int, help="port (0: any free)")
+    add_flag(parser, "--node-id", env="EDGE_NODE_ID", default="", help="node id (default: REGION-a)")
+    add_flag(
+        parser,
+        "--trusted-proxy",
+        env="EDGE_NODE_TRUSTED_PROXIES",
+        default=[],
+        repeated=True,
+        metavar="CIDR",
+        help="peers whose X-Forwarded-For/Forwarded and geo headers are believed (repeatable)",
+    )
+    add_flag(
+        parser,
+        "--geo-db",
+        env="EDGE_NODE_GEO_DBS",
+        default=[],
+        repeated=True,
+        convert=Path,
+        metavar="PATH",
+        help="extra GeoIP2/GeoLite2 database consulted after the world's own (repeatable)",
+    )
+    add_flag(
+        parser, "--data-dir", env="EDGE_NODE_DATA_DIR", default=Path(".edgecdn/edge-node"), convert=Path,
+        help="compiled-module cache, geo database, last good assignment",
+    )  # fmt: skip
+    add_flag(
+        parser, "--max-body-bytes", env="EDGE_NODE_MAX_BODY_BYTES", default=10 * 1024 * 1024, convert=int,
+        help="largest request body accepted (413 above)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--max-header-bytes", env="EDGE_NODE_MAX_HEADER_BYTES", default=16 * 1024, convert=int,
+        help="largest total request header size accepted (431 above)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--ready-file", env="EDGE_NODE_READY_FILE", default=None, convert=Path,
+        help="write a JSON ready report here once listening",
+    )  # fmt: skip
+    add_logging_flags(parser, env_prefix="EDGE_NODE")
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
+    args = build_parser().parse_args(argv)
+    try:
+        config = EdgeNodeConfig(
+            app=args.app,
+            region=args.region,
+            world=args.world,
+            node_id=args.node_id or f"{args.region}-a",
+            host=args.host,
+            port=args.port,
+            trusted_proxies=parse_networks(args.trusted_proxy),
+            geo_dbs=tuple(args.geo_db),
+            data_dir=args.data_dir,
+            max_body_bytes=args.max_body_bytes,
+            max_header_bytes=args.max_header_bytes,
+            ready_file=args.ready_file,
+        )
+    except ConfigError as exc:
+        fail(PROG, str(exc))
+    except ValueError as exc:
+        fail(PROG, f"--trusted-proxy: {exc}")
+    return config, args.log_level
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, log_level = parse_config(argv)
+    configure_logging(log_level)
+    ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
+    try:
+        serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
+    except (GeoError, EdgeNodeError, WasmHostError, OSError) as exc:
+        fail(PROG, str(exc), code=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

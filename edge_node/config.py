@@ -1,0 +1,54 @@
+"""The edge node's one frozen configuration, built once from flags and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_node.client import IPNetwork
+from runtime.errors import ConfigError
+
+MAX_PORT = 65535
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeNodeConfig:
+    """Who the node is, what it serves, where it listens, and its request limits."""
+
+    app: Path | None
+    region: str
+    world: Path
+    node_id: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    geo_dbs: tuple[Path, ...] = ()
+    data_dir: Path = Path(".edgecdn/edge-node")
+    max_body_bytes: int = 10 * MiB
+    max_header_bytes: int = 16 * 1024
+    response_cache_bytes: int = 64 * MiB
+    ready_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            raise ConfigError(field="--region", reason="is required")
+        if not self.node_id:
+            raise ConfigError(field="--node-id", reason="must not be empty")
+        if not 0 <= self.port <= MAX_PORT:
+            raise ConfigError(field="--port", reason=f"{self.port} is not a TCP port (0..{MAX_PORT})")
+        if self.max_body_bytes < 0:
+            raise ConfigError(field="--max-body-bytes", reason="must not be negative")
+        if self.max_header_bytes < 1024:
+            raise ConfigError(field="--max-header-bytes", reason="must be at least 1024")
+        if self.response_cache_bytes < 0:
+            raise ConfigError(field="--response-cache-bytes", reason="must not be negative")
+
+    @property
+    def module_cache_dir(self) -> Path:
+        """Where compiled modules are cached ahead of time (shared by nodes of one machine)."""
+        return self.data_dir / "compiled"
+
+    @property
+    def geo_cache_dir(self) -> Path:
+        return self.data_dir / "geo"

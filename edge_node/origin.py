@@ -1,0 +1,64 @@
+"""Fetching origin routes (CDN mode) over a keep-alive client pool.
+
+Only hop-safe headers go to the origin and come back; the edge's own ``x-forwarded-*``
+tell the origin who the client was. Bodies are read whole up to a cap, so a cacheable
+answer can be stored; larger ones are refused with 502 rather than truncated.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from multidict import CIMultiDict
+
+from edge_node.errors import OriginError
+from edge_node.pipeline import Exchange
+from wasm_host.values import WasmResponse
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+class AiohttpOriginFetcher:
+    """Fetches ``origin + path`` for origin routes; one shared session per node."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, timeout_s: float, max_body_bytes: int) -> None:
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_body_bytes = max_body_bytes
+
+    async def fetch(self, exchange: Exchange, origin: str) -> WasmResponse:
+        url = origin.rstrip("/") + exchange.path + (f"?{exchange.query}" if exchange.query else "")
+        headers = CIMultiDict((k, v) for k, v in exchange.headers if k.lower() not in HOP_BY_HOP)
+        if exchange.client is not None:
+            headers["x-forwarded-for"] = exchange.client.address
+        headers["x-forwarded-host"] = exchange.host
+        try:
+            async with self._session.request(
+                exchange.method,
+                url,
+                headers=headers,
+                data=exchange.body or None,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                body = await response.content.read(self._max_body_bytes + 1)
+                if len(body) > self._max_body_bytes:
+                    raise OriginError(f"origin response exceeds {self._max_body_bytes} bytes", origin=origin)
+                kept = tuple(
+                    (k.lower(), v) for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP
+                )
+                return WasmResponse(status=response.status, headers=kept, body=body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OriginError(f"origin {origin} failed: {exc!r}", origin=origin) from exc

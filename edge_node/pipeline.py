@@ -1,0 +1,260 @@
+"""The edge request pipeline: explicit stages over one mutable per-request ``Exchange``.
+
+``ResolveClient -> ResolveGeo -> Route -> CacheLookup -> Execute (wasm | origin) ->
+CacheStore -> Respond``. Each stage is a small object with a ``name`` (its span and its
+``server-timing`` entry). Stages are synchronous where they do no I/O; only the origin
+fetch awaits. The aiohttp handler in server.py is a thin adapter around ``Pipeline.serve``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from edge_node.app import LoadedApp, RouteMatch
+from edge_node.client import ClientIdentity, IPNetwork, is_reserved_header, resolve_client
+from edge_node.errors import HandlerFailedError, HeadersTooLargeError, NoAppError, RouteNotFoundError
+from edge_node.geo_headers import NodeIdentity, edge_headers, geo_headers
+from edge_node.http_cache import CacheKey, ResponseCache, request_allows_cache
+from edge_node.metrics import EdgeMetrics
+from geo.lookup import UNKNOWN, Location
+from wasm_host.errors import HandlerError
+from wasm_host.executor import WasmExecutor
+from wasm_host.values import WasmRequest, WasmResponse
+
+
+@dataclass(slots=True, kw_only=True)
+class Exchange:
+    """Everything one request accumulates on its way through the pipeline."""
+
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    peer: str
+    scheme: str = "http"
+    host: str = "localhost"
+    port: int = 80
+    client: ClientIdentity | None = None
+    location: Location = UNKNOWN
+    match: RouteMatch | None = None
+    app: LoadedApp | None = None
+    response: WasmResponse | None = None
+    cache_status: str | None = None
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    @property
+    def route_label(self) -> str:
+        return self.match.route if self.match is not None else "<none>"
+
+
+class Stage(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def run(self, exchange: Exchange) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolveClient:
+    """Find the real client; drop edge-reserved headers unless a trusted proxy set them."""
+
+    trusted: tuple[IPNetwork, ...]
+    max_header_bytes: int
+    name: str = "client"
+
+    def run(self, exchange: Exchange) -> None:
+        size = sum(len(k) + len(v) + 4 for k, v in exchange.headers)
+        if size > self.max_header_bytes:
+            raise HeadersTooLargeError(
+                f"request headers are {size} bytes; the limit is {self.max_header_bytes}",
+                limit_bytes=self.max_header_bytes,
+            )
+        client = resolve_client(
+            exchange.peer,
+            forwarded_for=exchange.header("x-forwarded-for"),
+            forwarded=exchange.header("forwarded"),
+            trusted=self.trusted,
+        )
+        exchange.client = client
+        # Geo/edge facts are recomputed below; what anyone sent is never passed on as-is.
+        exchange.headers = [(k, v) for k, v in exchange.headers if not is_reserved_header(k)]
+        if client.via_trusted_proxy:
+            exchange.headers.append(("x-forwarded-for", client.address))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolveGeo:
+    """Locate the client and add the geo and edge headers a handler reads."""
+
+    locate: Callable[[str], Location]
+    node: NodeIdentity
+    name: str = "geo"
+
+    def run(self, exchange: Exchange) -> None:
+        assert exchange.client is not None
+        try:
+            exchange.location = self.locate(exchange.client.address)
+        except ValueError:
+            exchange.location = UNKNOWN  # e.g. a unix-socket peer: not an IP address
+        exchange.headers.extend(geo_headers(exchange.location, self.node))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Match the path against the app's routes (exact beats prefix, longest prefix wins)."""
+
+    current_app: Callable[[], LoadedApp | None]
+    name: str = "route"
+
+    def run(self, exchange: Exchange) -> None:
+        app = self.current_app()
+        if app is None:
+            raise NoAppError("this node has no app assigned yet")
+        exchange.app = app  # one app for the whole request, even if a swap happens meanwhile
+        exchange.match = app.match(exchange.path)
+        if exchange.match is None:
+            raise RouteNotFoundError(f"no route of app {app.name}@{app.version} matches {exchange.path}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheLookup:
+    """Answer origin routes from the shared cache when a fresh entry exists."""
+
+    cache: ResponseCache
+    clock: Callable[[], float]
+    name: str = "cache"
+
+    def run(self, exchange: Exchange) -> None:
+        if exchange.match is None or exchange.match.origin is None:
+            return
+        if not request_allows_cache(exchange.method, _lower_map(exchange.headers)):
+            exchange.cache_status = "BYPASS"
+            return
+        now = self.clock()
+        entry = self.cache.get(CacheKey.for_request(exchange.method, exchange.path, exchange.query), now=now)
+        if entry is None:
+            exchange.cache_status = "MISS"
+            return
+        exchange.cache_status = "HIT"
+        headers = (*entry.headers, ("age", str(entry.age(now))))
+        body = b"" if exchange.method == "HEAD" else entry.body
+        exchange.response = WasmResponse(status=entry.status, headers=headers, body=body)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecuteWasm:
+    """Run the route's module with the request (a fresh sandboxed instance per request)."""
+
+    executor: WasmExecutor
+    metrics: EdgeMetrics
+    name: str = "wasm"
+
+    async def run(self, exchange: Exchange) -> None:
+        match, app = exchange.match, exchange.app
+        assert match is not None
+        assert app is not None
+        assert match.module is not None
+        module = app.modules[match.module]
+        request = WasmRequest(
+            method=exchange.method,
+            path=exchange.path,
+            query=exchange.query,
+            headers=tuple(exchange.headers),
+            body=exchange.body,
+            remote_addr=exchange.client.address if exchange.client else exchange.peer,
+            server_name=exchange.host,
+            server_port=exchange.port,
+            matched_route=match.route,
+            full_url=_full_url(exchange),
+        )
+        started = time.perf_counter()
+        try:
+            exchange.response = await self.executor.handle(module.handler, request)
+        except HandlerError as exc:
+            raise HandlerFailedError(exc, module=match.module, digest=module.digest) from exc
+        finally:
+            self.metrics.handler_seconds.labels(match.route, "wasm").observe(time.perf_counter() - started)
+
+
+def response_headers(exchange: Exchange, node: NodeIdentity) -> list[tuple[str, str]]:
+    """What the client gets besides the handler's own headers: who served it, and how long it took."""
+    headers = edge_headers(node)
+    if exchange.cache_status is not None:
+        headers.append(("x-cache", exchange.cache_status))
+    if exchange.timings:
+        headers.append(
+            (
+                "server-timing",
+                ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in exchange.timings),
+            )
+        )
+    return headers
+
+
+def _full_url(exchange: Exchange) -> str:
+    default_port = 443 if exchange.scheme == "https" else 80
+    authority = exchange.host if exchange.port == default_port else f"{exchange.host}:{exchange.port}"
+    query = f"?{exchange.query}" if exchange.query else ""
+    return f"{exchange.scheme}://{authority}{exchange.path}{query}"
+
+
+def _lower_map(headers: list[tuple[str, str]]) -> Mapping[str, str]:
+    return {k.lower(): v for k, v in headers}
+
+
+class OriginFetcher(Protocol):
+    async def fetch(self, exchange: Exchange, origin: str) -> WasmResponse: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pipeline:
+    """Runs the stages in order and records each one's duration for ``server-timing``."""
+
+    before_execute: tuple[Stage, ...]
+    execute_wasm: ExecuteWasm
+    origin: OriginFetcher
+    cache: ResponseCache
+    clock: Callable[[], float]
+    metrics: EdgeMetrics
+
+    async def serve(self, exchange: Exchange) -> WasmResponse:
+        for stage in self.before_execute:
+            started = time.perf_counter()
+            stage.run(exchange)
+            exchange.timings.append((stage.name, time.perf_counter() - started))
+        if exchange.response is None:
+            match = exchange.match
+            assert match is not None
+            started = time.perf_counter()
+            if match.origin is not None:
+                exchange.response = await self.origin.fetch(exchange, match.origin)
+                self._store(exchange)
+                name = "origin"
+            else:
+                await self.execute_wasm.run(exchange)
+                name = self.execute_wasm.name
+            exchange.timings.append((name, time.perf_counter() - started))
+        assert exchange.response is not None
+        return exchange.response
+
+    def _store(self, exchange: Exchange) -> None:
+        """CacheStore: keep a shareable origin response for the next client."""
+        response = exchange.response
+        if response is None or exchange.cache_status != "MISS" or exchange.method != "GET":
+            return
+        key = CacheKey.for_request(exchange.method, exchange.path, exchange.query)
+        stored = self.cache.put(
+            key, status=response.status, headers=response.headers, body=response.body, now=self.clock()
+        )
+        self.metrics.response_cache.labels("stored" if stored else "uncacheable").inc()

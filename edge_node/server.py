@@ -1,0 +1,205 @@
+"""The edge node's HTTP adapter and process lifecycle.
+
+A low-level aiohttp ``web.Server`` (no router, no middleware: the pipeline is the router)
+hands each request to ``EdgeHttpHandler``, which reads the body within its limit, runs the
+pipeline, and turns the outcome (or an ``EdgeNodeError``) into a response. Everything a
+handler can do wrong ends as a JSON error for that one request; the node keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import AsyncExitStack
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from edge_node.admin import AdminEndpoint, admin_endpoints
+from edge_node.app import load_app
+from edge_node.config import EdgeNodeConfig
+from edge_node.errors import BodyTooLargeError, EdgeNodeError
+from edge_node.geo_headers import NodeIdentity
+from edge_node.http_cache import ResponseCache
+from edge_node.metrics import EdgeMetrics
+from edge_node.origin import AiohttpOriginFetcher
+from edge_node.pipeline import (
+    CacheLookup,
+    Exchange,
+    ExecuteWasm,
+    Pipeline,
+    ResolveClient,
+    ResolveGeo,
+    Route,
+    response_headers,
+)
+from edge_node.state import NodeState
+from geo.lookup import GeoLocator
+from geo.world import load_world
+from runtime.process import StopEvent, wait_for_stop
+from runtime.ready import ReadyCallback
+from wasm_host.cache import ModuleCache
+from wasm_host.config import EngineConfig
+from wasm_host.engine import WasmEngine
+from wasm_host.executor import WasmExecutor
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "edge-node"
+ORIGIN_TIMEOUT_S = 10.0
+SHUTDOWN_GRACE_S = 2.0
+# Responses the handler must not set itself: aiohttp frames the body.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+class EdgeHttpHandler:
+    """The aiohttp request handler: admin paths, else the pipeline."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        node: NodeIdentity,
+        metrics: EdgeMetrics,
+        admin: dict[str, AdminEndpoint],
+        max_body_bytes: int,
+    ) -> None:
+        self._pipeline = pipeline
+        self._node = node
+        self._metrics = metrics
+        self._admin = admin
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        admin = self._admin.get(request.path)
+        if admin is not None:
+            return await admin(request)
+        self._metrics.in_flight.inc()
+        exchange = _exchange(request)
+        try:
+            exchange.body = await _read_body(request, self._max_body_bytes)
+            result = await self._pipeline.serve(exchange)
+            headers = CIMultiDict((k, v) for k, v in result.headers if k not in FRAMING_HEADERS)
+            headers.extend(response_headers(exchange, self._node))
+            response = web.Response(status=result.status, body=result.body, headers=headers)
+        except EdgeNodeError as exc:
+            response = self._error(exchange, exc)
+        except Exception:
+            logger.exception("unexpected failure serving %s %s", request.method, request.path)
+            response = self._error(exchange, EdgeNodeError("the edge node failed unexpectedly"))
+        finally:
+            self._metrics.in_flight.dec()
+        self._metrics.requests.labels(exchange.route_label, str(response.status)).inc()
+        return response
+
+    def _error(self, exchange: Exchange, error: EdgeNodeError) -> web.Response:
+        headers = CIMultiDict(response_headers(exchange, self._node))
+        headers["content-type"] = "application/json"
+        response = web.Response(
+            status=error.status, body=json.dumps(error.to_json()).encode(), headers=headers
+        )
+        if isinstance(error, BodyTooLargeError):
+            response.force_close()  # the rest of the body is still on the wire
+        return response
+
+
+def _exchange(request: web.BaseRequest) -> Exchange:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    host = request.host.rsplit(":", 1)[0] if request.host else "localhost"
+    return Exchange(
+        method=request.method,
+        path=request.path,
+        query=request.query_string,
+        headers=list(request.headers.items()),
+        body=b"",
+        peer=request.remote or "",
+        scheme=request.scheme,
+        host=host,
+        port=sockname[1] if sockname else 80,
+    )
+
+
+async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
+    if not request.body_exists:
+        return b""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLargeError(
+            f"request body of {request.content_length} bytes exceeds the limit of {limit}", limit_bytes=limit
+        )
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLargeError(f"request body exceeds the limit of {limit} bytes", limit_bytes=limit)
+    return bytes(body)
+
+
+async def run(
+    config: EdgeNodeConfig, *, ready: ReadyCallback | None = None, stop: StopEvent | None = None
+) -> None:
+    """Serve the node's app until ``stop`` is set (or the task is cancelled)."""
+    world = load_world(config.world)
+    region = world.region(config.region)
+    node = NodeIdentity(node_id=config.node_id, region=region.id, pop=region.pop)
+    metrics = EdgeMetrics()
+    async with AsyncExitStack() as stack:
+        engine = stack.enter_context(WasmEngine(EngineConfig()))
+        locator = stack.enter_context(
+            GeoLocator.for_world(world, cache_dir=config.geo_cache_dir, extra_databases=config.geo_dbs)
+        )
+        modules = ModuleCache(engine, config.module_cache_dir)
+        executor = WasmExecutor()
+        stack.callback(executor.close)
+        state = NodeState()
+        if config.app is not None:
+            app = load_app(config.app, engine=engine, cache=modules)
+            for module in app.modules.values():
+                metrics.module_cache.labels(module.compiled_from).inc()
+            state.swap(app)
+        cache = ResponseCache(max_bytes=config.response_cache_bytes, max_entry_bytes=config.max_body_bytes)
+        session = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
+        pipeline = Pipeline(
+            before_execute=(
+                ResolveClient(trusted=config.trusted_proxies, max_header_bytes=config.max_header_bytes),
+                ResolveGeo(locate=locator.locate, node=node),
+                Route(current_app=lambda: state.app),
+                CacheLookup(cache=cache, clock=time.time),
+            ),
+            execute_wasm=ExecuteWasm(executor=executor, metrics=metrics),
+            origin=AiohttpOriginFetcher(
+                session, timeout_s=ORIGIN_TIMEOUT_S, max_body_bytes=config.max_body_bytes
+            ),
+            cache=cache,
+            clock=time.time,
+            metrics=metrics,
+        )
+        handler = EdgeHttpHandler(
+            pipeline=pipeline,
+            node=node,
+            metrics=metrics,
+            admin=dict(admin_endpoints(node=node, state=state, metrics=metrics)),
+            max_body_bytes=config.max_body_bytes,
+        )
+        # The parser's own limits sit well above ours so that our check answers 431 with a
+        # JSON reason; only a single line beyond them is refused by aiohttp itself (400).
+        parser_limit = max(64 * 1024, 2 * config.max_header_bytes)
+        server = web.Server(handler, max_line_size=parser_limit, max_field_size=parser_limit)
+        runner = web.ServerRunner(
+            server, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
+        )
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)  # listeners stop first (LIFO)
+        site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+        await site.start()
+        url = _url(runner)
+        logger.info("edge node %s (%s) serving on %s", node.node_id, node.region, url)
+        if ready is not None:
+            ready({"http": url})
+        await wait_for_stop(stop)
+
+
+def _url(runner: web.ServerRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
