@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="compiled-module cache, geo database, last good assignment",
     )  # fmt: skip
     add_flag(
+        parser, "--geo-cache-dir", env="EDGE_NODE_GEO_CACHE_DIR", default=None, convert=Path,
+        help="where the world's geo database is built or found (default: DATA_DIR/geo)",
+    )  # fmt: skip
+    add_flag(
         parser, "--max-body-bytes", env="EDGE_NODE_MAX_BODY_BYTES", default=10 * 1024 * 1024, convert=int,
         help="largest request body accepted (413 above)",
     )  # fmt: skip
@@ -88,6 +92,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             data_dir=args.data_dir,
             max_body_bytes=args.max_body_bytes,
             max_header_bytes=args.max_header_bytes,
+            geo_cache_dir_override=args.geo_cache_dir,
             ready_file=args.ready_file,
         )
     except ConfigError as exc:

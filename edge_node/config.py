@@ -28,6 +28,7 @@ class EdgeNodeConfig:
     max_body_bytes: int = 10 * MiB
     max_header_bytes: int = 16 * 1024
     response_cache_bytes: int = 64 * MiB
+    geo_cache_dir_override: Path | None = None
     ready_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -51,4 +52,5 @@ class EdgeNodeConfig:
 
     @property
     def geo_cache_dir(self) -> Path:
-        return self.data_dir / "geo"
+        """Where the world's geo database is built (shared when a supervisor pre-builds it)."""
+        return self.geo_cache_dir_override or self.data_dir / "geo"

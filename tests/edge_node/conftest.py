@@ -58,8 +58,8 @@ def edge_node_spec(app: Path, data_dir: Path, *extra: str, name: str = "edge-nod
     )  # fmt: skip
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world() -> World:
+@pytest.fixture(scope="module")
+def world() -> World:
     return load_world(WORLD_FILE)
 
 
