@@ -162,7 +162,7 @@ def load_tokens_file(path: Path) -> TokenTable:
 def ensure_generated_tokens(path: Path) -> TokenTable:
     """Load ``path``, first writing one fresh token per role there (mode 0600) if it is absent."""
     if not path.exists():
-        tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
+        tokens = {role: f"{role}-{secrets.token_hex(20)}" for role in ROLES}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:

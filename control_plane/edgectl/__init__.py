@@ -1,0 +1,1 @@
+"""``edgectl``: the operator CLI for the control plane (modules, apps, deployments, nodes)."""

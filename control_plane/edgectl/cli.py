@@ -1,0 +1,130 @@
+"""``edgectl`` entry point: parse the command, resolve server and token, run, report.
+
+Server and token come from ``--server``/``--token``, else ``EDGECTL_SERVER``/``EDGECTL_TOKEN``,
+else the running local world's ``.edgecdn/world.json`` (its control-plane address and its
+operator token). Every failure prints one ``edgectl: ...`` line and exits 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from control_plane.edgectl.commands import run_command
+from control_plane.edgectl.errors import EdgectlError
+from cpclient import TlsSettings
+from manifest import ManifestError
+from runtime.cli import add_flag, new_parser
+from runtime.errors import WorldStateError
+from runtime.world_state import read_world_state
+
+PROG = "edgectl"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser(PROG, "Operate an EdgeCDN control plane.")
+    add_flag(parser, "--server", env="EDGECTL_SERVER", default=None, help="control plane host:port")
+    add_flag(parser, "--token", env="EDGECTL_TOKEN", default=None, help="bearer token")
+    add_flag(
+        parser, "--ca-cert", env="EDGECTL_CA_CERT", default=None, convert=Path, help="PEM CA (enables TLS)"
+    )
+    add_flag(
+        parser, "--client-cert", env="EDGECTL_CLIENT_CERT", default=None, convert=Path, help="PEM cert (mTLS)"
+    )
+    add_flag(
+        parser, "--client-key", env="EDGECTL_CLIENT_KEY", default=None, convert=Path, help="PEM key (mTLS)"
+    )
+    parser.add_argument("-o", "--output", choices=["table", "json"], default="table", help="output format")
+    commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    modules = commands.add_parser("modules", help="the module registry").add_subparsers(
+        dest="action", required=True
+    )
+    push = modules.add_parser("push", help="upload a .wasm module")
+    push.add_argument("file", type=Path)
+    push.add_argument("--name", default=None, help="name for listings (default: file stem)")
+    push.add_argument("--abi", choices=["wagi", "reactor"], default="wagi")
+    modules.add_parser("list", help="list modules")
+    rm = modules.add_parser("rm", help="delete a module")
+    rm.add_argument("digest")
+
+    apps = commands.add_parser("apps", help="app versions").add_subparsers(dest="action", required=True)
+    register = apps.add_parser("register", help="register an app version from a manifest")
+    register.add_argument("manifest", type=Path)
+    apps.add_parser("list", help="list apps")
+    show = apps.add_parser("show", help="show NAME[@VERSION] (latest when no version)")
+    show.add_argument("ref")
+
+    deploy = commands.add_parser("deploy", help="deploy NAME@VERSION now")
+    deploy.add_argument("ref")
+    where = deploy.add_mutually_exclusive_group(required=True)
+    where.add_argument("--regions", help="comma-separated region ids")
+    where.add_argument("--nodes", help="comma-separated node ids")
+    where.add_argument("--all", action="store_true", help="every region and node")
+    deploy.add_argument("--no-wait", action="store_true", help="return without waiting for ACKs")
+    deploy.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every node")
+
+    nodes = commands.add_parser("nodes", help="the node inventory").add_subparsers(
+        dest="action", required=True
+    )
+    nodes.add_parser("list", help="list nodes")
+    commands.add_parser("status", help="control plane health and a summary")
+    return parser
+
+
+def _tls(args: argparse.Namespace) -> TlsSettings | None:
+    if args.ca_cert is None and args.client_cert is None:
+        return None
+    try:
+        return TlsSettings(
+            ca=None if args.ca_cert is None else args.ca_cert.read_bytes(),
+            cert=None if args.client_cert is None else args.client_cert.read_bytes(),
+            key=None if args.client_key is None else args.client_key.read_bytes(),
+        )
+    except (OSError, ValueError) as exc:
+        raise EdgectlError(f"TLS settings: {exc}") from exc
+
+
+def resolve_target(args: argparse.Namespace) -> tuple[str, str]:
+    """(server, token) from flags/env, falling back to the running world's state file."""
+    server, token = args.server, args.token
+    if server is None or token is None:
+        try:
+            state = read_world_state()
+        except WorldStateError as exc:
+            missing = "--server" if server is None else "--token"
+            raise EdgectlError(f"no {missing} given (nor EDGECTL_* set) and {exc}") from exc
+        server = server or state.control_plane_address
+        token = token or state.tokens.get("operator") or state.tokens.get("viewer")
+        if token is None:
+            raise EdgectlError("no token given and the world state lists none; pass --token")
+    return server, token
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.getLogger("grpc").setLevel(logging.ERROR)
+    try:
+        server, token = resolve_target(args)
+        return asyncio.run(run_command(args, server=server, token=token, tls=_tls(args)))
+    except EdgectlError as exc:
+        print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except ManifestError as exc:
+        print(f"{PROG}: invalid manifest: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{PROG}: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

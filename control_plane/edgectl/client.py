@@ -1,0 +1,185 @@
+"""The async client edgectl uses: one channel, the bearer token, a deadline on every call.
+
+gRPC failures become ``EdgectlError`` with a message an operator can act on; this module is
+the only place that knows status codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from control_plane.edgectl.errors import EdgectlError
+from cpclient import TlsSettings, auth_metadata, open_channel
+from protos.edgecdn.v1 import (
+    apps_pb2,
+    apps_pb2_grpc,
+    common_pb2,
+    deployments_pb2,
+    deployments_pb2_grpc,
+    modules_pb2,
+    modules_pb2_grpc,
+    nodes_pb2,
+    nodes_pb2_grpc,
+)
+
+CALL_TIMEOUT_S = 10.0
+UPLOAD_CHUNK = 512 * 1024
+
+
+def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str) -> str:  # noqa: PLR0911 - one per code
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        first_line = details.splitlines()[0] if details else "unavailable"
+        return f"cannot reach the control plane at {server} ({first_line})"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"authentication failed: {details} (check --token or EDGECTL_TOKEN)"
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"permission denied: {details}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the control plane at {server} did not answer in time"
+    if code in (
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    ):
+        return details
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return f"rejected: {details}"
+    return f"{code.name.lower()}: {details}"
+
+
+class Client:
+    """Typed calls to every control-plane service edgectl needs."""
+
+    def __init__(self, server: str, token: str, tls: TlsSettings | None = None) -> None:
+        self.server = server
+        self._channel = open_channel(server, tls)
+        self._md = auth_metadata(token)
+        self.modules = modules_pb2_grpc.ModuleServiceStub(self._channel)
+        self.apps = apps_pb2_grpc.AppServiceStub(self._channel)
+        self.deployments = deployments_pb2_grpc.DeploymentServiceStub(self._channel)
+        self.nodes = nodes_pb2_grpc.NodeServiceStub(self._channel)
+        self.health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._channel.close()
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> EdgectlError:
+        return EdgectlError(describe_rpc_error(exc, self.server))
+
+    async def push_module(
+        self, data: bytes, *, name: str, abi: common_pb2.Abi.ValueType, progress: Callable[[int], None]
+    ) -> modules_pb2.ModuleInfo:
+        header = modules_pb2.ModuleUploadHeader(
+            name=name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data), abi=abi
+        )
+
+        async def parts() -> AsyncIterator[modules_pb2.UploadModuleRequest]:
+            yield modules_pb2.UploadModuleRequest(header=header)
+            for offset in range(0, len(data), UPLOAD_CHUNK):
+                chunk = data[offset : offset + UPLOAD_CHUNK]
+                yield modules_pb2.UploadModuleRequest(chunk=chunk)
+                progress(len(chunk))
+
+        try:
+            return await self.modules.UploadModule(parts(), metadata=self._md, timeout=120)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def list_modules(self) -> list[modules_pb2.ModuleInfo]:
+        try:
+            response = await self.modules.ListModules(
+                modules_pb2.ListModulesRequest(), metadata=self._md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+        return list(response.modules)
+
+    async def delete_module(self, sha256: str) -> None:
+        try:
+            await self.modules.DeleteModule(
+                modules_pb2.DeleteModuleRequest(sha256=sha256), metadata=self._md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def register_app(self, app: apps_pb2.AppVersion) -> apps_pb2.AppVersion:
+        try:
+            return await self.apps.RegisterApp(
+                apps_pb2.RegisterAppRequest(app=app), metadata=self._md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def list_apps(self) -> list[apps_pb2.AppSummary]:
+        try:
+            response = await self.apps.ListApps(
+                apps_pb2.ListAppsRequest(), metadata=self._md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+        return list(response.apps)
+
+    async def get_app(self, name: str, version: str | None) -> apps_pb2.AppVersion:
+        try:
+            return await self.apps.GetApp(
+                apps_pb2.GetAppRequest(name=name, version=version or ""),
+                metadata=self._md,
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def deploy(
+        self, name: str, version: str, target: common_pb2.Selector
+    ) -> deployments_pb2.Deployment:
+        try:
+            return await self.deployments.Deploy(
+                deployments_pb2.DeployRequest(app_name=name, app_version=version, target=target),
+                metadata=self._md,
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def watch_deployment(
+        self, deployment_id: str, timeout_s: float
+    ) -> AsyncIterator[deployments_pb2.Deployment]:
+        call = self.deployments.WatchDeployment(
+            deployments_pb2.GetDeploymentRequest(id=deployment_id), metadata=self._md, timeout=timeout_s
+        )
+        try:
+            async for deployment in call:
+                yield deployment
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise EdgectlError(
+                    f"deployment {deployment_id}: not every node answered within {timeout_s:g} s"
+                ) from exc
+            raise self._error(exc) from exc
+
+    async def list_nodes(self) -> list[nodes_pb2.NodeInfo]:
+        try:
+            response = await self.nodes.ListNodes(
+                nodes_pb2.ListNodesRequest(), metadata=self._md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+        return list(response.nodes)
+
+    async def serving(self) -> bool:
+        try:
+            response = await self.health.Check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)

@@ -1,0 +1,199 @@
+"""What each edgectl command does, given a connected client (I/O is the client and the console)."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from control_plane.edgectl.client import Client
+from control_plane.edgectl.errors import EdgectlError
+from control_plane.edgectl.manifests import ABIS, app_from_manifest
+from control_plane.edgectl.output import (
+    STATUS_NAMES,
+    app_table,
+    apps_table,
+    as_dict,
+    console,
+    modules_table,
+    node_dict,
+    nodes_table,
+    print_json,
+)
+from cpclient import TlsSettings
+from manifest import load_manifest
+from protos.edgecdn.v1 import common_pb2, deployments_pb2, modules_pb2
+from runtime.cli import split_csv
+
+Progress_ = deployments_pb2.NodeProgress
+
+
+def _err_console() -> Console:
+    return Console(stderr=True)
+
+
+async def run_command(args: argparse.Namespace, *, server: str, token: str, tls: TlsSettings | None) -> int:
+    async with Client(server, token, tls) as client:
+        group, action = args.group, str(getattr(args, "action", ""))
+        if group == "modules":
+            return await _modules(client, args, action)
+        if group == "apps":
+            return await _apps(client, args, action)
+        if group == "deploy":
+            return await _deploy(client, args)
+        if group == "nodes":
+            nodes = await client.list_nodes()
+            if args.output == "json":
+                print_json([node_dict(n) for n in nodes])
+            else:
+                console().print(nodes_table(nodes))
+            return 0
+        return await _status(client, args)
+
+
+async def _push(client: Client, data: bytes, *, name: str, abi: str) -> modules_pb2.ModuleInfo:
+    with Progress(
+        TextColumn("upload {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=_err_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(name, total=len(data))
+        return await client.push_module(
+            data, name=name, abi=ABIS[abi], progress=lambda n: bar.advance(task, n)
+        )
+
+
+async def _modules(client: Client, args: argparse.Namespace, action: str) -> int:
+    if action == "push":
+        data = args.file.read_bytes()
+        info = await _push(client, data, name=args.name or args.file.stem, abi=args.abi)
+        if args.output == "json":
+            print_json(as_dict(info))
+        else:
+            console().print(f"pushed {info.name} sha256:{info.sha256} ({info.size_bytes:,} bytes)")
+        return 0
+    if action == "rm":
+        await client.delete_module(args.digest)
+        if args.output == "json":
+            print_json({"deleted": args.digest})
+        else:
+            console().print(f"deleted {args.digest}")
+        return 0
+    modules = await client.list_modules()
+    if args.output == "json":
+        print_json([as_dict(m) for m in modules])
+    else:
+        console().print(modules_table(modules))
+    return 0
+
+
+async def _apps(client: Client, args: argparse.Namespace, action: str) -> int:
+    if action == "register":
+        manifest = load_manifest(args.manifest)
+        app, blobs = app_from_manifest(manifest)
+        known = {m.sha256 for m in await client.list_modules()}
+        for digest, (name, abi, data) in blobs.items():
+            if digest not in known:
+                await _push(client, data, name=name, abi=abi)
+        registered = await client.register_app(app)
+        if args.output == "json":
+            print_json(as_dict(registered))
+        else:
+            console().print(
+                f"registered {registered.name}@{registered.version} (digest {registered.digest[:16]})"
+            )
+        return 0
+    if action == "show":
+        name, _, version = args.ref.partition("@")
+        app = await client.get_app(name, version or None)
+        if args.output == "json":
+            print_json(as_dict(app))
+        else:
+            console().print(app_table(app))
+        return 0
+    apps = await client.list_apps()
+    if args.output == "json":
+        print_json([as_dict(a) for a in apps])
+    else:
+        console().print(apps_table(apps))
+    return 0
+
+
+def _selector(args: argparse.Namespace) -> common_pb2.Selector:
+    if args.all:
+        return common_pb2.Selector(all=True)
+    if args.regions is not None:
+        return common_pb2.Selector(regions=split_csv([args.regions]))
+    return common_pb2.Selector(node_ids=split_csv([args.nodes]))
+
+
+async def _deploy(client: Client, args: argparse.Namespace) -> int:
+    name, _, version = args.ref.partition("@")
+    if not name or not version:
+        raise EdgectlError(f"deploy needs NAME@VERSION, got {args.ref!r}", exit_code=2)
+    deployment = await client.deploy(name, version, _selector(args))
+    if not args.no_wait and deployment.nodes:
+        with Progress(
+            TextColumn(f"deployment {deployment.id} {name}@{version}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_err_console(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("acks", total=len(deployment.nodes))
+            async for deployment in client.watch_deployment(deployment.id, args.timeout):  # noqa: B020
+                answered = sum(1 for p in deployment.nodes if p.state != Progress_.STATE_PENDING)
+                bar.update(task, completed=answered)
+    refused = [p for p in deployment.nodes if p.state == Progress_.STATE_NACKED]
+    if args.output == "json":
+        print_json(as_dict(deployment))
+    elif not deployment.nodes:
+        console().print(
+            f"deployment {deployment.id}: no nodes match yet; nodes that join will get {args.ref}"
+        )
+    else:
+        acked = sum(1 for p in deployment.nodes if p.state == Progress_.STATE_ACKED)
+        console().print(f"deployment {deployment.id}: {acked}/{len(deployment.nodes)} nodes run {args.ref}")
+    if refused:
+        first = refused[0]
+        raise EdgectlError(
+            f"deployment {deployment.id}: {len(refused)} of {len(deployment.nodes)} nodes refused it "
+            f"({first.node_id}: {first.error.code}: {first.error.message})"
+        )
+    return 0
+
+
+async def _status(client: Client, args: argparse.Namespace) -> int:
+    serving = await client.serving()
+    nodes = await client.list_nodes()
+    apps = await client.list_apps()
+    modules = await client.list_modules()
+    by_status = collections.Counter(STATUS_NAMES.get(n.status, "unknown") for n in nodes)
+    summary = {
+        "server": client.server,
+        "serving": serving,
+        "nodes": dict(sorted(by_status.items())),
+        "apps": len(apps),
+        "modules": len(modules),
+    }
+    if args.output == "json":
+        print_json(summary)
+    else:
+        nodes_text = ", ".join(f"{count} {status}" for status, count in summary["nodes"].items()) or "none"  # type: ignore[attr-defined]
+        console().print(
+            f"control plane {client.server}: {'serving' if serving else 'NOT serving'}\n"
+            f"nodes: {nodes_text}\napps: {len(apps)}  modules: {len(modules)}"
+        )
+    return 0
