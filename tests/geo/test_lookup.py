@@ -224,3 +224,11 @@ def test_closed_locator_refuses_lookups(world_db: Path) -> None:
 def test_a_locator_needs_a_database() -> None:
     with pytest.raises(GeoError, match="at least one database"):
         GeoLocator([])
+
+
+def test_addresses_of_one_place_share_one_location(world_db: Path) -> None:
+    with GeoLocator([world_db], cache_size=0) as locator:
+        first = locator.locate("127.10.0.1")
+        assert locator.locate("127.10.200.7") is first
+        assert locator.locate("192.0.2.1") is first  # a real network of the same country
+        assert locator.locate("127.20.0.1") is not first
