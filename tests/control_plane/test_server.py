@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -32,6 +33,7 @@ async def test_reflection_lists_the_health_service(control_plane: RunningChild) 
         await call.done_writing()
     names = {service.name for service in response.list_services_response.service}
     assert "grpc.health.v1.Health" in names
+    assert {"edgecdn.v1.ModuleService", "edgecdn.v1.NodeSessionService", "edgecdn.v1.NodeService"} <= names
 
 
 async def test_sigterm_stops_the_process_promptly(
@@ -43,7 +45,16 @@ async def test_sigterm_stops_the_process_promptly(
 
 @pytest.mark.parametrize(
     ("flag", "message"),
-    [(["--port", "70000"], "--port: 70000 is not a TCP port"), (["--port", "x"], "invalid int value")],
+    [
+        (["--port", "70000"], "--port: 70000 is not a TCP port"),
+        (["--port", "x"], "invalid int value"),
+        (["--tls-cert", "/etc/hostname"], "--tls-cert/--tls-key: give both or neither"),
+        (
+            ["--tokens", "/nonexistent/tokens.json"],
+            "--tokens: /nonexistent/tokens.json is not a readable file",
+        ),
+        (["--missed-heartbeats", "0"], "--missed-heartbeats: must be at least 1"),
+    ],
 )
 async def test_bad_flags_fail_with_a_clear_message(flag: list[str], message: str) -> None:
     process = await asyncio.create_subprocess_exec(
@@ -55,3 +66,16 @@ async def test_bad_flags_fail_with_a_clear_message(flag: list[str], message: str
     assert message in text
     assert "Traceback" not in text
     assert text.startswith("control-plane: ") or "usage: control-plane" in text
+
+
+async def test_bad_tokens_file_fails_cleanly(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"root": "abcdefghijk"}')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "control_plane", "--tokens", str(tokens), stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    text = stderr.decode()
+    assert process.returncode == 1
+    assert f"control-plane: {tokens}: root: role 'root' is not one of viewer, operator, node" in text
+    assert "Traceback" not in text
