@@ -14,15 +14,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from control_plane.apps import AppRegistry
-from control_plane.assignments import desired_deployment, hello_problem, selector_matches, selector_problem
+from control_plane.assignments import (
+    desired_deployment,
+    hello_problem,
+    selector_matches,
+    selector_problem,
+    session_status,
+)
 from control_plane.db import Database
+from control_plane.deployments import STATE_NAMES, STATES, Deployment, render_deployment, timestamp
 from control_plane.errors import InvalidRequestError, NotFoundError
 from control_plane.records import DeploymentRecord, NodeRecord
 from control_plane.sessions import Session
-from protos.edgecdn.v1 import apps_pb2, common_pb2, deployments_pb2, nodes_pb2
+from protos.edgecdn.v1 import common_pb2, deployments_pb2, nodes_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +43,6 @@ class _Node:
     last_heard: float = 0.0
     session: Session | None = None
     desired_version: str = ""
-
-
-@dataclass(slots=True)
-class _Deployment:
-    id: int
-    record: DeploymentRecord
-    selector: common_pb2.Selector
-    app: apps_pb2.AppVersion
-    progress: dict[str, tuple[str, Progress.State.ValueType, common_pb2.ErrorDetail | None]]
 
 
 @dataclass(slots=True)
@@ -71,9 +67,10 @@ class Fleet:
         self.params = nodes_pb2.SessionParams(
             heartbeat_interval_ms=round(heartbeat_interval_s * 1000), missed_heartbeats_allowed=missed_allowed
         )
-        self._unreachable_after = heartbeat_interval_s * missed_allowed
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._missed_allowed = missed_allowed
         self._nodes: dict[str, _Node] = {r.node_id: _Node(record=r) for r in db.list_nodes()}
-        self._deployments: dict[int, _Deployment] = {}
+        self._deployments: dict[int, Deployment] = {}
         for record in db.list_deployments():
             self._deployments[record.id] = self._load_deployment(record)
         for node in self._nodes.values():
@@ -81,20 +78,20 @@ class Fleet:
         self._watches: list[NodeWatch] = []
         self._changed = asyncio.Event()
 
-    def _load_deployment(self, record: DeploymentRecord) -> _Deployment:
+    def _load_deployment(self, record: DeploymentRecord) -> Deployment:
         selector = common_pb2.Selector.FromString(record.selector)
         app = self._apps.get(record.app_name, record.app_version)
         progress = {
             p.node_id: (
                 p.region,
-                _STATES[p.state],
+                STATES[p.state],
                 None if p.error is None else common_pb2.ErrorDetail.FromString(p.error),
             )
             for p in self._db.deployment_progress(record.id)
         }
-        return _Deployment(id=record.id, record=record, selector=selector, app=app, progress=progress)
+        return Deployment(id=record.id, record=record, selector=selector, app=app, progress=progress)
 
-    def _desired(self, record: NodeRecord) -> _Deployment | None:
+    def _desired(self, record: NodeRecord) -> Deployment | None:
         return desired_deployment(
             list(self._deployments.values()), node_id=record.node_id, region=record.region
         )
@@ -155,7 +152,7 @@ class Fleet:
             capacity_rps=r.capacity_rps,
         )
         if r.last_heartbeat:
-            info.last_heartbeat.CopyFrom(_timestamp(r.last_heartbeat))
+            info.last_heartbeat.CopyFrom(timestamp(r.last_heartbeat))
         if r.last_error is not None:
             info.last_error.ParseFromString(r.last_error)
         return info
@@ -168,27 +165,12 @@ class Fleet:
         found = self._deployments.get(int(deployment_id)) if deployment_id.isdigit() else None
         if found is None:
             raise NotFoundError(kind="deployment", key=deployment_id)
-        message = deployments_pb2.Deployment(
-            id=str(found.id),
-            app_name=found.record.app_name,
-            app_version=found.record.app_version,
-            target=found.selector,
+        return render_deployment(
+            found,
+            lambda node_id: (
+                self._nodes[node_id].status if node_id in self._nodes else nodes_pb2.NODE_STATUS_UNSPECIFIED
+            ),
         )
-        message.created_at.CopyFrom(_timestamp(found.record.created_at))
-        done = True
-        for node_id, (region, state, error) in sorted(found.progress.items(), key=lambda i: (i[1][0], i[0])):
-            node = self._nodes.get(node_id)
-            progress = message.nodes.add(
-                node_id=node_id,
-                region=region,
-                state=state,
-                node_status=node.status if node else nodes_pb2.NODE_STATUS_UNSPECIFIED,
-            )
-            if error is not None:
-                progress.error.CopyFrom(error)
-            done = done and state != Progress.STATE_PENDING
-        message.done = done
-        return message
 
     # -- deployments ---------------------------------------------------------------------
 
@@ -212,7 +194,7 @@ class Fleet:
             selector=selector.SerializeToString(deterministic=True),
             targets=targets,
         )
-        deployment = _Deployment(
+        deployment = Deployment(
             id=record.id,
             record=record,
             selector=selector,
@@ -245,7 +227,7 @@ class Fleet:
             return
         deployment.progress[node_id] = (region, state, error)
         self._db.set_progress(
-            deployment_id, node_id, _STATE_NAMES[state], None if error is None else error.SerializeToString()
+            deployment_id, node_id, STATE_NAMES[state], None if error is None else error.SerializeToString()
         )
 
     # -- sessions ------------------------------------------------------------------------
@@ -370,7 +352,13 @@ class Fleet:
             if (
                 node.session is not None
                 and node.status == nodes_pb2.NODE_STATUS_READY
-                and now - node.last_heard > self._unreachable_after
+                and session_status(
+                    connected=True,
+                    seconds_since_heard=now - node.last_heard,
+                    heartbeat_interval_s=self._heartbeat_interval_s,
+                    missed_allowed=self._missed_allowed,
+                )
+                == nodes_pb2.NODE_STATUS_UNREACHABLE
             ):
                 node.status = nodes_pb2.NODE_STATUS_UNREACHABLE
                 logger.warning("node %s missed its heartbeats: unreachable", node.record.node_id)
@@ -380,17 +368,3 @@ class Fleet:
         for node in self._nodes.values():
             if node.session is not None:
                 node.session.close(reason)
-
-
-_STATES: dict[str, Progress.State.ValueType] = {
-    "pending": Progress.STATE_PENDING,
-    "acked": Progress.STATE_ACKED,
-    "nacked": Progress.STATE_NACKED,
-}
-_STATE_NAMES = {value: key for key, value in _STATES.items()}
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp

@@ -163,6 +163,8 @@ async def _deploy(client: Client, args: argparse.Namespace) -> int:
         console().print(
             f"deployment {deployment.id}: no nodes match yet; nodes that join will get {args.ref}"
         )
+    elif args.no_wait:
+        console().print(f"deployment {deployment.id}: {args.ref} assigned to {len(deployment.nodes)} nodes")
     else:
         acked = sum(1 for p in deployment.nodes if p.state == Progress_.STATE_ACKED)
         console().print(f"deployment {deployment.id}: {acked}/{len(deployment.nodes)} nodes run {args.ref}")

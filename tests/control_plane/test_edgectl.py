@@ -107,6 +107,9 @@ async def test_register_deploy_and_list_nodes(
     assert shown["modules"][0]["memory_bytes"] == str(2 * 1024 * 1024)
     assert await edgectl(live, "deploy", "geo-hello@1.0.0", "--regions", "eu-1") == 0
     assert "1/1 nodes run geo-hello@1.0.0" in capsys.readouterr().out
+    assert await edgectl(live, "deploy", "geo-hello@1.0.0", "--nodes", "us-1-a", "--no-wait") == 0
+    assert "deployment 2: geo-hello@1.0.0 assigned to 1 nodes" in capsys.readouterr().out
+    await nodes[1].wait_until(lambda s: s.state.version == "2", 10)
     assert await edgectl(live, "-o", "json", "nodes", "list", role="viewer") == 0
     listed = {n["node_id"]: n for n in json.loads(capsys.readouterr().out)}
     assert {k: listed["eu-1-a"][k] for k in ("region", "address", "status", "app", "app_version")} == {
@@ -116,7 +119,7 @@ async def test_register_deploy_and_list_nodes(
         "app": "geo-hello",
         "app_version": "1.0.0",
     }
-    assert listed["us-1-a"]["app"] == ""
+    assert (listed["us-1-a"]["app"], listed["us-1-a"]["assignment_version"]) == ("geo-hello", "2")
     assert await edgectl(live, "nodes", "list", role="viewer") == 0
     assert "eu-1-a" in capsys.readouterr().out
     assert await edgectl(live, "-o", "json", "status", role="viewer") == 0
