@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from wasm_host.errors import InvalidCgiOutputError
-from wasm_host.httpfields import MAX_RESPONSE_HEADERS, field_problem, status_problem
+from wasm_host.httpfields import HOP_BY_HOP, MAX_RESPONSE_HEADERS, field_problem, is_token, status_problem
 from wasm_host.values import WasmRequest, WasmResponse
 
 # Names the host sets for every request; a manifest may not grant a variable with one of them.
@@ -140,10 +140,9 @@ def cgi_environ_bytes(
         else:
             values[index] += b"; " if key == b"HTTP_COOKIE" else b", "
             values[index] += raw
-    for index, encoded in enumerate(values):
-        if b"\x00" in encoded:
-            # Only a request field can hold NUL here; an empty value keeps the variable honest.
-            values[index] = b""
+    if b"\x00" in b"".join(values):  # one scan for the rare case, not one per value
+        # Only a request field can hold NUL here; an empty value keeps the variable honest.
+        values = [b"" if b"\x00" in value else value for value in values]
     return names, values
 
 
@@ -159,7 +158,18 @@ def cgi_environ(request: WasmRequest, granted: Mapping[str, str] | None = None) 
 
 # The header block ends at the first empty line; each line ends in LF or CRLF.
 _HEAD_END = re.compile(rb"\n\r?\n")
-_LINE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]*:[ \t]*(.*?)[ \t]*")
+
+
+_BAD_HEAD = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _control_reason(head: str) -> str:
+    for line in head.split("\n"):
+        name, _, value = line.removesuffix("\r").partition(":")
+        problem = field_problem(name.lower(), value.strip(" \t"))
+        if problem:
+            return problem
+    return "a header line has a stray carriage return"
 
 
 def _parse_status(value: str) -> int:
@@ -182,10 +192,14 @@ def _split(output: bytes) -> tuple[list[str], bytes]:
     if end is None:
         raise InvalidCgiOutputError("no empty line ends the CGI headers")
     try:
-        head = output[: end.start()].decode("utf-8")
+        # Keep the last line's LF so that its CR (in CRLF) is not mistaken for a stray one.
+        head = output[: end.start() + 1].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidCgiOutputError(f"CGI headers are not UTF-8: {exc.reason}") from exc
-    lines = head.split("\n")
+    # One scan of the whole block for control characters, instead of one per value.
+    if _BAD_HEAD.search(head.replace("\r\n", "\n")) is not None:
+        raise InvalidCgiOutputError(_control_reason(head))
+    lines = head[:-1].split("\n")
     if len(lines) > MAX_RESPONSE_HEADERS:
         raise InvalidCgiOutputError(f"more than {MAX_RESPONSE_HEADERS} header lines")
     return lines, output[end.end() :]
@@ -203,14 +217,13 @@ def parse_cgi_response(output: bytes) -> WasmResponse:
     location = content_type = False
     headers: list[tuple[str, str]] = []
     for line in lines:
-        match = _LINE.fullmatch(line.removesuffix("\r"))
-        if match is None:
+        name, colon, value = line.removesuffix("\r").partition(":")
+        if not colon or not name:
             raise InvalidCgiOutputError(f"header line {line[:60]!r} is not 'name: value'")
-        name = match[1].lower()
-        value = match[2]
-        problem = field_problem(name, value)
-        if problem:
-            raise InvalidCgiOutputError(problem)
+        name = name.lower()
+        value = value.strip(" \t")
+        if name in HOP_BY_HOP or not is_token(name):
+            raise InvalidCgiOutputError(field_problem(name, value) or f"bad header {name!r}")
         if name == "status":
             if status is not None:
                 raise InvalidCgiOutputError("more than one status header")

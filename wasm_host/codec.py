@@ -13,7 +13,14 @@ from __future__ import annotations
 import struct
 
 from wasm_host.errors import InvalidReactorOutputError
-from wasm_host.httpfields import MAX_RESPONSE_HEADERS, field_problem, status_problem
+from wasm_host.httpfields import (
+    HOP_BY_HOP,
+    MAX_RESPONSE_HEADERS,
+    field_problem,
+    has_control,
+    is_token,
+    status_problem,
+)
 from wasm_host.values import WasmRequest, WasmResponse
 
 VERSION = 1
@@ -62,10 +69,11 @@ def decode_response(data: bytes) -> WasmResponse:
         raise InvalidReactorOutputError(f"{count} headers, more than {MAX_RESPONSE_HEADERS}")
     pos = _RESPONSE_HEAD.size
     headers: list[tuple[str, str]] = []
+    unpack = _PAIR.unpack_from
     for index in range(count):
         if pos + 8 > size:
             raise InvalidReactorOutputError(f"header {index} runs past the end of the response")
-        name_len, value_len = _PAIR.unpack_from(data, pos)
+        name_len, value_len = unpack(data, pos)
         pos += 8
         end = pos + name_len + value_len
         if end > size:
@@ -76,9 +84,8 @@ def decode_response(data: bytes) -> WasmResponse:
         except UnicodeDecodeError as exc:
             raise InvalidReactorOutputError(f"header {index} is not text: {exc.reason}") from exc
         pos = end
-        problem = field_problem(name, value)
-        if problem:
-            raise InvalidReactorOutputError(problem)
+        if name in HOP_BY_HOP or not is_token(name) or has_control(value):
+            raise InvalidReactorOutputError(field_problem(name, value) or f"bad header {name!r}")
         if name == "content-length":
             if value != str(body_len):
                 raise InvalidReactorOutputError(f"content-length {value!r} but the body has {body_len} bytes")

@@ -20,6 +20,16 @@ HOP_BY_HOP = frozenset(
 )
 
 
+def is_token(name: str) -> bool:
+    """True when ``name`` is an RFC 9110 token (the only valid header names)."""
+    return _TOKEN.fullmatch(name) is not None
+
+
+def has_control(value: str) -> bool:
+    """True when a field value holds a control character other than HTAB."""
+    return _BAD_VALUE.search(value) is not None
+
+
 def field_problem(name: str, value: str) -> str | None:
     """Why ``name: value`` (name in lower case) cannot go on to a client, or None when it can."""
     if name in HOP_BY_HOP:

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Rebuild every example handler and leave the .wasm beside its sources (they are committed,
+# so tests need no toolchain). Run as `make handlers` or `handlers/build.sh`.
+#
+# Toolchain (Debian): apt-get install clang lld wasi-libc libclang-rt-dev-wasm32 wabt binaryen \
+#   rustc cargo libstd-rust-dev-wasm32
+# Rust comes from Debian's /usr/bin on purpose: a rustup toolchain earlier on PATH may lack
+# the wasm32-wasi standard library, and builds must work offline (std only, no crates).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CLANG="${CLANG:-clang}"
+WASM_LD="${WASM_LD:-wasm-ld}"
+WASM_OPT="${WASM_OPT:-wasm-opt}"
+CARGO="${CARGO:-/usr/bin/cargo}"
+RUSTC="${RUSTC:-/usr/bin/rustc}"
+RUST_TARGET="${RUST_TARGET:-wasm32-wasi}"
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || {
+        echo "handlers/build.sh: '$1' not found; install: $2" >&2
+        exit 1
+    }
+}
+need "$CLANG" "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32"
+need "$WASM_LD" "apt-get install lld"
+need "$WASM_OPT" "apt-get install binaryen"
+need "$CARGO" "apt-get install cargo"
+need "$RUSTC" "apt-get install rustc libstd-rust-dev-wasm32"
+targets="$("$RUSTC" --print target-list)"
+grep -qx "$RUST_TARGET" <<<"$targets" || {
+    echo "handlers/build.sh: $RUSTC has no $RUST_TARGET target" >&2
+    exit 1
+}
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/edgecdn-handlers.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+CFLAGS=(-O2 -Wall -Wextra -Werror -std=c11)
+
+# A WASI preview-1 command (WAGI ABI) in C against wasi-libc.
+wagi_c() { # source output
+    "$CLANG" --target=wasm32-wasi "${CFLAGS[@]}" -Wl,--strip-all "$1" -o "$work/out.wasm"
+    install -m 0644 "$work/out.wasm" "$2"
+}
+
+# A freestanding reactor (no libc, no imports). Compiled and linked separately so that the
+# clang driver does not run its own wasm-opt without bulk memory enabled.
+reactor_c() { # source output
+    "$CLANG" --target=wasm32-unknown-unknown "${CFLAGS[@]}" -mbulk-memory -nostdlib -c "$1" -o "$work/out.o"
+    "$WASM_LD" --no-entry --export=edge_alloc --export=edge_handle --strip-all "$work/out.o" -o "$work/out.wasm"
+    "$WASM_OPT" -O2 --enable-bulk-memory "$work/out.wasm" -o "$work/out.wasm"
+    install -m 0644 "$work/out.wasm" "$2"
+}
+
+# A WASI command in Rust (std only, offline).
+wagi_rust() { # crate-dir binary-name output
+    RUSTC="$RUSTC" CARGO_TARGET_DIR="$work/cargo" "$CARGO" build --quiet --offline --release \
+        --locked --target "$RUST_TARGET" --manifest-path "$1/Cargo.toml"
+    install -m 0644 "$work/cargo/$RUST_TARGET/release/$2.wasm" "$3"
+}
+
+wagi_c "$here/geo-hello/geo_hello.c" "$here/geo-hello/geo_hello.wasm"
+wagi_rust "$here/geo-hello/rust" geo_hello_rs "$here/geo-hello/geo_hello_rs.wasm"
+reactor_c "$here/geo-hello-reactor/geo_hello_reactor.c" "$here/geo-hello-reactor/geo_hello_reactor.wasm"
+wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats.wasm"
+
+for wasm in "$here"/*/*.wasm; do
+    printf '%8d  %s  %s\n' "$(stat -c %s "$wasm")" "$(sha256sum "$wasm" | cut -c1-12)" "${wasm#"$here"/}"
+done

@@ -1,0 +1,103 @@
+//! sensor-stats over WAGI (Rust, std only).
+//!
+//! `POST` a JSON array of readings `{"temperature": t, "humidity": h, "timestamp": ts}`;
+//! the answer is `{"count", "average_temperature", "max_temperature", "average_humidity",
+//! "status"}` with status `"warning"` when the average is above 30 °C, else `"normal"`.
+//! Malformed input gets 400 with a message saying what is wrong and where; other methods
+//! get 405. The threshold can be changed with the granted variable `WARNING_ABOVE_C`.
+
+mod json;
+
+use json::Value;
+use std::env;
+use std::io::{self, Read, Write};
+
+const DEFAULT_WARNING_ABOVE_C: f64 = 30.0;
+const MAX_BODY: usize = 1 << 20;
+
+struct Reading {
+    temperature: f64,
+    humidity: f64,
+}
+
+fn number(fields: &[(String, Value)], key: &str, index: usize) -> Result<f64, String> {
+    match fields.iter().find(|(k, _)| k == key) {
+        Some((_, Value::Number(n))) if n.is_finite() => Ok(*n),
+        Some(_) => Err(format!("reading {index}: \"{key}\" must be a number")),
+        None => Err(format!("reading {index}: \"{key}\" is missing")),
+    }
+}
+
+fn readings(body: &str) -> Result<Vec<Reading>, String> {
+    let items = match json::parse(body)? {
+        Value::Array(items) => items,
+        _ => return Err("expected a JSON array of readings".to_string()),
+    };
+    if items.is_empty() {
+        return Err("no readings: the array is empty".to_string());
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Value::Object(fields) => {
+                let temperature = number(&fields, "temperature", index)?;
+                let humidity = number(&fields, "humidity", index)?;
+                match fields.iter().find(|(k, _)| k == "timestamp") {
+                    Some((_, Value::Number(_))) | Some((_, Value::String(_))) => {}
+                    Some(_) => return Err(format!("reading {index}: \"timestamp\" must be a number or a string")),
+                    None => return Err(format!("reading {index}: \"timestamp\" is missing")),
+                }
+                Ok(Reading { temperature, humidity })
+            }
+            _ => Err(format!("reading {index} is not an object")),
+        })
+        .collect()
+}
+
+fn respond(out: &mut impl Write, status: &str, extra: &str, body: &str) -> io::Result<()> {
+    write!(out, "status: {status}\ncontent-type: application/json\n{extra}\n{body}\n")
+}
+
+fn error_body(message: &str) -> String {
+    format!("{{\"error\":{}}}", json::quote(message))
+}
+
+fn main() -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let method = env::var("REQUEST_METHOD").unwrap_or_default();
+    if method != "POST" {
+        return respond(&mut out, "405 Method Not Allowed", "allow: POST\n", &error_body("POST a JSON array of readings"));
+    }
+    let threshold = env::var("WARNING_ABOVE_C")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(DEFAULT_WARNING_ABOVE_C);
+
+    let mut raw = Vec::new();
+    io::stdin().take(MAX_BODY as u64 + 1).read_to_end(&mut raw)?;
+    if raw.len() > MAX_BODY {
+        return respond(&mut out, "413 Payload Too Large", "", &error_body("at most 1 MiB of readings"));
+    }
+    let parsed = String::from_utf8(raw)
+        .map_err(|_| "the body is not UTF-8".to_string())
+        .and_then(|text| readings(&text));
+    let readings = match parsed {
+        Ok(readings) => readings,
+        Err(message) => return respond(&mut out, "400 Bad Request", "", &error_body(&message)),
+    };
+    let count = readings.len() as f64;
+    let average = readings.iter().map(|r| r.temperature).sum::<f64>() / count;
+    let max = readings.iter().map(|r| r.temperature).fold(f64::NEG_INFINITY, f64::max);
+    let humidity = readings.iter().map(|r| r.humidity).sum::<f64>() / count;
+    let status = if average > threshold { "warning" } else { "normal" };
+    let body = format!(
+        "{{\"count\":{},\"average_temperature\":{},\"max_temperature\":{},\"average_humidity\":{},\"status\":\"{}\"}}",
+        readings.len(),
+        json::number(average),
+        json::number(max),
+        json::number(humidity),
+        status
+    );
+    respond(&mut out, "200 OK", "", &body)
+}
