@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from geo.database import ensure_world_db
 from geo.errors import GeoError
 from geo.world import World, load_world
 from runtime.cli import fail
@@ -26,6 +26,7 @@ from runtime.errors import WorldStateError
 from runtime.process import StopEvent, serve_until_signalled
 from runtime.world_state import (
     STATE_FILE_NAME,
+    EdgeNodeEntry,
     ProcessEntry,
     WorldState,
     read_world_state,
@@ -33,13 +34,16 @@ from runtime.world_state import (
     write_world_state,
 )
 from simulator.errors import SimulatorError, WorldAlreadyRunningError
-from simulator.supervisor import ChildSpec, Supervisor
+from simulator.layout import control_plane_spec, edge_node_plans
+from simulator.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
 PROG = "edgecdn up"
 DEFAULT_WORLD = Path("deploy/local/world.toml")
+DEFAULT_APP = Path("handlers/geo-hello/app.toml")
 WORLD_ENV = "EDGECDN_WORLD"
+APP_ENV = "EDGECDN_APP"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"world file (TOML) [env: {WORLD_ENV}] (default: %(default)s)",
     )
     parser.add_argument(
+        "--app",
+        type=Path,
+        default=Path(os.environ.get(APP_ENV, DEFAULT_APP)),
+        help=f"app manifest every edge node serves [env: {APP_ENV}] (default: %(default)s)",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=state_dir(),
@@ -67,13 +77,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _handle(args: argparse.Namespace) -> int:
     try:
         world = load_world(args.world)
+        if not args.app.is_file():
+            raise SimulatorError(f"--app: no app manifest at {args.app}")
         _refuse_if_running(args.state_dir / STATE_FILE_NAME)
     except (GeoError, SimulatorError) as exc:
         fail(PROG, str(exc))
     outcome: list[int] = []
 
     async def main(stop: StopEvent) -> None:
-        outcome.append(await run_world(world, state_directory=args.state_dir, stop=stop))
+        outcome.append(await run_world(world, app=args.app, state_directory=args.state_dir, stop=stop))
 
     serve_until_signalled(main)
     return outcome[0] if outcome else 130
@@ -98,18 +110,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-async def run_world(world: World, *, state_directory: Path, stop: StopEvent) -> int:
+async def run_world(world: World, *, app: Path, state_directory: Path, stop: StopEvent) -> int:
     """Run the world until ``stop`` is set (0) or one of its processes dies (1)."""
     console = Console(stderr=False)
     state_file = state_directory / STATE_FILE_NAME
+    geo_cache_dir = state_directory / "geo"
+    # Built once here, so the nodes find it cached instead of each building it at once.
+    ensure_world_db(world, geo_cache_dir)
+    plans = edge_node_plans(world, app=app, state_dir=state_directory, geo_cache_dir=geo_cache_dir)
     async with Supervisor(state_directory / "run") as supervisor:
         try:
-            control_plane = await supervisor.start(
-                ChildSpec(
-                    name="control-plane",
-                    argv=(sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0"),
-                )
-            )
+            control_plane = await supervisor.start(control_plane_spec())
+            nodes = await supervisor.start_group([plan.spec for plan in plans])
         except SimulatorError as exc:
             console.print(f"[red]{PROG}: {exc}[/red]")
             return 1
@@ -117,6 +129,10 @@ async def run_world(world: World, *, state_directory: Path, stop: StopEvent) -> 
             world_file=str(world.source),
             supervisor_pid=os.getpid(),
             control_plane_address=control_plane.report.addresses["grpc"],
+            edge_nodes=tuple(
+                EdgeNodeEntry(node_id=plan.node_id, region=plan.region, url=node.report.addresses["http"])
+                for plan, node in zip(plans, nodes, strict=True)
+            ),
             processes=tuple(
                 ProcessEntry(name=c.spec.name, pid=c.pid, log=str(c.log_path)) for c in supervisor.children
             ),

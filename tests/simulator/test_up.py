@@ -18,10 +18,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
+import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from geo.world import load_world
 from runtime.world_state import WorldState, read_world_state
 from tests.conftest import REPO_ROOT
 
@@ -93,9 +96,7 @@ async def wait_gone(pids: list[int], budget_s: float) -> list[int]:
     return [pid for pid in pids if alive(pid)]
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[RunningWorld]:
-    state_dir = tmp_path / "state"
+async def running_world(state_dir: Path) -> AsyncIterator[RunningWorld]:
     process = await start_world(state_dir)
     try:
         state = await wait_for_state(process, state_dir)
@@ -106,11 +107,66 @@ async def world(tmp_path: Path) -> AsyncIterator[RunningWorld]:
             await process.wait()
 
 
-async def test_world_state_points_at_a_serving_control_plane(world: RunningWorld) -> None:
-    data = json.loads((world.state_dir / "world.json").read_text())
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningWorld]:
+    """One world for the tests that only look at it (starting nine processes takes seconds)."""
+    async for running in running_world(tmp_path_factory.mktemp("shared") / "state"):
+        yield running
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[RunningWorld]:
+    """A world of the test's own, for tests that stop or kill it."""
+    async for running in running_world(tmp_path / "state"):
+        yield running
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_every_region_runs_its_edge_nodes(shared_world: RunningWorld) -> None:
+    model = load_world(DEFAULT_WORLD)
+    expected = {f"{region.id}-a" for region in model.regions if region.edge_nodes}
+    assert {node.node_id for node in shared_world.state.edge_nodes} == expected
+    async with aiohttp.ClientSession() as client:
+        for node in shared_world.state.edge_nodes:
+            async with client.get(f"{node.url}/readyz") as response:
+                assert response.status == 200, node
+            async with client.get(f"{node.url}/_edge/info") as response:
+                info = await response.json()
+            assert info["region"] == node.region
+            assert info["app"]["name"] == "geo-hello"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    ("country", "region", "greeting"),
+    [("KR", "ap-northeast-2", "안녕하세요"), ("JP", "ap-northeast-1", "こんにちは")],
+)
+async def test_readme_tour_greets_each_client_in_its_language(
+    shared_world: RunningWorld, country: str, region: str, greeting: str
+) -> None:
+    # README: curl --interface $(edgecdn world addr KR) <ap-northeast-2 node URL>/hello
+    addr = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulator", "world", "addr", country, "--world", str(DEFAULT_WORLD),
+        stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
+    )  # fmt: skip
+    address = (await addr.communicate())[0].decode().strip()
+    node = next(node for node in shared_world.state.edge_nodes if node.region == region)
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    async with (
+        aiohttp.ClientSession(connector=connector) as client,
+        client.get(f"{node.url}/hello") as response,
+    ):
+        assert response.status == 200
+        assert greeting in await response.text()
+        assert response.headers["x-edge-region"] == region
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_world_state_points_at_a_serving_control_plane(shared_world: RunningWorld) -> None:
+    data = json.loads((shared_world.state_dir / "world.json").read_text())
     assert data["control_plane"]["address"].startswith("127.0.0.1:")
-    assert data["supervisor_pid"] == world.process.pid
-    async with grpc.aio.insecure_channel(world.state.control_plane_address) as channel:
+    assert data["supervisor_pid"] == shared_world.process.pid
+    async with grpc.aio.insecure_channel(shared_world.state.control_plane_address) as channel:
         response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert response.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -134,12 +190,13 @@ async def test_killed_supervisor_leaves_no_orphans(world: RunningWorld) -> None:
     assert await wait_gone(pids, STOP_BUDGET_S) == []
 
 
-async def test_a_second_world_is_refused(world: RunningWorld) -> None:
-    second = await start_world(world.state_dir)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_second_world_is_refused(shared_world: RunningWorld) -> None:
+    second = await start_world(shared_world.state_dir)
     _, err = await asyncio.wait_for(second.communicate(), 30)
     assert second.returncode == 2
     assert "already running" in err.decode()
-    assert world.process.returncode is None, "the first world keeps running"
+    assert shared_world.process.returncode is None, "the first world keeps running"
 
 
 def run_up(*args: str) -> subprocess.CompletedProcess[str]:

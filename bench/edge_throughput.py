@@ -1,0 +1,161 @@
+"""Edge-node throughput under ``wrk -t1 -c50``, side by side with its peers, in one run.
+
+Targets (issue 4): geo-hello over WAGI reaches >= 0.6x the requests/s of a plain aiohttp
+handler returning the same bytes; over the reactor ABI >= 1.0x Cloudflare's workerd
+serving a JS worker that calls the same reactor wasm module (bench/workerd/worker.js).
+Every server is a separate process on loopback; they run one after another, each after a
+short warm-up, so each gets the same idle machine.
+
+    .venv/bin/python -m bench.edge_throughput [--seconds 10] [--connections 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import aiohttp
+
+from bench.harness import REPO_ROOT, PeerMissingError, WrkResult, free_port, run_wrk
+from simulator.supervisor import ChildSpec, Supervisor
+
+WORLD = REPO_ROOT / "deploy" / "local" / "world.toml"
+# The geo-hello app serves the same greeting over WAGI at /hello and over the reactor ABI at /hello-fast.
+APP = REPO_ROOT / "handlers" / "geo-hello" / "app.toml"
+REACTOR_WASM = REPO_ROOT / "handlers" / "geo-hello-reactor" / "geo_hello_reactor.wasm"
+WORKERD_DIR = REPO_ROOT / "bench" / "workerd"
+WORKERD_LOCAL = REPO_ROOT / "bench" / ".peers" / "node_modules" / ".bin" / "workerd"
+WORKERD_INSTALL = "npm install --prefix bench/.peers workerd"
+
+
+def edge_node_spec(name: str, app: Path, data_dir: Path) -> ChildSpec:
+    """A node in us-east-1; wrk connects from 127.0.0.1, an unknown country, so the default greeting."""
+    return ChildSpec(
+        name=name,
+        argv=(
+            sys.executable, "-m", "edge_node", "--app", str(app), "--region", "us-east-1",
+            "--world", str(WORLD), "--data-dir", str(data_dir), "--log-level", "warning",
+        ),
+    )  # fmt: skip
+
+
+def workerd_binary() -> str:
+    found = shutil.which("workerd") or (str(WORKERD_LOCAL) if WORKERD_LOCAL.exists() else None)
+    if found is None:
+        raise PeerMissingError(f"workerd is not installed; install it with: {WORKERD_INSTALL}")
+    return found
+
+
+async def wait_until_serving(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as client:
+        while True:
+            try:
+                async with client.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer 200 within {timeout_s}s")
+            await asyncio.sleep(0.1)
+
+
+async def start_workerd(workdir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    port = free_port()
+    shutil.copy(WORKERD_DIR / "worker.js", workdir / "worker.js")
+    shutil.copy(REACTOR_WASM, workdir / "handler.wasm")
+    template = (WORKERD_DIR / "config.capnp.in").read_text()
+    (workdir / "config.capnp").write_text(template.replace("@PORT@", str(port)))
+    process = await asyncio.create_subprocess_exec(
+        workerd_binary(), "serve", str(workdir / "config.capnp"),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/hello"
+    await wait_until_serving(url)
+    return process, url
+
+
+async def fetch(url: str) -> tuple[bytes, str]:
+    async with aiohttp.ClientSession() as client, client.get(url) as response:
+        return await response.read(), response.headers.get("content-type", "text/plain")
+
+
+async def measure(seconds: float, connections: int) -> dict[str, WrkResult]:
+    results: dict[str, WrkResult] = {}
+    with tempfile.TemporaryDirectory(prefix="edgecdn-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        async with Supervisor(tmp / "run") as supervisor:
+            node = await supervisor.start(edge_node_spec("edge-node", APP, tmp / "node"))
+            wagi_url = node.report.addresses["http"] + "/hello"
+            body, content_type = await fetch(wagi_url)
+            (tmp / "body").write_bytes(body)
+            plain_argv = (sys.executable, "-m", "bench.plain_server", "--body-file", str(tmp / "body"))
+            plain = await supervisor.start(
+                ChildSpec(name="plain-aiohttp", argv=(*plain_argv, "--content-type", content_type))
+            )
+            workerd, workerd_url = await start_workerd(tmp)
+            try:
+                targets = {
+                    "plain aiohttp": plain.report.addresses["http"] + "/hello",
+                    "edge-node WAGI": wagi_url,
+                    "edge-node reactor": node.report.addresses["http"] + "/hello-fast",
+                    "workerd (JS + same wasm)": workerd_url,
+                }
+                for name, url in targets.items():
+                    await run_wrk(url, connections=connections, seconds=min(2.0, seconds))  # warm-up
+                    results[name] = await run_wrk(url, connections=connections, seconds=seconds)
+            finally:
+                workerd.terminate()
+                await workerd.wait()
+    return results
+
+
+def report(results: dict[str, WrkResult]) -> dict[str, object]:
+    wagi_ratio = results["edge-node WAGI"].requests_per_second / results["plain aiohttp"].requests_per_second
+    reactor_ratio = (
+        results["edge-node reactor"].requests_per_second
+        / results["workerd (JS + same wasm)"].requests_per_second
+    )
+    print(f"{'server':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, result in results.items():
+        failures = result.errors + result.non_2xx
+        print(
+            f"{name:<28}{result.requests_per_second:>10.0f}{result.latency_p50_ms:>10.2f}"
+            f"{result.latency_p99_ms:>10.2f}{failures:>8}"
+        )
+    print(f"WAGI / plain aiohttp:  {wagi_ratio:.2f}x (target >= 0.60x)")
+    print(f"reactor / workerd:     {reactor_ratio:.2f}x (target >= 1.00x)")
+    return {
+        "results": {name: asdict(result) for name, result in results.items()},
+        "wagi_vs_plain_aiohttp": wagi_ratio,
+        "reactor_vs_workerd": reactor_ratio,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.edge_throughput", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    try:
+        results = asyncio.run(measure(args.seconds, args.connections))
+    except PeerMissingError as exc:
+        print(f"bench.edge_throughput: {exc}", file=sys.stderr)
+        return 2
+    summary = report(results)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

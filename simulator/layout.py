@@ -1,0 +1,61 @@
+"""Which processes a world runs, with which flags: pure code from the world file.
+
+Node ids are the region id plus a letter per node (``ap-northeast-2-a``,
+``ap-northeast-2-b``, ...), the way operators name them in `edgectl` output.
+"""
+
+from __future__ import annotations
+
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from geo.world import World
+from simulator.supervisor import ChildSpec
+
+MAX_NODES_PER_REGION = len(string.ascii_lowercase)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeNodePlan:
+    node_id: str
+    region: str
+    spec: ChildSpec
+
+
+def node_ids(region_id: str, count: int) -> list[str]:
+    if count > MAX_NODES_PER_REGION:
+        raise ValueError(f"region {region_id}: at most {MAX_NODES_PER_REGION} edge nodes, got {count}")
+    return [f"{region_id}-{letter}" for letter in string.ascii_lowercase[:count]]
+
+
+def control_plane_spec() -> ChildSpec:
+    return ChildSpec(
+        name="control-plane",
+        argv=(sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0"),
+    )
+
+
+def edge_node_plans(world: World, *, app: Path, state_dir: Path, geo_cache_dir: Path) -> list[EdgeNodePlan]:
+    """One edge node per slot of every region, each with its own data directory."""
+    plans = []
+    for region in world.regions:
+        for node_id in node_ids(region.id, region.edge_nodes):
+            argv = (
+                sys.executable, "-m", "edge_node",
+                "--app", str(app),
+                "--region", region.id,
+                "--node-id", node_id,
+                "--world", str(world.source),
+                "--data-dir", str(state_dir / "nodes" / node_id),
+                "--geo-cache-dir", str(geo_cache_dir),
+                "--host", "127.0.0.1",
+                "--port", "0",
+            )  # fmt: skip
+            plans.append(
+                EdgeNodePlan(
+                    node_id=node_id, region=region.id, spec=ChildSpec(name=f"edge-node {node_id}", argv=argv)
+                )
+            )
+    return plans
