@@ -22,7 +22,7 @@ from wasm_host.cache import CompiledModule
 from wasm_host.codec import decode_response, encode_request
 from wasm_host.config import Limits
 from wasm_host.engine import WasmEngine
-from wasm_host.errors import AbiMismatchError, InvalidReactorOutputError, OutputTooLargeError
+from wasm_host.errors import AbiMismatchError, InvalidReactorOutputError, OutputTooLargeError, WasmTrapError
 from wasm_host.sandbox import Sandbox, check_granted_env
 from wasm_host.values import WasmRequest, WasmResponse
 
@@ -37,6 +37,28 @@ _HANDLE = b"edge_handle"
 _INITIALIZE = b"_initialize"
 _MEMORY = b"memory"
 _U32 = 0xFFFFFFFF
+# Bound once: module attribute lookups add up on a ~30 us path.
+_export_get = _raw.instance_export_get
+_call_unchecked = _raw.func_call_unchecked
+_memory_data = _raw.memory_data
+_memory_data_size = _raw.memory_data_size
+_store_delete = _raw.store_delete
+
+
+class _Slots(ctypes.Structure):
+    """Per-request out-parameters of the raw calls, allocated as one ctypes object."""
+
+    _fields_ = (
+        ("init", _raw.Extern),
+        ("alloc", _raw.Extern),
+        ("memory", _raw.Extern),
+        ("handle", _raw.Extern),
+        ("args", _raw.ValRaw * 2),
+        ("trap", ctypes.c_void_p),
+    )
+
+
+_TRAP_OFFSET: int = _Slots.trap.offset
 
 
 def _check_exports(compiled: CompiledModule) -> bool:
@@ -111,45 +133,59 @@ class ReactorHandler:
         sandbox = self._sandbox
         store, ctx = sandbox.new_store(self._wasi_config())
         try:
-            instance = sandbox.instantiate(ctx)
-            args = (_raw.ValRaw * 2)()
-            if self._has_initialize:
-                init = sandbox.export(ctx, instance, _INITIALIZE, _raw.EXTERN_FUNC)
-                self._call(ctx, instance, init, args, 0)
-            alloc = sandbox.export(ctx, instance, _ALLOC, _raw.EXTERN_FUNC)
-            args[0].i32 = len(payload)
-            self._call(ctx, instance, alloc, args, 1)
-            ptr = args[0].i32 & _U32
-            memory = sandbox.export(ctx, instance, _MEMORY, _raw.EXTERN_MEMORY)
-            memory_ptr = ctypes.addressof(memory) + _raw.EXTERN_OF_OFFSET
-            if ptr + len(payload) > _raw.memory_data_size(ctx, memory_ptr):
-                raise InvalidReactorOutputError(f"edge_alloc returned {ptr:#x}, outside memory")
-            ctypes.memmove(_raw.memory_data(ctx, memory_ptr) + ptr, payload, len(payload))
-            handle = sandbox.export(ctx, instance, _HANDLE, _raw.EXTERN_FUNC)
-            args[0].i32 = ptr
-            args[1].i32 = len(payload)
-            self._call(ctx, instance, handle, args, 2)
-            packed = args[0].i64
-            out_ptr, out_len = (packed >> 32) & _U32, packed & _U32
-            if out_len > self.limits.max_output_bytes:
-                raise OutputTooLargeError(self.limits.max_output_bytes, out_len)
-            # Memory may have grown (and moved) during the call: fetch base and size anew.
-            if out_ptr + out_len > _raw.memory_data_size(ctx, memory_ptr):
-                raise InvalidReactorOutputError(f"response {out_ptr:#x}+{out_len} lies outside memory")
-            base = _raw.memory_data(ctx, memory_ptr)
-            output = ctypes.string_at(base + out_ptr, out_len) if out_len else b""
+            output = self.run_in(ctx, sandbox.instantiate(ctx), payload)
         finally:
-            _raw.store_delete(store)
+            _store_delete(store)
         return decode_response(output)
 
-    def _call(self, ctx: int, instance: _raw.Instance, func: _raw.Extern, args: Any, count: int) -> None:
-        """Call ``func`` with ``args`` (params in, results out) through the unchecked path.
+    def run_in(self, ctx: int, instance: _raw.Instance, payload: bytes) -> bytes:
+        """One request on an existing instance: the raw response bytes ``edge_handle`` returned.
+
+        ``handle`` always passes a fresh instance; the benchmark passes a reused one to
+        measure what reuse would save.
+        """
+        size = len(payload)
+        # One allocation for everything the calls fill in: export handles, params/results.
+        slots = _Slots()
+        instance_ref = ctypes.byref(instance)
+        if self._has_initialize:
+            self._call(ctx, instance, self._export(ctx, instance_ref, _INITIALIZE, slots.init), slots, 0)
+        slots.args[0].i32 = size
+        self._call(ctx, instance, self._export(ctx, instance_ref, _ALLOC, slots.alloc), slots, 1)
+        ptr = slots.args[0].i32 & _U32
+        memory = self._export(ctx, instance_ref, _MEMORY, slots.memory)
+        if ptr + size > _memory_data_size(ctx, memory):
+            raise InvalidReactorOutputError(f"edge_alloc returned {ptr:#x}, outside memory")
+        ctypes.memmove(_memory_data(ctx, memory) + ptr, payload, size)
+        slots.args[0].i32 = ptr
+        slots.args[1].i32 = size
+        self._call(ctx, instance, self._export(ctx, instance_ref, _HANDLE, slots.handle), slots, 2)
+        packed = slots.args[0].i64
+        out_ptr, out_len = (packed >> 32) & _U32, packed & _U32
+        if out_len > self.limits.max_output_bytes:
+            raise OutputTooLargeError(self.limits.max_output_bytes, out_len)
+        # Memory may have grown (and moved) during the call: fetch base and size anew.
+        if out_ptr + out_len > _memory_data_size(ctx, memory):
+            raise InvalidReactorOutputError(f"response {out_ptr:#x}+{out_len} lies outside memory")
+        return ctypes.string_at(_memory_data(ctx, memory) + out_ptr, out_len) if out_len else b""
+
+    @staticmethod
+    def _export(ctx: int, instance_ref: Any, name: bytes, slot: _raw.Extern) -> int:
+        """Look ``name`` up into ``slot``; the address of its func/memory handle.
+
+        Kinds and types were checked at load time against the module, which every instance
+        shares, so only presence can differ (and cannot, short of a wasmtime bug).
+        """
+        if not _export_get(ctx, instance_ref, name, len(name), ctypes.byref(slot)):
+            raise WasmTrapError("host error", f"export {name.decode()} is missing")
+        return ctypes.addressof(slot) + _raw.EXTERN_OF_OFFSET
+
+    def _call(self, ctx: int, instance: _raw.Instance, func: int, slots: _Slots, count: int) -> None:
+        """Call the function handle at ``func`` with ``slots.args`` through the unchecked path.
 
         Unchecked is safe because ``_check_exports`` verified every signature at load time.
         """
-        trap = ctypes.c_void_p()
-        error = _raw.func_call_unchecked(
-            ctx, ctypes.addressof(func) + _raw.EXTERN_OF_OFFSET, args, count, ctypes.byref(trap)
-        )
+        error = _call_unchecked(ctx, func, slots.args, count, ctypes.addressof(slots) + _TRAP_OFFSET)
+        trap = slots.trap
         if error or trap:
-            raise self._sandbox.failure(ctx, instance, error, trap.value)
+            raise self._sandbox.failure(ctx, instance, error, trap)

@@ -1,0 +1,305 @@
+"""Per-request wasm overhead (instantiate + run) for both ABIs, against a plain Python handler.
+
+``.venv/bin/python -m bench.wasm_overhead`` (``--quick`` for a smoke run). Every case runs
+the same request through the same code the edge node calls (``Handler.handle``), side by
+side in one process, and reports p50/p99 and the ratio to a plain Python function that
+builds the same geo-hello answer. It also measures what the design decisions rest on:
+pooling vs on-demand instance allocation, a fresh vs a reused reactor instance, inline vs
+thread-pool execution under asyncio, AOT cache loads, and RSS with 20 modules loaded.
+Exit status 1 when a budget of issue 4 is missed (WAGI p50 <= 60 us, reactor p50 <= 30 us,
+20 modules under 150 MB RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import gc
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from manifest import AppManifest, load_manifest, read_module
+from wasm_host import (
+    EngineConfig,
+    ExecutorConfig,
+    Handler,
+    Limits,
+    ModuleCache,
+    WasmEngine,
+    WasmExecutor,
+    WasmRequest,
+    WasmResponse,
+    _raw,
+    create_handler,
+)
+from wasm_host.codec import decode_response, encode_request
+from wasm_host.executor import ExecutionMode
+from wasm_host.reactor import ReactorHandler
+
+APP = Path(__file__).resolve().parent.parent / "handlers" / "geo-hello" / "app.toml"
+WAGI_P50_BUDGET_US = 60.0
+REACTOR_P50_BUDGET_US = 30.0
+RSS_BUDGET_MB = 150.0
+
+REQUEST = WasmRequest(
+    method="GET",
+    path="/hello",
+    headers=(
+        ("host", "edge.local"),
+        ("user-agent", "bench/1.0"),
+        ("accept", "text/html"),
+        ("cf-ipcountry", "KR"),
+        ("x-geo-country", "KR"),
+        ("x-edge-region", "ap-northeast"),
+        ("x-edge-node", "node-1"),
+    ),
+    remote_addr="127.82.0.1",
+    server_name="edge.local",
+    server_port=8080,
+    matched_route="/hello",
+    full_url="http://edge.local:8080/hello",
+)
+
+_GREETINGS = {"KR": ("안녕하세요", "ko"), "JP": ("こんにちは", "ja"), "US": ("Hello", "en")}
+
+
+def python_geo_hello(request: WasmRequest) -> WasmResponse:
+    """The baseline: geo-hello's logic as a plain Python function over the same values."""
+    country = request.header("cf-ipcountry") or ""
+    region = request.header("x-edge-region") or "unknown"
+    greeting, language = _GREETINGS.get(country, ("Hello", "en"))
+    accept = request.header("accept") or ""
+    headers: tuple[tuple[str, str], ...] = (
+        ("vary", "accept, cf-ipcountry, x-edge-region"),
+        ("content-language", language),
+        ("x-edge-region", region),
+    )
+    if "application/json" in accept:
+        body = f'{{"greeting":"{greeting}","country":"{country}","region":"{region}"}}\n'
+        return WasmResponse(
+            status=200, headers=(*headers, ("content-type", "application/json")), body=body.encode()
+        )
+    text = f"{greeting}! Your country: {country}. Served by edge region {region}.\n"
+    return WasmResponse(
+        status=200, headers=(*headers, ("content-type", "text/plain; charset=utf-8")), body=text.encode()
+    )
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 in microseconds."""
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1e6, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6
+
+
+def timed(call: Callable[[], object], requests: int) -> tuple[float, float]:
+    """p50/p99 of ``call`` after a warm-up, with the collector off as a server would rarely hit it."""
+    for _ in range(min(500, requests)):
+        call()
+    samples = []
+    gc.disable()
+    try:
+        for _ in range(requests):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    return percentiles(samples)
+
+
+def _handlers(engine: WasmEngine, app: AppManifest, cache: ModuleCache) -> dict[str, Handler]:
+    built = {}
+    for name, spec in app.modules.items():
+        limits = Limits(
+            memory_bytes=spec.memory_bytes, timeout_s=spec.timeout_s, max_output_bytes=spec.max_output_bytes
+        )
+        compiled = cache.load(read_module(app, spec))
+        built[name] = create_handler(
+            engine, compiled, abi=spec.abi, limits=limits, env=dict(spec.env), name=name
+        )
+    return built
+
+
+class ReusedReactor:
+    """The alternative we did not choose: one reactor instance serving request after request."""
+
+    def __init__(self, handler: ReactorHandler) -> None:
+        self.handler = handler
+        self.sandbox = handler._sandbox
+        self.store, self.ctx = self.sandbox.new_store(None)
+        self.instance = self.sandbox.instantiate(self.ctx)
+
+    def handle(self, request: WasmRequest) -> WasmResponse:
+        _raw.context_set_epoch_deadline(self.ctx, self.sandbox.ticks)
+        return decode_response(self.handler.run_in(self.ctx, self.instance, encode_request(request)))
+
+    def close(self) -> None:
+        _raw.store_delete(self.store)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _with_custom_section(wasm: bytes, index: int) -> bytes:
+    """The same module with a distinct custom section: a different digest, the same code."""
+    name = b"edgecdn-bench"
+    payload = bytes([len(name)]) + name + index.to_bytes(4, "little")
+    return wasm + b"\x00" + bytes([len(payload)]) + payload
+
+
+async def _async_case(
+    executor: WasmExecutor, handler: Handler, requests: int, concurrency: int
+) -> tuple[float, float, float]:
+    """Sequential p50/p99 through the executor, then throughput with ``concurrency`` in flight."""
+    for _ in range(200):
+        await executor.handle(handler, REQUEST)
+    samples = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        await executor.handle(handler, REQUEST)
+        samples.append(time.perf_counter() - start)
+    p50, p99 = percentiles(samples)
+    remaining = requests
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await executor.handle(handler, REQUEST)
+
+    start = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for index in range(concurrency):
+            group.create_task(worker(), name=f"bench-worker-{index}")
+    return p50, p99, requests / (time.perf_counter() - start)
+
+
+def _row(name: str, p50: float, p99: float, base: float, budget: str = "") -> str:
+    return f"| {name} | {p50:.1f} | {p99:.1f} | {p50 / base:.2f}x | {budget} |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench.wasm_overhead", description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000, help="requests per case (default 20000)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run with 1000 requests per case")
+    args = parser.parse_args()
+    requests = 1000 if args.quick else args.requests
+    app = load_manifest(APP)
+    failures = []
+
+    print(f"per-request overhead, {requests} requests per case, times in microseconds\n")
+    print("| case | p50 µs | p99 µs | p50 vs Python | budget |")
+    print("|---|---:|---:|---:|---|")
+    base_p50, base_p99 = timed(lambda: python_geo_hello(REQUEST), requests)
+    print(_row("plain Python geo-hello (baseline)", base_p50, base_p99, base_p50))
+    results: dict[str, tuple[float, float]] = {}
+    for allocator in ("pooling", "on-demand"):
+        with WasmEngine(EngineConfig(allocator=allocator)) as engine:
+            handlers = _handlers(engine, app, ModuleCache(engine))
+            for name in ("geo-hello", "geo-hello-rs", "geo-hello-reactor"):
+                handler = handlers[name]
+                assert handler.handle(REQUEST).body.startswith("안녕하세요".encode())
+                p50, p99 = timed(lambda handler=handler: handler.handle(REQUEST), requests)  # type: ignore[misc]
+                results[f"{allocator}/{name}"] = (p50, p99)
+                budget = ""
+                if allocator == "pooling" and name == "geo-hello":
+                    met = p50 <= WAGI_P50_BUDGET_US
+                    budget = f"≤ {WAGI_P50_BUDGET_US:g} µs: {'met' if met else 'MISSED'}"
+                    failures += [] if met else ["WAGI p50"]
+                if allocator == "pooling" and name == "geo-hello-reactor":
+                    met = p50 <= REACTOR_P50_BUDGET_US
+                    budget = f"≤ {REACTOR_P50_BUDGET_US:g} µs: {'met' if met else 'MISSED'}"
+                    failures += [] if met else ["reactor p50"]
+                abi = "reactor" if "reactor" in name else "WAGI"
+                print(_row(f"{name} ({abi}, {allocator} allocator)", p50, p99, base_p50, budget))
+            if allocator == "pooling":
+                reactor = handlers["geo-hello-reactor"]
+                assert isinstance(reactor, ReactorHandler)
+                reused = ReusedReactor(reactor)
+                try:
+                    # The bump allocator never frees: cap the run so the instance stays small.
+                    p50, p99 = timed(functools.partial(reused.handle, REQUEST), min(requests, 2000))
+                finally:
+                    reused.close()
+                print(_row("geo-hello-reactor, ONE reused instance (not chosen)", p50, p99, base_p50))
+                executor_rows = _executor_rows(handlers["geo-hello"], requests)
+
+    print("\nexecution under asyncio (geo-hello over WAGI, pooling):\n")
+    print("| placement | sequential p50 µs | p99 µs | requests/s, 50 in flight |")
+    print("|---|---:|---:|---:|")
+    for row in executor_rows:
+        print(row)
+
+    print("\nAOT cache and memory:\n")
+    failures += _cache_and_rss(app)
+    if failures:
+        print(f"\nbudgets missed: {', '.join(failures)}")
+        return 1
+    return 0
+
+
+def _executor_rows(handler: Handler, requests: int) -> list[str]:
+    rows = []
+    modes: tuple[ExecutionMode, ...] = ("inline", "thread")
+    for mode in modes:
+        executor = WasmExecutor(ExecutorConfig(mode=mode, max_workers=2))
+        try:
+            p50, p99, rps = asyncio.run(_async_case(executor, handler, min(requests, 10_000), 50))
+        finally:
+            executor.close()
+        label = "inline on the event loop" if mode == "inline" else "thread pool (2 workers)"
+        rows.append(f"| {label} | {p50:.1f} | {p99:.1f} | {rps:,.0f} |")
+    return rows
+
+
+def _cache_and_rss(app: AppManifest) -> list[str]:
+    failures = []
+    wasm = read_module(app, app.modules["geo-hello"])
+    rss_start = _rss_mb()
+    with tempfile.TemporaryDirectory() as tmp, WasmEngine() as engine:
+        rss_engine = _rss_mb()
+        start = time.perf_counter()
+        ModuleCache(engine, Path(tmp)).load(wasm)
+        compile_ms = (time.perf_counter() - start) * 1000
+        loads = []
+        for _ in range(50):
+            cache = ModuleCache(engine, Path(tmp))
+            start = time.perf_counter()
+            cache.load(wasm)
+            loads.append(time.perf_counter() - start)
+        hit_p50, hit_p99 = percentiles(loads)
+        hits = f"p50 {hit_p50:.0f} µs, p99 {hit_p99:.0f} µs"
+        print(f"- geo-hello compile: {compile_ms:.1f} ms; AOT cache hit (disk): {hits}")
+
+        sources = [read_module(app, spec) for spec in app.modules.values()]
+        cache = ModuleCache(engine, Path(tmp))
+        handlers = []
+        for index in range(20):
+            spec = list(app.modules.values())[index % len(sources)]
+            compiled = cache.load(_with_custom_section(sources[index % len(sources)], index))
+            handler = create_handler(engine, compiled, abi=spec.abi, env=dict(spec.env), name=f"m{index}")
+            handler.handle(REQUEST)
+            handlers.append(handler)
+        gc.collect()
+        rss = _rss_mb()
+        met = rss < RSS_BUDGET_MB
+        failures += [] if met else ["RSS with 20 modules"]
+        print(
+            f"- RSS: {rss_start:.0f} MB before the engine (Python + libraries), {rss_engine:.0f} MB with the"
+            f" engine, {rss:.0f} MB with 20 modules loaded and each run once"
+            f" (budget < {RSS_BUDGET_MB:g} MB: {'met' if met else 'MISSED'})"
+        )
+    return failures
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
