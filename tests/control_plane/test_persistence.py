@@ -64,7 +64,13 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
                 ),
                 metadata=operator,
             )
-            await session.wait_until(lambda s: s.state.version == deployment.id, 10)
+            watched = [
+                d
+                async for d in deployments_pb2_grpc.DeploymentServiceStub(channel).WatchDeployment(
+                    deployments_pb2.GetDeploymentRequest(id=deployment.id), metadata=operator, timeout=10
+                )
+            ]
+            assert watched[-1].done
             task.cancel()
             await asyncio.wait([task])
         await supervisor.stop_all(timeout_s=5)
