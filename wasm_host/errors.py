@@ -2,7 +2,8 @@
 
 The edge node maps them to HTTP (see docs/abi.md): ``WasmTrapError`` and ``MemoryLimitError``
 to 500, ``DeadlineExceededError`` to 504, ``InvalidOutputError`` (and so
-``InvalidCgiOutputError``, ``InvalidReactorOutputError``) and ``OutputTooLargeError`` to 502.
+``InvalidCgiOutputError``, ``InvalidReactorOutputError``) and ``OutputTooLargeError`` to 502,
+``InstanceLimitError`` (the instance pool is exhausted) to 503.
 ``ModuleInvalidError`` and ``AbiMismatchError`` happen at load time, never per request.
 """
 
@@ -69,6 +70,14 @@ class MemoryLimitError(HandlerError):
             f"handler exceeded its memory limit of {limit_bytes} bytes" + (f" ({detail})" if detail else "")
         )
         self.limit_bytes = limit_bytes
+        self.detail = detail
+
+
+class InstanceLimitError(HandlerError):
+    """Every instance slot of the engine's pool is in use; the request may be retried (503)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"no free wasm instance slot: {detail}")
         self.detail = detail
 
 

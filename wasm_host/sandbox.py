@@ -24,6 +24,7 @@ from wasm_host.errors import (
     DeadlineExceededError,
     HandlerError,
     HandlerExitError,
+    InstanceLimitError,
     MemoryLimitError,
     WasmTrapError,
 )
@@ -138,6 +139,9 @@ class Sandbox:
             if self._near_cap(self.memory_in_use(ctx, instance)):
                 return MemoryLimitError(self.limits.memory_bytes, f"guest exited with status {exit_status}")
             return HandlerExitError(exit_status)
+        first = message.splitlines()[0] if message else ""
         if "exceeds memory limits" in message or "memory minimum size" in message:
-            return MemoryLimitError(self.limits.memory_bytes, message.splitlines()[0])
-        return WasmTrapError("host error", message.splitlines()[0] if message else "")
+            return MemoryLimitError(self.limits.memory_bytes, first)
+        if "maximum concurrent limit" in message:
+            return InstanceLimitError(first)
+        return WasmTrapError("host error", first)

@@ -12,6 +12,7 @@ from wasm_host import (
     DeadlineExceededError,
     EngineClosedError,
     EngineConfig,
+    InstanceLimitError,
     Limits,
     MemoryLimitError,
     ModuleCache,
@@ -19,6 +20,7 @@ from wasm_host import (
     WasmEngine,
     WasmRequest,
     WasmTrapError,
+    _raw,
     create_handler,
 )
 
@@ -104,3 +106,33 @@ def test_closed_engine_runs_nothing(tmp_path: object) -> None:
         assert handler.handle(REQUEST).status == 200
     with pytest.raises(EngineClosedError):
         handler.handle(REQUEST)
+
+
+@pytest.mark.parametrize("allocator", ["pooling", "on-demand"])
+def test_memory_failures_under_each_allocator(allocator: str) -> None:
+    config = EngineConfig(allocator=allocator, pool_total_instances=8)  # type: ignore[arg-type]
+    with WasmEngine(config) as engine:
+        cache = ModuleCache(engine)
+        for source in (wat.WAGI_MEMORY_HOG, wat.WAGI_BIG_INITIAL_MEMORY):
+            handler = create_handler(engine, cache.load(source.encode()), limits=Limits(memory_bytes=2 * MiB))
+            with pytest.raises(MemoryLimitError):
+                handler.handle(REQUEST)
+
+
+def test_more_concurrent_requests_than_pool_slots_fail_cleanly() -> None:
+    # A pool sized for one instance: a second, nested instantiation cannot get a slot. The
+    # engine must say so as a handler error rather than crash, and recover afterwards.
+    with WasmEngine(EngineConfig(pool_total_instances=1)) as engine:
+        handler = create_handler(
+            engine, ModuleCache(engine).load(wat.wagi_print(b"content-type: a/b\n\n").encode())
+        )
+        sandbox = handler._sandbox  # type: ignore[attr-defined]
+        store, ctx = sandbox.new_store(None)
+        try:
+            sandbox.instantiate(ctx)
+            with pytest.raises(InstanceLimitError) as caught:
+                handler.handle(REQUEST)
+            assert "concurrent limit" in caught.value.detail
+        finally:
+            _raw.store_delete(store)
+        assert handler.handle(REQUEST).status == 200
