@@ -14,6 +14,7 @@ from cpclient import MemoryModuleStore, NodeIdentity, NodeSession, SessionSettin
 from cpclient.backoff import Backoff
 from cpclient.errors import ApplyError
 from protos.edgecdn.v1 import nodes_pb2
+from runtime.world_state import WorldState, write_world_state
 from tests.control_plane.support import WAT_WAGI, LiveControlPlane, sha, wasm
 
 
@@ -202,3 +203,24 @@ async def test_missing_manifest_file(
 ) -> None:
     assert await edgectl(live, "apps", "register", str(tmp_path / "nope.toml")) == 1
     assert fail_line(capsys).startswith("edgectl: invalid manifest: ")
+
+
+async def test_server_and_token_from_world_state(
+    live: LiveControlPlane,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state_dir = tmp_path / "world"
+    monkeypatch.setenv("EDGECDN_STATE_DIR", str(state_dir))
+    write_world_state(
+        state_dir / "world.json",
+        WorldState(
+            world_file="w.toml",
+            supervisor_pid=1,
+            control_plane_address=live.address,
+            tokens=dict(live.tokens),
+        ),
+    )
+    assert await asyncio.to_thread(main, ["-o", "json", "status"]) == 0
+    assert json.loads(capsys.readouterr().out)["server"] == live.address
