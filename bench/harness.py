@@ -76,7 +76,7 @@ def parse_wrk(output: str) -> WrkResult:
 async def run_wrk(url: str, *, connections: int = 50, threads: int = 1, seconds: float = 10.0) -> WrkResult:
     wrk = require_tool("wrk", WRK_INSTALL)
     process = await asyncio.create_subprocess_exec(
-        wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url,
+        wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output, _ = await process.communicate()

@@ -41,6 +41,8 @@ def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
 
 
 def is_trusted(peer: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    if not trusted:
+        return False  # the common case for a node without proxies: no address parsing
     address = _parse_address(peer)
     return address is not None and any(address in network for network in trusted)
 

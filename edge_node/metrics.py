@@ -43,6 +43,22 @@ class EdgeMetrics:
             registry=self.registry,
         )
         self.in_flight = Gauge("edge_requests_in_flight", "Requests being served.", registry=self.registry)
+        self._request_counters: dict[tuple[str, int], Counter] = {}
+        self._handler_histograms: dict[tuple[str, str], Histogram] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        key = (route, status)
+        counter = self._request_counters.get(key)
+        if counter is None:  # labels() takes a lock and builds a key; do that once per pair
+            counter = self._request_counters[key] = self.requests.labels(route, str(status))
+        counter.inc()
+
+    def observe_handler(self, route: str, kind: str, seconds: float) -> None:
+        key = (route, kind)
+        histogram = self._handler_histograms.get(key)
+        if histogram is None:
+            histogram = self._handler_histograms[key] = self.handler_seconds.labels(route, kind)
+        histogram.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -184,7 +184,7 @@ class ExecuteWasm:
         except HandlerError as exc:
             raise HandlerFailedError(exc, module=match.module, digest=module.digest) from exc
         finally:
-            self.metrics.handler_seconds.labels(match.route, "wasm").observe(time.perf_counter() - started)
+            self.metrics.observe_handler(match.route, "wasm", time.perf_counter() - started)
 
 
 def response_headers(exchange: Exchange, node: NodeIdentity) -> list[tuple[str, str]]:

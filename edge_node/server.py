@@ -71,13 +71,15 @@ class EdgeHttpHandler:
         self._metrics = metrics
         self._admin = admin
         self._max_body_bytes = max_body_bytes
+        self.server_port = 80  # set once the listener is bound; SERVER_PORT for handlers
+
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         admin = self._admin.get(request.path)
         if admin is not None:
             return await admin(request)
         self._metrics.in_flight.inc()
-        exchange = _exchange(request)
+        exchange = _exchange(request, self.server_port)
         try:
             exchange.body = await _read_body(request, self._max_body_bytes)
             result = await self._pipeline.serve(exchange)
@@ -91,7 +93,7 @@ class EdgeHttpHandler:
             response = self._error(exchange, EdgeNodeError("the edge node failed unexpectedly"))
         finally:
             self._metrics.in_flight.dec()
-        self._metrics.requests.labels(exchange.route_label, str(response.status)).inc()
+        self._metrics.count_request(exchange.route_label, response.status)
         return response
 
     def _error(self, exchange: Exchange, error: EdgeNodeError) -> web.Response:
@@ -105,8 +107,7 @@ class EdgeHttpHandler:
         return response
 
 
-def _exchange(request: web.BaseRequest) -> Exchange:
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+def _exchange(request: web.BaseRequest, server_port: int) -> Exchange:
     host = request.host.rsplit(":", 1)[0] if request.host else "localhost"
     return Exchange(
         method=request.method,
@@ -117,7 +118,7 @@ def _exchange(request: web.BaseRequest) -> Exchange:
         peer=request.remote or "",
         scheme=request.scheme,
         host=host,
-        port=sockname[1] if sockname else 80,
+        port=server_port,
     )
 
 
@@ -194,6 +195,7 @@ async def run(
         site = web.TCPSite(runner, config.host, config.port, backlog=1024)
         await site.start()
         url = _url(runner)
+        handler.server_port = runner.addresses[0][1]
         logger.info("edge node %s (%s) serving on %s", node.node_id, node.region, url)
         if ready is not None:
             ready({"http": url})
