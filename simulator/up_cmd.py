@@ -168,13 +168,13 @@ async def _wait_until_stopped_or_broken(supervisor: Supervisor, stop: StopEvent,
 
 
 def _print_world(console: Console, world: World, supervisor: Supervisor, state_file: Path) -> None:
-    table = Table(
-        title=f"EdgeCDN local world ({len(world.regions)} regions, {len(world.countries)} countries)"
-    )
-    for column in ("service", "address", "pid", "log"):
-        table.add_column(column)
+    title = f"EdgeCDN local world ({len(world.regions)} regions, {len(world.countries)} countries)"
+    table = Table(title=title)
+    table.add_column("service", no_wrap=True)
+    table.add_column("address", no_wrap=True)
+    table.add_column("pid", justify="right")
     for child in supervisor.children:
-        addresses = ", ".join(child.report.addresses.values())
-        table.add_row(child.spec.name, addresses, str(child.pid), str(child.log_path))
+        table.add_row(child.spec.name, ", ".join(child.report.addresses.values()), str(child.pid))
     console.print(table)
-    console.print(f"world state: {state_file}   stop with Ctrl-C")
+    logs = supervisor.children[0].log_path.parent if supervisor.children else state_file.parent
+    console.print(f"world state: {state_file}   logs: {logs}/   stop with Ctrl-C")
