@@ -17,7 +17,7 @@ from wasm_host.cache import CompiledModule
 from wasm_host.cgi import cgi_environ_bytes, parse_cgi_response
 from wasm_host.config import Limits
 from wasm_host.engine import WasmEngine
-from wasm_host.errors import AbiMismatchError, OutputTooLargeError
+from wasm_host.errors import AbiMismatchError, OutputTooLargeError, WasmTrapError
 from wasm_host.sandbox import Sandbox, check_granted_env
 from wasm_host.values import WasmRequest, WasmResponse
 
@@ -61,7 +61,7 @@ class WagiHandler:
         ok = ok and _raw.wasi_config_set_stdout_file(config, stdout_path)
         if not ok:
             _raw.wasi_config_delete(config)
-            raise OSError("cannot configure the WASI context")
+            raise WasmTrapError("host error", "cannot configure the WASI context (stdout memfd or env)")
         if request.body:
             vec = _raw.ByteVec()
             _raw.wasm_byte_vec_new(ctypes.byref(vec), len(request.body), request.body)

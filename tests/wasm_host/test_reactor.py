@@ -62,6 +62,16 @@ def test_large_bodies_cross_the_boundary(make_handler: MakeHandler) -> None:
     assert decode_request(handler.handle(request).body).body == request.body
 
 
+def test_wasi_reactor_gets_initialize_and_only_granted_env(make_handler: MakeHandler) -> None:
+    granted = make_handler(
+        wat.REACTOR_WASI_ENV, abi="reactor", env={"REGION_NAME": "ap-northeast", "MODE": "x"}
+    )
+    env = granted.handle(REQUEST).body.split(b"\x00")
+    assert [item for item in env if item] == [b"REGION_NAME=ap-northeast", b"MODE=x"]
+    bare = make_handler(wat.REACTOR_WASI_ENV, abi="reactor")
+    assert bare.handle(REQUEST).body == b""  # no host environment leaks in
+
+
 def test_deadline(make_handler: MakeHandler) -> None:
     handler = make_handler(wat.REACTOR_LOOP, abi="reactor", limits=Limits(timeout_s=0.02))
     with pytest.raises(DeadlineExceededError):

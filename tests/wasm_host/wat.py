@@ -167,3 +167,24 @@ REACTOR_WRONG_TYPES = """(module
   (memory (export "memory") 1)
   (func (export "edge_alloc") (param i64) (result i32) (i32.const 0))
   (func (export "edge_handle") (param i32 i32) (result i64) (i64.const 0)))"""
+
+
+# A reactor that imports WASI and exports _initialize: _initialize sets a flag the handler
+# checks (0 -> trap), and the response body is the WASI environment (NUL-separated).
+REACTOR_WASI_ENV = f"""(module
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env_sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $env_get (param i32 i32) (result i32)))
+  (memory (export "memory") 4)
+  (global $ready (mut i32) (i32.const 0))
+  {_REACTOR_ALLOC}
+  (func (export "_initialize") (global.set $ready (i32.const 1)))
+  (func (export "edge_handle") (param i32 i32) (result i64) (local $size i32)
+    (if (i32.eqz (global.get $ready)) (then unreachable))
+    (drop (call $env_sizes (i32.const 0) (i32.const 4)))
+    (drop (call $env_get (i32.const 1024) (i32.const 131084)))
+    (local.set $size (i32.load (i32.const 4)))
+    (i32.store (i32.const 131072) (i32.const 200))
+    (i32.store (i32.const 131076) (i32.const 0))
+    (i32.store (i32.const 131080) (local.get $size))
+    (i64.or (i64.shl (i64.const 131072) (i64.const 32))
+            (i64.extend_i32_u (i32.add (local.get $size) (i32.const 12))))))"""
