@@ -12,6 +12,8 @@ import ctypes
 import os
 from collections.abc import Mapping
 
+from wasmtime import FuncType
+
 from wasm_host import _raw
 from wasm_host.cache import CompiledModule
 from wasm_host.cgi import cgi_environ_bytes, parse_cgi_response
@@ -38,9 +40,12 @@ class WagiHandler:
         env: Mapping[str, str] | None = None,
         name: str = "handler",
     ) -> None:
-        exports = {exp.name for exp in compiled.module.exports}
-        if "_start" not in exports:
-            raise AbiMismatchError(compiled.digest, self.abi, "a WAGI module is a command exporting _start")
+        start = {exp.name: exp.type for exp in compiled.module.exports}.get("_start")
+        # The per-request call skips type checks, so the signature is checked here, once.
+        if not isinstance(start, FuncType) or start.params or start.results:
+            raise AbiMismatchError(
+                compiled.digest, self.abi, "a WAGI module is a command exporting _start: [] -> []"
+            )
         self.name = name
         self.digest = compiled.digest
         self.limits = limits

@@ -134,6 +134,8 @@ def test_empty_output_is_rejected(make_handler: MakeHandler) -> None:
 def test_module_without_start_is_not_a_wagi_command(make_handler: MakeHandler) -> None:
     with pytest.raises(AbiMismatchError, match="_start"):
         make_handler(wat.WAGI_NO_START)
+    with pytest.raises(AbiMismatchError, match=r"_start: \[\] -> \[\]"):
+        make_handler(wat.WAGI_START_WITH_PARAMS)
 
 
 def test_imports_beyond_wasi_are_refused(make_handler: MakeHandler) -> None:

@@ -99,6 +99,7 @@ def wagi_flood(chunks: int) -> str:
 
 
 WAGI_NO_START = """(module (memory (export "memory") 1) (func (export "main")))"""
+WAGI_START_WITH_PARAMS = """(module (memory (export "memory") 1) (func (export "_start") (param i32)))"""
 
 WAGI_FOREIGN_IMPORT = """(module
   (import "env" "sneaky" (func))
