@@ -80,9 +80,11 @@ class WasmExecutor:
 
     def _record(self, handler: Handler, elapsed: float) -> None:
         key = handler.digest + handler.name
-        previous = self._average.get(key)
-        weight = self.config.smoothing
-        self._average[key] = elapsed if previous is None else previous + weight * (elapsed - previous)
+        # Starting from 0 means one preempted run of a fast handler (a GC pause, a busy
+        # neighbour) does not send it to the pool; a slow one crosses the budget within a
+        # few requests (a 100 ms guest on its first).
+        previous = self._average.get(key, 0.0)
+        self._average[key] = previous + self.config.smoothing * (elapsed - previous)
 
     def forget(self, handler: Handler) -> None:
         """Drop the timing history of ``handler`` (after it is replaced by a new version)."""

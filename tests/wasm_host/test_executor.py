@@ -22,7 +22,8 @@ FAST = wat.wagi_print(b"content-type: text/plain\n\nfast")
 
 
 async def test_fast_handler_runs_inline(make_handler: MakeHandler) -> None:
-    executor = WasmExecutor()
+    # A budget far above the ~50 us a run takes, so a loaded test machine cannot flip it.
+    executor = WasmExecutor(ExecutorConfig(inline_budget_s=0.05))
     handler = make_handler(FAST)
     try:
         for _ in range(5):
