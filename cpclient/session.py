@@ -133,7 +133,8 @@ class NodeSession:
         while stop is None or not stop.is_set():
             connects = self.stats.connects
             try:
-                await self.run_once()
+                if not await self._run_once_until(stop):
+                    return  # stopped while the session was open
                 self.stats.last_error = "the control plane closed the session"
             except grpc.aio.AioRpcError as exc:
                 self.stats.last_error = f"{exc.code().name}: {exc.details()}"
@@ -154,6 +155,27 @@ class NodeSession:
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
+
+    async def _run_once_until(self, stop: asyncio.Event | None) -> bool:
+        """One session, ended early when ``stop`` is set; True when the session itself ended."""
+        if stop is None:
+            await self.run_once()
+            return True
+        session = asyncio.create_task(self.run_once(), name=f"cpclient-session:{self.identity.node_id}")
+        stopped = asyncio.create_task(stop.wait(), name=f"cpclient-stop:{self.identity.node_id}")
+        try:
+            await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not session.done():
+                session.cancel()
+                # asyncio.wait never raises the session's CancelledError, so a cancellation of
+                # this task itself still propagates from here.
+                await asyncio.wait({session})
+        if session.cancelled():
+            return False
+        session.result()  # re-raise what ended the session, for run()'s back-off
+        return True
 
     async def run_once(self) -> None:
         """One session: returns when the control plane ends it; raises AioRpcError on failure."""

@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the world's geo database is built or found (default: DATA_DIR/geo)",
     )  # fmt: skip
     add_flag(
+        parser, "--control-plane", env="EDGE_NODE_CONTROL_PLANE", default=None,
+        help="control plane gRPC address (host:port); the node then serves what it is assigned",
+    )  # fmt: skip
+    add_flag(parser, "--token", env="EDGE_NODE_TOKEN", default="", help="bearer token (node role)")
+    add_flag(
+        parser, "--capacity-rps", env="EDGE_NODE_CAPACITY_RPS", default=5000.0, convert=float,
+        help="requests/s this node can serve at full load (routing weight, utilization)",
+    )  # fmt: skip
+    add_flag(
         parser, "--max-body-bytes", env="EDGE_NODE_MAX_BODY_BYTES", default=10 * 1024 * 1024, convert=int,
         help="largest request body accepted (413 above)",
     )  # fmt: skip
@@ -93,6 +102,9 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             max_body_bytes=args.max_body_bytes,
             max_header_bytes=args.max_header_bytes,
             geo_cache_dir_override=args.geo_cache_dir,
+            control_plane=args.control_plane,
+            token=args.token,
+            capacity_rps=args.capacity_rps,
             ready_file=args.ready_file,
         )
     except ConfigError as exc:

@@ -29,6 +29,9 @@ class EdgeNodeConfig:
     max_header_bytes: int = 16 * 1024
     response_cache_bytes: int = 64 * MiB
     geo_cache_dir_override: Path | None = None
+    control_plane: str | None = None
+    token: str = ""
+    capacity_rps: float = 5000.0
     ready_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -42,6 +45,10 @@ class EdgeNodeConfig:
             raise ConfigError(field="--max-body-bytes", reason="must not be negative")
         if self.max_header_bytes < 1024:
             raise ConfigError(field="--max-header-bytes", reason="must be at least 1024")
+        if self.control_plane is not None and not self.token:
+            raise ConfigError(field="--token", reason="is required with --control-plane")
+        if self.capacity_rps <= 0:
+            raise ConfigError(field="--capacity-rps", reason="must be positive")
         if self.response_cache_bytes < 0:
             raise ConfigError(field="--response-cache-bytes", reason="must not be negative")
 
@@ -49,6 +56,11 @@ class EdgeNodeConfig:
     def module_cache_dir(self) -> Path:
         """Where compiled modules are cached ahead of time (shared by nodes of one machine)."""
         return self.data_dir / "compiled"
+
+    @property
+    def module_store_dir(self) -> Path:
+        """Module blobs fetched from the control plane, by sha256 (verified when read)."""
+        return self.data_dir / "modules"
 
     @property
     def geo_cache_dir(self) -> Path:

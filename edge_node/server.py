@@ -17,12 +17,16 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from cpclient import DirectoryModuleStore, NodeSession, SessionSettings
+from cpclient import NodeIdentity as SessionIdentity
 from edge_node.admin import AdminEndpoint, admin_endpoints
+from edge_node.agent import AssignmentApplier
 from edge_node.app import load_app
 from edge_node.config import EdgeNodeConfig
 from edge_node.errors import BodyTooLargeError, EdgeNodeError
 from edge_node.geo_headers import NodeIdentity
 from edge_node.http_cache import ResponseCache
+from edge_node.load import LoadTracker
 from edge_node.metrics import EdgeMetrics
 from edge_node.origin import AiohttpOriginFetcher
 from edge_node.pipeline import (
@@ -63,22 +67,24 @@ class EdgeHttpHandler:
         pipeline: Pipeline,
         node: NodeIdentity,
         metrics: EdgeMetrics,
+        load: LoadTracker,
         admin: dict[str, AdminEndpoint],
         max_body_bytes: int,
     ) -> None:
         self._pipeline = pipeline
         self._node = node
         self._metrics = metrics
+        self._load = load
         self._admin = admin
         self._max_body_bytes = max_body_bytes
         self.server_port = 80  # set once the listener is bound; SERVER_PORT for handlers
-
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         admin = self._admin.get(request.path)
         if admin is not None:
             return await admin(request)
         self._metrics.in_flight.inc()
+        self._load.started()
         exchange = _exchange(request, self.server_port)
         try:
             exchange.body = await _read_body(request, self._max_body_bytes)
@@ -94,6 +100,7 @@ class EdgeHttpHandler:
         finally:
             self._metrics.in_flight.dec()
         self._metrics.count_request(exchange.route_label, response.status)
+        self._load.finished(response.status)
         return response
 
     def _error(self, exchange: Exchange, error: EdgeNodeError) -> web.Response:
@@ -140,11 +147,13 @@ async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
 async def run(
     config: EdgeNodeConfig, *, ready: ReadyCallback | None = None, stop: StopEvent | None = None
 ) -> None:
-    """Serve the node's app until ``stop`` is set (or the task is cancelled)."""
+    """Serve until ``stop`` is set (or the task is cancelled): the app from ``--app``, the last
+    good assignment from disk, and then whatever the control plane assigns."""
     world = load_world(config.world)
     region = world.region(config.region)
     node = NodeIdentity(node_id=config.node_id, region=region.id, pop=region.pop)
     metrics = EdgeMetrics()
+    load = LoadTracker(capacity_rps=config.capacity_rps)
     async with AsyncExitStack() as stack:
         engine = stack.enter_context(WasmEngine(EngineConfig()))
         locator = stack.enter_context(
@@ -159,47 +168,99 @@ async def run(
             for module in app.modules.values():
                 metrics.module_cache.labels(module.compiled_from).inc()
             state.swap(app)
-        cache = ResponseCache(max_bytes=config.response_cache_bytes, max_entry_bytes=config.max_body_bytes)
-        session = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
-        pipeline = Pipeline(
-            before_execute=(
-                ResolveClient(trusted=config.trusted_proxies, max_header_bytes=config.max_header_bytes),
-                ResolveGeo(locate=locator.locate, node=node),
-                Route(current_app=lambda: state.app),
-                CacheLookup(cache=cache, clock=time.time),
-            ),
-            execute_wasm=ExecuteWasm(executor=executor, metrics=metrics),
-            origin=AiohttpOriginFetcher(
-                session, timeout_s=ORIGIN_TIMEOUT_S, max_body_bytes=config.max_body_bytes
-            ),
-            cache=cache,
-            clock=time.time,
-            metrics=metrics,
-        )
+        applier = None
+        if config.control_plane is not None:
+            applier = AssignmentApplier(
+                state=state,
+                engine=engine,
+                cache=modules,
+                store=DirectoryModuleStore(config.module_store_dir),
+                executor=executor,
+                data_dir=config.data_dir,
+            )
+            restored = applier.restore()  # before listening: serve the last good app at once
+        client = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
         handler = EdgeHttpHandler(
-            pipeline=pipeline,
+            pipeline=_pipeline(
+                config=config,
+                node=node,
+                state=state,
+                locator=locator,
+                executor=executor,
+                client=client,
+                metrics=metrics,
+            ),
             node=node,
             metrics=metrics,
+            load=load,
             admin=dict(admin_endpoints(node=node, state=state, metrics=metrics)),
             max_body_bytes=config.max_body_bytes,
         )
-        # The parser's own limits sit well above ours so that our check answers 431 with a
-        # JSON reason; only a single line beyond them is refused by aiohttp itself (400).
-        parser_limit = max(64 * 1024, 2 * config.max_header_bytes)
-        server = web.Server(handler, max_line_size=parser_limit, max_field_size=parser_limit)
-        runner = web.ServerRunner(
-            server, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
-        )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)  # listeners stop first (LIFO)
-        site = web.TCPSite(runner, config.host, config.port, backlog=1024)
-        await site.start()
-        url = _url(runner)
-        handler.server_port = runner.addresses[0][1]
+        url = await _listen(stack, handler, config)
         logger.info("edge node %s (%s) serving on %s", node.node_id, node.region, url)
         if ready is not None:
             ready({"http": url})
-        await wait_for_stop(stop)
+        if applier is None or config.control_plane is None:
+            await wait_for_stop(stop)
+            return
+        session = NodeSession(
+            SessionSettings(target=config.control_plane, token=config.token),
+            SessionIdentity(
+                node_id=node.node_id,
+                region=node.region,
+                pop=node.pop,
+                address=url,
+                capacity_rps=config.capacity_rps,
+            ),
+            apply=applier.apply,
+            store=DirectoryModuleStore(config.module_store_dir),
+            initial=restored,
+            load=load.snapshot,
+        )
+        await session.run(stop)
+
+
+def _pipeline(
+    *,
+    config: EdgeNodeConfig,
+    node: NodeIdentity,
+    state: NodeState,
+    locator: GeoLocator,
+    executor: WasmExecutor,
+    client: aiohttp.ClientSession,
+    metrics: EdgeMetrics,
+) -> Pipeline:
+    cache = ResponseCache(max_bytes=config.response_cache_bytes, max_entry_bytes=config.max_body_bytes)
+    return Pipeline(
+        before_execute=(
+            ResolveClient(trusted=config.trusted_proxies, max_header_bytes=config.max_header_bytes),
+            ResolveGeo(locate=locator.locate, node=node),
+            Route(current_app=lambda: state.app),
+            CacheLookup(cache=cache, clock=time.time),
+        ),
+        execute_wasm=ExecuteWasm(executor=executor, metrics=metrics),
+        origin=AiohttpOriginFetcher(client, timeout_s=ORIGIN_TIMEOUT_S, max_body_bytes=config.max_body_bytes),
+        cache=cache,
+        clock=time.time,
+        metrics=metrics,
+    )
+
+
+async def _listen(stack: AsyncExitStack, handler: EdgeHttpHandler, config: EdgeNodeConfig) -> str:
+    """Bind the data-plane port (stopped first on the way down) and return its URL."""
+    # The parser's own limits sit well above ours so that our check answers 431 with a
+    # JSON reason; only a single line beyond them is refused by aiohttp itself (400).
+    parser_limit = max(64 * 1024, 2 * config.max_header_bytes)
+    server = web.Server(handler, max_line_size=parser_limit, max_field_size=parser_limit)
+    runner = web.ServerRunner(
+        server, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
+    )
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)  # LIFO: listeners stop first
+    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+    await site.start()
+    handler.server_port = runner.addresses[0][1]
+    return _url(runner)
 
 
 def _url(runner: web.ServerRunner) -> str:

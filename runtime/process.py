@@ -2,20 +2,46 @@
 
 Signal handlers only set a stop event; ``run()`` watches the event, closes its listeners
 first, and returns. A second signal while stopping cancels the run outright.
+
+A supervisor that sets ``EDGECDN_PARENT_PID`` in a child's environment asks the child to
+die with it: the child arms Linux's parent-death signal itself at start-up (rather than
+the supervisor running Python between fork and exec, which is unsafe once gRPC's fork
+handlers are installed), then checks that its parent did not die before that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import logging
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
+logger = logging.getLogger(__name__)
+
 StopEvent = asyncio.Event
+PARENT_PID_ENV = "EDGECDN_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """SIGTERM this process when the parent named by ``EDGECDN_PARENT_PID`` dies (Linux)."""
+    expected = os.environ.get(PARENT_PID_ENV)
+    if not expected or sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        logger.warning("cannot arm the parent-death signal (errno %d)", ctypes.get_errno())
+    if str(os.getppid()) != expected:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve_until_signalled(main: Callable[[StopEvent], Awaitable[None]]) -> None:
     """Run ``main(stop)`` in a fresh event loop; SIGINT/SIGTERM set ``stop``."""
+    die_with_parent()
 
     async def runner() -> None:
         stop = asyncio.Event()

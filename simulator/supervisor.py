@@ -2,25 +2,25 @@
 
 Each child is started in its own session (so a Ctrl-C in the terminal reaches only the
 supervisor, which then stops children in reverse start order: listeners in front first)
-with a parent-death signal, so even a supervisor killed with SIGKILL leaves no process
-behind. A child reports readiness by writing its ready file (runtime.ready).
+and told to arm a parent-death signal (``EDGECDN_PARENT_PID``), so even a supervisor
+killed with SIGKILL leaves no process behind. A child reports readiness by writing its
+ready file (runtime.ready).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from runtime.process import PARENT_PID_ENV
 from runtime.ready import ReadyReport, read_ready_file
 from simulator.errors import ChildFailedError
 
@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 READY_POLL_SECONDS = 0.02
 LOG_TAIL_LINES = 15
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,12 +52,6 @@ class RunningChild:
     @property
     def pid(self) -> int:
         return self.process.pid
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM this child when the supervisor dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -116,9 +109,9 @@ class Supervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, **spec.env},
+                # The child arms its own parent-death signal (runtime.process.die_with_parent).
+                env={**os.environ, **spec.env, PARENT_PID_ENV: str(os.getpid())},
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         try:
             report = await self._wait_ready(spec, process, ready_path, log_path)

@@ -25,8 +25,19 @@ from runtime.world_state import read_world_state
 PROG = "edgectl"
 
 
+def _output_flag() -> argparse.ArgumentParser:
+    """``-o`` accepted after the command too (``edgectl nodes list -o json``); SUPPRESS keeps
+    the global value unless the command-level flag is given."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-o", "--output", choices=["table", "json"], default=argparse.SUPPRESS, help="output format"
+    )
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = new_parser(PROG, "Operate an EdgeCDN control plane.")
+    output = [_output_flag()]
     add_flag(parser, "--server", env="EDGECTL_SERVER", default=None, help="control plane host:port")
     add_flag(parser, "--token", env="EDGECTL_TOKEN", default=None, help="bearer token")
     add_flag(
@@ -44,22 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     modules = commands.add_parser("modules", help="the module registry").add_subparsers(
         dest="action", required=True
     )
-    push = modules.add_parser("push", help="upload a .wasm module")
+    push = modules.add_parser("push", help="upload a .wasm module", parents=output)
     push.add_argument("file", type=Path)
     push.add_argument("--name", default=None, help="name for listings (default: file stem)")
     push.add_argument("--abi", choices=["wagi", "reactor"], default="wagi")
-    modules.add_parser("list", help="list modules")
-    rm = modules.add_parser("rm", help="delete a module")
+    modules.add_parser("list", help="list modules", parents=output)
+    rm = modules.add_parser("rm", help="delete a module", parents=output)
     rm.add_argument("digest")
 
     apps = commands.add_parser("apps", help="app versions").add_subparsers(dest="action", required=True)
-    register = apps.add_parser("register", help="register an app version from a manifest")
+    register = apps.add_parser("register", help="register an app version from a manifest", parents=output)
     register.add_argument("manifest", type=Path)
-    apps.add_parser("list", help="list apps")
-    show = apps.add_parser("show", help="show NAME[@VERSION] (latest when no version)")
+    apps.add_parser("list", help="list apps", parents=output)
+    show = apps.add_parser("show", help="show NAME[@VERSION] (latest when no version)", parents=output)
     show.add_argument("ref")
 
-    deploy = commands.add_parser("deploy", help="deploy NAME@VERSION now")
+    deploy = commands.add_parser("deploy", help="deploy NAME@VERSION now", parents=output)
     deploy.add_argument("ref")
     where = deploy.add_mutually_exclusive_group(required=True)
     where.add_argument("--regions", help="comma-separated region ids")
@@ -71,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = commands.add_parser("nodes", help="the node inventory").add_subparsers(
         dest="action", required=True
     )
-    nodes.add_parser("list", help="list nodes")
-    commands.add_parser("status", help="control plane health and a summary")
+    nodes.add_parser("list", help="list nodes", parents=output)
+    commands.add_parser("status", help="control plane health and a summary", parents=output)
     return parser
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.edgectl.cli import main
+from control_plane.edgectl.cli import build_parser, main
 from cpclient import MemoryModuleStore, NodeIdentity, NodeSession, SessionSettings
 from cpclient.backoff import Backoff
 from cpclient.errors import ApplyError
@@ -224,3 +224,16 @@ async def test_server_and_token_from_world_state(
     )
     assert await asyncio.to_thread(main, ["-o", "json", "status"]) == 0
     assert json.loads(capsys.readouterr().out)["server"] == live.address
+
+
+@pytest.mark.parametrize(
+    ("argv", "output"),
+    [
+        (["nodes", "list", "-o", "json"], "json"),
+        (["-o", "json", "nodes", "list"], "json"),
+        (["nodes", "list"], "table"),
+        (["deploy", "geo-hello@1.0.0", "--all", "-o", "json"], "json"),
+    ],
+)
+def test_output_flag_goes_before_or_after_the_command(argv: list[str], output: str) -> None:
+    assert build_parser().parse_args(argv).output == output
