@@ -81,3 +81,18 @@ def test_config_is_validated() -> None:
         ExecutorConfig(mode="fork")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_workers"):
         ExecutorConfig(max_workers=0)
+
+
+async def test_queueing_on_the_pool_does_not_keep_a_fast_handler_there(make_handler: MakeHandler) -> None:
+    handler = make_handler(wat.wagi_print(b"content-type: text/plain\n\nok"))
+    executor = WasmExecutor(ExecutorConfig(mode="auto", max_workers=1, inline_budget_s=0.001))
+    try:
+        # As if it had once been slow: the next requests go to the (single-worker) pool.
+        executor._average[handler.digest + handler.name] = 0.01
+        assert executor.placement(handler) == "thread"
+        # 200 at once queue behind each other for far longer than the 1 ms budget ...
+        await asyncio.gather(*(executor.handle(handler, REQUEST) for _ in range(200)))
+        # ... but each ran in microseconds, which is what decides where it runs next.
+        assert executor.placement(handler) == "inline"
+    finally:
+        executor.close()
