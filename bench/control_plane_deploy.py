@@ -34,9 +34,9 @@ from pathlib import Path
 import grpc
 import wasmtime
 
-from control_plane.edgectl.client import Client
 from cpclient import MemoryModuleStore, NodeIdentity, NodeSession, SessionSettings
 from cpclient.backoff import Backoff
+from cpclient.operator import OperatorClient as Client
 from protos.edgecdn.v1 import apps_pb2, common_pb2, deployments_pb2, nodes_pb2
 from simulator.supervisor import ChildSpec, Supervisor
 

@@ -1,12 +1,14 @@
-"""Library: the node side of the control-plane session (connect, assignments, module fetch, ACK/NACK).
+"""Library: clients of the control plane that live outside it.
 
-Edge nodes and gateways import ``cpclient.NodeSession``; process packages never import each
-other, so this client lives here rather than in ``control_plane``.
+The node side of the session (``NodeSession``: connect, assignments, module fetch, ACK/NACK)
+for edge nodes and gateways; the operator side (``cpclient.operator``: modules, apps,
+deployments, nodes) for edgectl and ``edgecdn up``; manifest <-> wire conversions
+(``cpclient.apps``). Process packages never import each other, so these live here.
 """
 
 from cpclient.backoff import Backoff
 from cpclient.channel import TlsSettings, auth_metadata, open_channel
-from cpclient.errors import ApplyError, CpClientError, ModuleFetchError
+from cpclient.errors import ApplyError, ControlPlaneCallError, CpClientError, ModuleFetchError
 from cpclient.session import AppliedState, NodeIdentity, NodeSession, SessionSettings, SessionStats
 from cpclient.store import DirectoryModuleStore, MemoryModuleStore, ModuleStore
 
@@ -14,6 +16,7 @@ __all__ = [
     "AppliedState",
     "ApplyError",
     "Backoff",
+    "ControlPlaneCallError",
     "CpClientError",
     "DirectoryModuleStore",
     "MemoryModuleStore",

@@ -1,5 +1,8 @@
-"""Wire app versions to manifest values: a node runs what the control plane assigns with the
-same code that runs a manifest from disk.
+"""App manifests and wire app versions, both ways.
+
+``app_from_manifest``: what an operator registers (routes and module references by sha256)
+plus the module bytes to upload. ``manifest_from_app_version``: a node runs what the control
+plane assigns with the same code that runs a manifest from disk.
 
 The wire form names modules by sha256; the module bytes come from the node's module store,
 so a ``ModuleSpec.source`` here is only the content address (``<sha256>.wasm``). A wire app
@@ -9,12 +12,49 @@ with an ``ApplyError`` the session turns into a NACK.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+from google.protobuf.duration_pb2 import Duration
+
 from cpclient.errors import ApplyError
-from manifest import AppManifest, ModuleSpec, Route, RouteTable
+from manifest import AppManifest, ModuleSpec, Route, RouteTable, read_module
 from manifest.model import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S, Abi
 from protos.edgecdn.v1 import apps_pb2, common_pb2
+
+ABIS: dict[str, common_pb2.Abi.ValueType] = {"wagi": common_pb2.ABI_WAGI, "reactor": common_pb2.ABI_REACTOR}
+
+
+def app_from_manifest(manifest: AppManifest) -> tuple[apps_pb2.AppVersion, dict[str, tuple[str, str, bytes]]]:
+    """The AppVersion to register, and sha256 -> (module name, abi, bytes) of every module it uses."""
+    blobs: dict[str, tuple[str, str, bytes]] = {}
+    refs = []
+    for name, spec in sorted(manifest.modules.items()):
+        data = read_module(manifest, spec)
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = (name, spec.abi, data)
+        timeout = Duration()
+        timeout.FromNanoseconds(round(spec.timeout_s * 1e9))
+        refs.append(
+            apps_pb2.ModuleRef(
+                name=name,
+                sha256=digest,
+                abi=ABIS[spec.abi],
+                memory_bytes=spec.memory_bytes,
+                timeout=timeout,
+                env=dict(spec.env),
+                allowed_outbound_hosts=list(spec.allowed_outbound_hosts),
+            )
+        )
+    routes = [
+        apps_pb2.Route(path=r.path, module=r.module)
+        if r.module is not None
+        else apps_pb2.Route(path=r.path, origin=r.origin or "")
+        for r in manifest.routes
+    ]
+    app = apps_pb2.AppVersion(name=manifest.name, version=manifest.version, routes=routes, modules=refs)
+    return app, blobs
+
 
 ABI_NAMES: dict[int, Abi] = {
     common_pb2.ABI_UNSPECIFIED: "wagi",

@@ -25,3 +25,12 @@ class ApplyError(CpClientError):
         self.code = code
         self.reason = reason
         self.sha256 = sha256
+
+
+class ControlPlaneCallError(CpClientError):
+    """An operator call failed; ``message`` says what to do, ``code`` is the gRPC status name."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code

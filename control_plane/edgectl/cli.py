@@ -16,7 +16,7 @@ from pathlib import Path
 
 from control_plane.edgectl.commands import run_command
 from control_plane.edgectl.errors import EdgectlError
-from cpclient import TlsSettings
+from cpclient import ControlPlaneCallError, TlsSettings
 from manifest import ManifestError
 from runtime.cli import add_flag, new_parser
 from runtime.errors import WorldStateError
@@ -126,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgectlError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except ControlPlaneCallError as exc:
+        hint = " (check --token or EDGECTL_TOKEN)" if exc.code == "UNAUTHENTICATED" else ""
+        print(f"{PROG}: {exc.message}{hint}", file=sys.stderr)
+        return 1
     except ManifestError as exc:
         print(f"{PROG}: invalid manifest: {exc}", file=sys.stderr)
         return 1

@@ -15,9 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from control_plane.edgectl.client import Client
 from control_plane.edgectl.errors import EdgectlError
-from control_plane.edgectl.manifests import ABIS, app_from_manifest
 from control_plane.edgectl.output import (
     STATUS_NAMES,
     app_table,
@@ -30,6 +28,9 @@ from control_plane.edgectl.output import (
     print_json,
 )
 from cpclient import TlsSettings
+from cpclient.apps import ABIS
+from cpclient.operator import OperatorClient as Client
+from cpclient.operator import publish_app
 from manifest import load_manifest
 from protos.edgecdn.v1 import common_pb2, deployments_pb2, modules_pb2
 from runtime.cli import split_csv
@@ -101,12 +102,11 @@ async def _modules(client: Client, args: argparse.Namespace, action: str) -> int
 async def _apps(client: Client, args: argparse.Namespace, action: str) -> int:
     if action == "register":
         manifest = load_manifest(args.manifest)
-        app, blobs = app_from_manifest(manifest)
-        known = {m.sha256 for m in await client.list_modules()}
-        for digest, (name, abi, data) in blobs.items():
-            if digest not in known:
-                await _push(client, data, name=name, abi=abi)
-        registered = await client.register_app(app)
+
+        async def upload(data: bytes, name: str, abi: str) -> object:
+            return await _push(client, data, name=name, abi=abi)
+
+        registered = await publish_app(client, manifest, upload=upload)
         if args.output == "json":
             print_json(as_dict(registered))
         else:

@@ -1,20 +1,24 @@
-"""The async client edgectl uses: one channel, the bearer token, a deadline on every call.
+"""The operator's async client of the control plane: one channel, the bearer token, a
+deadline on every call. Used by ``edgectl`` and by ``edgecdn up`` (which registers and
+deploys the local world's app through the same API an operator uses).
 
-gRPC failures become ``EdgectlError`` with a message an operator can act on; this module is
-the only place that knows status codes.
+gRPC failures become ``ControlPlaneCallError`` with a message an operator can act on; this
+module is the only place that knows status codes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from control_plane.edgectl.errors import EdgectlError
-from cpclient import TlsSettings, auth_metadata, open_channel
+from cpclient.apps import ABIS, app_from_manifest
+from cpclient.channel import TlsSettings, auth_metadata, open_channel
+from cpclient.errors import ControlPlaneCallError
+from manifest import AppManifest
 from protos.edgecdn.v1 import (
     apps_pb2,
     apps_pb2_grpc,
@@ -37,7 +41,7 @@ def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str) -> str:  # noqa: 
         first_line = details.splitlines()[0] if details else "unavailable"
         return f"cannot reach the control plane at {server} ({first_line})"
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"authentication failed: {details} (check --token or EDGECTL_TOKEN)"
+        return f"authentication failed: {details}"
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return f"permission denied: {details}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -53,8 +57,8 @@ def describe_rpc_error(exc: grpc.aio.AioRpcError, server: str) -> str:  # noqa: 
     return f"{code.name.lower()}: {details}"
 
 
-class Client:
-    """Typed calls to every control-plane service edgectl needs."""
+class OperatorClient:
+    """Typed calls to the control-plane services an operator uses."""
 
     def __init__(self, server: str, token: str, tls: TlsSettings | None = None) -> None:
         self.server = server
@@ -66,7 +70,7 @@ class Client:
         self.nodes = nodes_pb2_grpc.NodeServiceStub(self._channel)
         self.health = health_pb2_grpc.HealthStub(self._channel)
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> OperatorClient:
         return self
 
     async def __aexit__(
@@ -74,8 +78,8 @@ class Client:
     ) -> None:
         await self._channel.close()
 
-    def _error(self, exc: grpc.aio.AioRpcError) -> EdgectlError:
-        return EdgectlError(describe_rpc_error(exc, self.server))
+    def _error(self, exc: grpc.aio.AioRpcError) -> ControlPlaneCallError:
+        return ControlPlaneCallError(describe_rpc_error(exc, self.server), code=exc.code().name)
 
     async def push_module(
         self, data: bytes, *, name: str, abi: common_pb2.Abi.ValueType, progress: Callable[[int], None]
@@ -163,8 +167,9 @@ class Client:
                 yield deployment
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise EdgectlError(
-                    f"deployment {deployment_id}: not every node answered within {timeout_s:g} s"
+                raise ControlPlaneCallError(
+                    f"deployment {deployment_id}: not every node answered within {timeout_s:g} s",
+                    code=exc.code().name,
                 ) from exc
             raise self._error(exc) from exc
 
@@ -183,3 +188,25 @@ class Client:
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from exc
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+UploadFn = Callable[[bytes, str, str], Awaitable[object]]
+
+
+async def publish_app(
+    client: OperatorClient, manifest: AppManifest, *, upload: UploadFn | None = None
+) -> apps_pb2.AppVersion:
+    """Upload the modules of ``manifest`` the registry lacks, then register the app version.
+
+    ``upload(data, name, abi)`` replaces the plain upload (edgectl shows a progress bar).
+    """
+    app, blobs = app_from_manifest(manifest)
+    known = {module.sha256 for module in await client.list_modules()}
+    for digest, (name, abi, data) in blobs.items():
+        if digest in known:
+            continue
+        if upload is not None:
+            await upload(data, name, abi)
+        else:
+            await client.push_module(data, name=name, abi=ABIS[abi], progress=lambda _: None)
+    return await client.register_app(app)
