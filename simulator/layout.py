@@ -30,21 +30,27 @@ def node_ids(region_id: str, count: int) -> list[str]:
     return [f"{region_id}-{letter}" for letter in string.ascii_lowercase[:count]]
 
 
-def control_plane_spec() -> ChildSpec:
+def control_plane_spec(*, data_dir: Path, tokens_file: Path) -> ChildSpec:
     return ChildSpec(
         name="control-plane",
-        argv=(sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0"),
-    )
+        argv=(
+            sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0",
+            "--data-dir", str(data_dir), "--tokens", str(tokens_file),
+        ),
+    )  # fmt: skip
 
 
-def edge_node_plans(world: World, *, app: Path, state_dir: Path, geo_cache_dir: Path) -> list[EdgeNodePlan]:
-    """One edge node per slot of every region, each with its own data directory."""
+def edge_node_plans(
+    world: World, *, control_plane: str, node_token: str, state_dir: Path, geo_cache_dir: Path
+) -> list[EdgeNodePlan]:
+    """One edge node per slot of every region, each with its own data directory, each serving
+    what the control plane assigns (the token goes in the environment, not on the command line)."""
     plans = []
     for region in world.regions:
         for node_id in node_ids(region.id, region.edge_nodes):
             argv = (
                 sys.executable, "-m", "edge_node",
-                "--app", str(app),
+                "--control-plane", control_plane,
                 "--region", region.id,
                 "--node-id", node_id,
                 "--world", str(world.source),
@@ -55,7 +61,11 @@ def edge_node_plans(world: World, *, app: Path, state_dir: Path, geo_cache_dir: 
             )  # fmt: skip
             plans.append(
                 EdgeNodePlan(
-                    node_id=node_id, region=region.id, spec=ChildSpec(name=f"edge-node {node_id}", argv=argv)
+                    node_id=node_id,
+                    region=region.id,
+                    spec=ChildSpec(
+                        name=f"edge-node {node_id}", argv=argv, env={"EDGE_NODE_TOKEN": node_token}
+                    ),
                 )
             )
     return plans

@@ -36,6 +36,7 @@ from runtime.world_state import (
 from simulator.errors import SimulatorError, WorldAlreadyRunningError
 from simulator.layout import control_plane_spec, edge_node_plans
 from simulator.supervisor import Supervisor
+from simulator.world_app import ensure_tokens, publish_and_deploy, wait_until_nodes_serve
 
 logger = logging.getLogger(__name__)
 
@@ -117,22 +118,44 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
     geo_cache_dir = state_directory / "geo"
     # Built once here, so the nodes find it cached instead of each building it at once.
     ensure_world_db(world, geo_cache_dir)
-    plans = edge_node_plans(world, app=app, state_dir=state_directory, geo_cache_dir=geo_cache_dir)
+    tokens = ensure_tokens(state_directory / "tokens.json")
     async with Supervisor(state_directory / "run") as supervisor:
         try:
-            control_plane = await supervisor.start(control_plane_spec())
+            control_plane = await supervisor.start(
+                control_plane_spec(
+                    data_dir=state_directory / "control-plane", tokens_file=state_directory / "tokens.json"
+                )
+            )
+            cp_address = control_plane.report.addresses["grpc"]
+            deployed = await publish_and_deploy(
+                control_plane=cp_address, operator_token=tokens["operator"], manifest_path=app
+            )
+            plans = edge_node_plans(
+                world,
+                control_plane=cp_address,
+                node_token=tokens["node"],
+                state_dir=state_directory,
+                geo_cache_dir=geo_cache_dir,
+            )
             nodes = await supervisor.start_group([plan.spec for plan in plans])
+            await wait_until_nodes_serve(
+                control_plane=cp_address,
+                viewer_token=tokens["viewer"],
+                app=deployed,
+                node_ids=[plan.node_id for plan in plans],
+            )
         except SimulatorError as exc:
             console.print(f"[red]{PROG}: {exc}[/red]")
             return 1
         state = WorldState(
             world_file=str(world.source),
             supervisor_pid=os.getpid(),
-            control_plane_address=control_plane.report.addresses["grpc"],
+            control_plane_address=cp_address,
             edge_nodes=tuple(
                 EdgeNodeEntry(node_id=plan.node_id, region=plan.region, url=node.report.addresses["http"])
                 for plan, node in zip(plans, nodes, strict=True)
             ),
+            tokens=tokens,
             processes=tuple(
                 ProcessEntry(name=c.spec.name, pid=c.pid, log=str(c.log_path)) for c in supervisor.children
             ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -161,6 +162,30 @@ async def test_readme_tour_greets_each_client_in_its_language(
         assert response.headers["x-edge-region"] == region
 
 
+async def edgectl(state_dir: Path, *args: str) -> tuple[int, str, str]:
+    """edgectl as an operator runs it next to a world: no flags, world.json found via the state dir."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "control_plane.edgectl", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
+        env={**os.environ, "EDGECDN_STATE_DIR": str(state_dir)},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_edgectl_finds_the_world_and_every_node_runs_the_app(shared_world: RunningWorld) -> None:
+    assert set(shared_world.state.tokens) == {"operator", "viewer", "node"}
+    code, out, err = await edgectl(shared_world.state_dir, "nodes", "list", "-o", "json")
+    assert code == 0, err
+    nodes = json.loads(out)
+    assert {n["node_id"] for n in nodes} == {n.node_id for n in shared_world.state.edge_nodes}
+    for node in nodes:
+        assert node["status"] == "ready", node
+        assert (node["app"], node["app_version"]) == ("geo-hello", "1.0.0")
+        assert node["address"] in {n.url for n in shared_world.state.edge_nodes}
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_world_state_points_at_a_serving_control_plane(shared_world: RunningWorld) -> None:
     data = json.loads((shared_world.state_dir / "world.json").read_text())
@@ -181,6 +206,31 @@ async def test_stops_cleanly_within_five_seconds(world: RunningWorld, stop_signa
     assert code == 0
     assert await wait_gone(pids, STOP_BUDGET_S - (time.monotonic() - started)) == []
     assert not (world.state_dir / "world.json").exists(), "a stopped world leaves no stale world.json"
+
+
+async def test_deploy_to_one_region_changes_only_that_region(world: RunningWorld, tmp_path: Path) -> None:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    shutil.copy(REPO_ROOT / "handlers" / "geo-hello" / "geo_hello.wasm", app_dir)
+    (app_dir / "app.toml").write_text(
+        '[app]\nname = "geo-hello"\nversion = "1.1.0"\n'
+        '[[route]]\npath = "/hello"\nmodule = "geo-hello"\n'
+        '[module.geo-hello]\nsource = "geo_hello.wasm"\n'
+    )
+    code, _, err = await edgectl(world.state_dir, "apps", "register", str(app_dir / "app.toml"))
+    assert code == 0, err
+    code, _, err = await edgectl(world.state_dir, "deploy", "geo-hello@1.1.0", "--regions", "ap-northeast-2")
+    assert code == 0, err
+
+    code, out, _ = await edgectl(world.state_dir, "nodes", "list", "-o", "json")
+    versions = {node["region"]: node["app_version"] for node in json.loads(out)}
+    assert versions.pop("ap-northeast-2") == "1.1.0"
+    assert set(versions.values()) == {"1.0.0"}
+    async with aiohttp.ClientSession() as client:
+        for node in world.state.edge_nodes:
+            async with client.get(f"{node.url}/readyz") as response:
+                expected = "1.1.0" if node.region == "ap-northeast-2" else "1.0.0"
+                assert (await response.json())["version"] == expected
 
 
 async def test_killed_supervisor_leaves_no_orphans(world: RunningWorld) -> None:

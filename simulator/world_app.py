@@ -1,0 +1,102 @@
+"""Tokens for the local world, and its app put on every edge node the way an operator would:
+through the control plane's API (register the manifest, deploy to all, wait for the nodes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from cpclient import ControlPlaneCallError
+from cpclient.operator import OperatorClient, publish_app
+from manifest import ManifestError, load_manifest
+from protos.edgecdn.v1 import apps_pb2, common_pb2, nodes_pb2
+from runtime.files import write_bytes_atomically
+from simulator.errors import SimulatorError
+
+ROLES = ("operator", "viewer", "node")
+MIN_TOKEN_LENGTH = 8
+POLL_SECONDS = 0.1
+
+
+def ensure_tokens(path: Path) -> dict[str, str]:
+    """One bearer token per role, kept in ``path`` (mode 0600) across runs of the world."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and all(
+            isinstance(data.get(role), str) and len(data[role]) >= MIN_TOKEN_LENGTH for role in ROLES
+        ):
+            return {role: data[role] for role in ROLES}
+    except (OSError, ValueError):
+        pass  # none yet, or unusable: make new ones
+    tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
+    write_bytes_atomically(path, json.dumps(tokens, indent=2).encode())
+    os.chmod(path, 0o600)
+    return tokens
+
+
+async def publish_and_deploy(
+    *, control_plane: str, operator_token: str, manifest_path: Path
+) -> apps_pb2.AppVersion:
+    """Register the app of ``manifest_path`` (uploading modules the registry lacks) and deploy it
+    to every node, present and future."""
+    try:
+        manifest = load_manifest(manifest_path)
+    except ManifestError as exc:
+        raise SimulatorError(f"--app: {exc}") from exc
+    try:
+        async with OperatorClient(control_plane, operator_token) as client:
+            app = await publish_app(client, manifest)
+            await client.deploy(app.name, app.version, common_pb2.Selector(all=True))
+    except ControlPlaneCallError as exc:
+        raise SimulatorError(f"deploying {manifest.name}@{manifest.version}: {exc.message}") from exc
+    return app
+
+
+async def wait_until_nodes_serve(
+    *,
+    control_plane: str,
+    viewer_token: str,
+    app: apps_pb2.AppVersion,
+    node_ids: Collection[str],
+    timeout_s: float = 60.0,
+) -> None:
+    """Return once every node in ``node_ids`` runs ``app``; a NACK or the timeout is an error."""
+    deadline = time.monotonic() + timeout_s
+    async with OperatorClient(control_plane, viewer_token) as client:
+        while True:
+            nodes = {node.node_id: node for node in await client.list_nodes() if node.node_id in node_ids}
+            if _all_serving(nodes, node_ids, app):
+                return
+            _raise_on_refusal(nodes, app)
+            if time.monotonic() > deadline:
+                waiting = sorted(set(node_ids) - {n for n, node in nodes.items() if _serves(node, app)})
+                raise SimulatorError(
+                    f"{len(waiting)} edge nodes did not run {app.name}@{app.version} within "
+                    f"{timeout_s:g}s: {', '.join(waiting)}"
+                )
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def _serves(node: nodes_pb2.NodeInfo, app: apps_pb2.AppVersion) -> bool:
+    return node.app_name == app.name and node.app_version == app.version
+
+
+def _all_serving(
+    nodes: Mapping[str, nodes_pb2.NodeInfo], node_ids: Collection[str], app: apps_pb2.AppVersion
+) -> bool:
+    return len(nodes) == len(node_ids) and all(_serves(node, app) for node in nodes.values())
+
+
+def _raise_on_refusal(nodes: Mapping[str, nodes_pb2.NodeInfo], app: apps_pb2.AppVersion) -> None:
+    for node_id, node in sorted(nodes.items()):
+        if node.HasField("last_error") and node.last_error.code and not _serves(node, app):
+            raise SimulatorError(
+                f"edge node {node_id} refused {app.name}@{app.version}: "
+                f"{node.last_error.code}: {node.last_error.message}"
+            )
