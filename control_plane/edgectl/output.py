@@ -58,16 +58,24 @@ def node_dict(node: nodes_pb2.NodeInfo) -> dict[str, Any]:
 
 
 def nodes_table(nodes: Sequence[nodes_pb2.NodeInfo]) -> Table:
-    table = Table("node", "region", "address", "status", "app", "version", "rps", "last error")
+    table = Table()
+    # Ids and addresses are what operators copy: never wrap them; let the rest give way.
+    table.add_column("node", no_wrap=True)
+    table.add_column("region", overflow="ellipsis", no_wrap=True)
+    table.add_column("address", no_wrap=True)
+    table.add_column("status")
+    table.add_column("app", no_wrap=True)
+    table.add_column("rps", justify="right")
+    table.add_column("last error", overflow="fold")
     for node in nodes:
         row = node_dict(node)
+        app = f"{node.app_name}@{node.app_version}" if node.app_version else "-"
         table.add_row(
             node.node_id,
             node.region,
             node.address,
             row["status"],
-            node.app_name or "-",
-            f"{node.app_version} (v{node.assignment_version})" if node.app_version else "-",
+            app,
             f"{node.load.requests_per_second:.1f}",
             row["last_error"] or "",
         )
