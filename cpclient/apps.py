@@ -44,6 +44,7 @@ def app_from_manifest(manifest: AppManifest) -> tuple[apps_pb2.AppVersion, dict[
                 timeout=timeout,
                 env=dict(spec.env),
                 allowed_outbound_hosts=list(spec.allowed_outbound_hosts),
+                max_output_bytes=spec.max_output_bytes,
             )
         )
     routes = [
@@ -80,7 +81,7 @@ def manifest_from_app_version(app: apps_pb2.AppVersion) -> AppManifest:
             abi=ABI_NAMES[ref.abi],
             memory_bytes=ref.memory_bytes or DEFAULT_MEMORY_BYTES,
             timeout_s=ref.timeout.ToNanoseconds() / 1e9 if ref.HasField("timeout") else DEFAULT_TIMEOUT_S,
-            max_output_bytes=DEFAULT_MAX_OUTPUT_BYTES,
+            max_output_bytes=ref.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
             env=tuple(sorted(ref.env.items())),
             allowed_outbound_hosts=tuple(ref.allowed_outbound_hosts),
             sha256=ref.sha256,

@@ -89,6 +89,7 @@ class ModuleRef(_message.Message):
     TIMEOUT_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     ALLOWED_OUTBOUND_HOSTS_FIELD_NUMBER: _builtins.int
+    MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name of the module within the app (the manifest's [module.NAME])."""
     sha256: _builtins.str
@@ -97,6 +98,8 @@ class ModuleRef(_message.Message):
     """How the node calls the module."""
     memory_bytes: _builtins.int
     """Linear memory cap in bytes."""
+    max_output_bytes: _builtins.int
+    """Largest response the module may produce, in bytes (0: the node's default, 1 MiB)."""
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """CPU deadline per request."""
@@ -119,10 +122,11 @@ class ModuleRef(_message.Message):
         timeout: _duration_pb2.Duration | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         allowed_outbound_hosts: _abc.Iterable[_builtins.str] | None = ...,
+        max_output_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "allowed_outbound_hosts", b"allowed_outbound_hosts", "env", b"env", "memory_bytes", b"memory_bytes", "name", b"name", "sha256", b"sha256", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "allowed_outbound_hosts", b"allowed_outbound_hosts", "env", b"env", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "name", b"name", "sha256", b"sha256", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
