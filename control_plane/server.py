@@ -23,6 +23,7 @@ from control_plane.blobs import BlobStore
 from control_plane.compile_check import ModuleValidator
 from control_plane.config import ControlPlaneConfig
 from control_plane.db import Database
+from control_plane.decoding import StrictDecodingInterceptor
 from control_plane.fleet import Fleet
 from control_plane.interceptor import AuthInterceptor
 from control_plane.modules import ModuleRegistry
@@ -118,7 +119,7 @@ async def _serve(
     stop: StopEvent | None,
 ) -> None:
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(tokens)],
+        interceptors=[AuthInterceptor(tokens), StrictDecodingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
