@@ -1,9 +1,13 @@
 """Library: clients of the control plane that live outside it.
 
-The node side of the session (``NodeSession``: connect, assignments, module fetch, ACK/NACK)
-for edge nodes and gateways; the operator side (``cpclient.operator``: modules, apps,
-deployments, nodes) for edgectl and ``edgecdn up``; the live node inventory (``cpclient.inventory``) for the
-router; manifest <-> wire conversions (``cpclient.apps``). Process packages never import each other, so these live here.
+- the node side of the session (``NodeSession``: connect, assignments, module fetch,
+  ACK/NACK) for edge nodes and gateways;
+- the operator side (``cpclient.operator``: modules, apps, deployments, nodes) for edgectl
+  and ``edgecdn up``;
+- the live node inventory (``cpclient.inventory``) for the router;
+- manifest <-> wire conversions (``cpclient.apps``).
+
+Process packages never import each other, so these live here.
 """
 
 from cpclient.backoff import Backoff
