@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from control_plane.config import ControlPlaneConfig
 from control_plane.errors import ControlPlaneError
 from control_plane.server import SERVICE_NAME, run
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
+from runtime.durations import parse_duration
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
@@ -79,6 +81,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
         convert=float,
         help="seconds in-flight calls get to finish on shutdown",
     )
+    _add_trace_flags(parser)
     add_logging_flags(parser, env_prefix="CONTROL_PLANE")
     args = parser.parse_args(argv)
     try:
@@ -94,10 +97,43 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
             client_ca=args.client_ca,
             heartbeat_interval_s=args.heartbeat_interval,
             missed_heartbeats_allowed=args.missed_heartbeats,
+            trace_max_spans=args.trace_max_spans,
+            trace_retention_s=args.trace_retention,
+            stats_bucket_s=args.stats_bucket,
+            stats_max_window_s=args.stats_max_window,
+            otlp_forward=args.otlp_forward,
+            trace_sample_ratio=args.trace_sample_ratio,
         )
     except ConfigError as exc:
         fail(PROG, str(exc))
     return config, args.log_level
+
+
+def _add_trace_flags(parser: argparse.ArgumentParser) -> None:
+    add_flag(
+        parser, "--trace-max-spans", env="CONTROL_PLANE_TRACE_MAX_SPANS", default=200_000, convert=int,
+        help="spans the trace store keeps (oldest traces evicted first)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--trace-retention", env="CONTROL_PLANE_TRACE_RETENTION", default=3600.0,
+        convert=parse_duration, help="how long traces are kept (e.g. 30m, 1h)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--stats-bucket", env="CONTROL_PLANE_STATS_BUCKET", default=5.0, convert=parse_duration,
+        help="granularity of rolling request statistics (windows are rounded out to it)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--stats-max-window", env="CONTROL_PLANE_STATS_MAX_WINDOW", default=900.0,
+        convert=parse_duration, help="longest statistics window kept and answered",
+    )  # fmt: skip
+    add_flag(
+        parser, "--otlp-forward", env="CONTROL_PLANE_OTLP_FORWARD", default=None,
+        help="also pass every span to this OTLP/gRPC collector (host:port, http:// or https:// URL)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--trace-sample-ratio", env="OTEL_TRACES_SAMPLER_ARG", default=1.0, convert=float,
+        help="share of the control plane's own new traces sampled (callers' decisions are kept)",
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

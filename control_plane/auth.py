@@ -1,7 +1,7 @@
 """Bearer tokens and roles: who may call which RPC (pure decisions plus the tokens file).
 
 Roles: ``viewer`` lists, gets and watches; ``operator`` may also push, register, deploy and
-delete; ``node`` may open a node session and download modules. Health and reflection are
+delete; ``node`` may open a node session, download modules and export spans (OTLP). Health and reflection are
 open to everyone. The tokens file is JSON (``.json``) or TOML (anything else) in either of
 two shapes, documented in docs/control-plane.md::
 
@@ -43,6 +43,12 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "/edgecdn.v1.NodeService/ListNodes": _READ,
     "/edgecdn.v1.NodeService/WatchNodes": _READ,
     "/edgecdn.v1.NodeSessionService/Connect": frozenset({"node"}),
+    "/edgecdn.v1.TraceQueryService/ListTraces": _READ,
+    "/edgecdn.v1.TraceQueryService/GetTrace": _READ,
+    "/edgecdn.v1.TraceQueryService/GetStats": _READ,
+    # Nodes, routers and gateways export spans; operators may point any OTLP exporter here
+    # (OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20<token>").
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export": frozenset({"node", "operator"}),
 }
 
 

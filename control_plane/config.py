@@ -18,6 +18,9 @@ class ControlPlaneConfig:
     ``tokens_file=None`` generates one token per role into ``<data_dir>/tokens.json``
     (reused on the next start). TLS is on when ``tls_cert`` and ``tls_key`` are set;
     ``client_ca`` additionally requires client certificates signed by it (mutual TLS).
+    Traces: the store keeps at most ``trace_max_spans`` spans for ``trace_retention_s``;
+    statistics keep ``stats_bucket_s`` buckets for ``stats_max_window_s``; ``otlp_forward``
+    (host:port or URL) receives a copy of everything collected.
     """
 
     host: str = "127.0.0.1"
@@ -31,6 +34,12 @@ class ControlPlaneConfig:
     client_ca: Path | None = None
     heartbeat_interval_s: float = 1.0
     missed_heartbeats_allowed: int = 3
+    trace_max_spans: int = 200_000
+    trace_retention_s: float = 3600.0
+    stats_bucket_s: float = 5.0
+    stats_max_window_s: float = 900.0
+    otlp_forward: str | None = None
+    trace_sample_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -55,3 +64,18 @@ class ControlPlaneConfig:
             raise ConfigError(field="--heartbeat-interval", reason="must be within [0.01, 3600] seconds")
         if self.missed_heartbeats_allowed < 1:
             raise ConfigError(field="--missed-heartbeats", reason="must be at least 1")
+        self._check_traces()
+
+    def _check_traces(self) -> None:
+        if self.trace_max_spans < 1:
+            raise ConfigError(field="--trace-max-spans", reason="must be at least 1")
+        if self.trace_retention_s <= 0:
+            raise ConfigError(field="--trace-retention", reason="must be positive")
+        if self.stats_bucket_s <= 0:
+            raise ConfigError(field="--stats-bucket", reason="must be positive")
+        if self.stats_max_window_s < self.stats_bucket_s:
+            raise ConfigError(field="--stats-max-window", reason="must be at least --stats-bucket")
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise ConfigError(field="--trace-sample-ratio", reason="must be within [0, 1]")
+        if self.otlp_forward is not None and not self.otlp_forward.strip():
+            raise ConfigError(field="--otlp-forward", reason="must not be empty")

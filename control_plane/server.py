@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from control_plane.apps import AppRegistry
 from control_plane.auth import TokenTable, ensure_generated_tokens, load_tokens_file
@@ -29,6 +30,12 @@ from control_plane.interceptor import AuthInterceptor
 from control_plane.modules import ModuleRegistry
 from control_plane.node_services import NodeServicer, NodeSessionServicer
 from control_plane.services import AppServicer, DeploymentServicer, ModuleServicer
+from control_plane.telemetry import TracingInterceptor, control_plane_provider
+from control_plane.traces.collector import Collector
+from control_plane.traces.forward import OtlpForwarder
+from control_plane.traces.services import TraceQueryServicer, TraceReceiver
+from control_plane.traces.stats import RollingStats
+from control_plane.traces.store import TraceStore
 from protos.edgecdn.v1 import (
     apps_pb2,
     apps_pb2_grpc,
@@ -38,9 +45,12 @@ from protos.edgecdn.v1 import (
     modules_pb2_grpc,
     nodes_pb2,
     nodes_pb2_grpc,
+    traces_pb2,
+    traces_pb2_grpc,
 )
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
+from tracing.settings import ExportSettings, parse_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +63,8 @@ SERVICES = (
     deployments_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
     nodes_pb2.DESCRIPTOR.services_by_name["NodeSessionService"].full_name,
     nodes_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+    traces_pb2.DESCRIPTOR.services_by_name["TraceQueryService"].full_name,
+    trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
 )
 
 
@@ -105,7 +117,20 @@ async def run(
             heartbeat_interval_s=config.heartbeat_interval_s,
             missed_allowed=config.missed_heartbeats_allowed,
         )
-        await _serve(config, fleet, modules, apps, tokens, ready=ready, stop=stop)
+        collector = await _collector(config, stack)
+        await _serve(config, fleet, modules, apps, tokens, collector=collector, ready=ready, stop=stop)
+
+
+async def _collector(config: ControlPlaneConfig, stack: AsyncExitStack) -> Collector:
+    forwarder = None
+    if config.otlp_forward is not None:
+        target, tls = parse_endpoint(config.otlp_forward)
+        forwarder = await stack.enter_async_context(OtlpForwarder(ExportSettings(target=target, tls=tls)))
+    return Collector(
+        store=TraceStore(max_spans=config.trace_max_spans, retention_s=config.trace_retention_s),
+        stats=RollingStats(bucket_s=config.stats_bucket_s, max_window_s=config.stats_max_window_s),
+        forwarder=forwarder,
+    )
 
 
 async def _serve(
@@ -115,11 +140,19 @@ async def _serve(
     apps: AppRegistry,
     tokens: TokenTable,
     *,
+    collector: Collector,
     ready: ReadyCallback | None,
     stop: StopEvent | None,
 ) -> None:
+    provider = control_plane_provider(
+        collector, sample_ratio=config.trace_sample_ratio, address=f"{config.host}:{config.port}"
+    )
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(tokens), StrictDecodingInterceptor()],
+        interceptors=[
+            TracingInterceptor(provider.get_tracer("edgecdn.control_plane")),
+            AuthInterceptor(tokens),
+            StrictDecodingInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -136,6 +169,8 @@ async def _serve(
     deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(fleet), server)
     nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet), server)
     nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(collector), server)  # type: ignore[no-untyped-call]
+    traces_pb2_grpc.add_TraceQueryServiceServicer_to_server(TraceQueryServicer(collector), server)
     reflection.enable_server_reflection(
         [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME, *SERVICES],
         server,
@@ -158,4 +193,5 @@ async def _serve(
         await health_servicer.enter_graceful_shutdown()
         fleet.close_all("shutting down")
         await server.stop(grace=config.grace_seconds)
+        await asyncio.to_thread(provider.shutdown)  # flushes; the exporter may need this loop
         logger.info("control plane stopped")

@@ -1,0 +1,154 @@
+"""The control plane's tracing: an SDK ``TracerProvider`` (resource ``service.name =
+control-plane``) whose spans go straight into its own collector — or to
+``OTEL_EXPORTER_OTLP_ENDPOINT`` when set — and a server interceptor that gives every RPC a
+SERVER span continuing the caller's ``traceparent`` metadata.
+
+OTLP ``Export`` itself and health checks are not traced: a span per received batch
+would feed the store with its own ingestion, and probes are noise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from control_plane.traces.collector import Collector, LocalSpanExporter
+from tracing.exporter import EXPORT_METHOD
+from tracing.sdk import otlp_exporter, sdk_provider
+from tracing.settings import export_settings, resource_attributes
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+SERVICE_NAME = "control-plane"
+UNTRACED_PREFIXES = (EXPORT_METHOD, "/grpc.health.v1.Health/", "/grpc.reflection.")
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def control_plane_provider(collector: Collector, *, sample_ratio: float, address: str) -> TracerProvider:
+    """The process's provider; the caller shuts it down (flushing) before the loop ends."""
+    environ = os.environ
+    settings = export_settings(environ, control_plane=None, token=None)
+    resource = resource_attributes(
+        environ,
+        {
+            "service.name": SERVICE_NAME,
+            "service.instance.id": f"{socket.gethostname()}:{address}",
+            "service.namespace": "edgecdn",
+        },
+    )
+    exporter = (
+        otlp_exporter(settings)
+        if settings is not None
+        else LocalSpanExporter(collector, asyncio.get_running_loop())
+    )
+    return sdk_provider(resource, sample_ratio=sample_ratio, exporter=exporter)
+
+
+def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
+    carrier = {}
+    for key, value in details.invocation_metadata or ():
+        if key in {"traceparent", "tracestate"}:
+            carrier[key] = value if isinstance(value, str) else value.decode()
+    return carrier
+
+
+class TracingInterceptor(grpc.aio.ServerInterceptor):
+    """A SERVER span per RPC (``rpc.system=grpc``), status from the call's outcome."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(UNTRACED_PREFIXES):
+            return handler
+        return _traced(handler, self._tracer, method, _metadata(handler_call_details))
+
+
+def _traced(handler: Handler, tracer: Tracer, method: str, carrier: dict[str, str]) -> Handler:
+    service, _, name = method.strip("/").partition("/")
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+    def span() -> trace.Span:
+        parent = _PROPAGATOR.extract(carrier) if carrier else None
+        return tracer.start_span(
+            method.strip("/"), context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+
+    def finish(span_: trace.Span, context: Any, exc: BaseException | None) -> None:
+        code = _code(context, exc)
+        span_.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code != grpc.StatusCode.OK:
+            span_.set_status(Status(StatusCode.ERROR, code.name))
+        span_.end()
+
+    def wrap(behavior: Any) -> Any:
+        if inspect.isasyncgenfunction(behavior):
+
+            async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
+                current = span()
+                error: BaseException | None = None
+                try:
+                    with trace.use_span(current, end_on_exit=False):
+                        async for response in behavior(request, context):
+                            yield response
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    finish(current, context, error)
+
+            return streaming
+
+        async def single(request: Any, context: Any) -> Any:
+            current = span()
+            error: BaseException | None = None
+            try:
+                with trace.use_span(current, end_on_exit=False, record_exception=False):
+                    return await behavior(request, context)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                finish(current, context, error)
+
+        return single
+
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler),
+    )
+    for attribute, factory in kinds:
+        behavior = getattr(handler, attribute)
+        if behavior is not None:
+            return factory(
+                wrap(behavior),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
+
+
+def _code(context: Any, exc: BaseException | None) -> grpc.StatusCode:
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(exc, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
