@@ -93,5 +93,5 @@ def test_store_indexes_and_eviction() -> None:
     store.add([span(5, end_s=4, duration_ms=1, trace=4)], 4 * S)  # 5 spans > 4: trace 1 goes
     assert ids(store.find(TraceFilter())) == [4, 3, 2]
     assert store.find(TraceFilter(errors_only=True)) == []
-    store.evict(now_ns=103 * S)  # retention: arrived at 2 s and 3 s are older than 100 s
+    store.evict(now_ns=int(103.5 * S))  # retention: arrived at 2 s and 3 s are older than 100 s
     assert ids(store.find(TraceFilter())) == [4]
