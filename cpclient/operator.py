@@ -29,6 +29,8 @@ from protos.edgecdn.v1 import (
     modules_pb2_grpc,
     nodes_pb2,
     nodes_pb2_grpc,
+    traces_pb2,
+    traces_pb2_grpc,
 )
 
 CALL_TIMEOUT_S = 10.0
@@ -69,6 +71,7 @@ class OperatorClient:
         self.deployments = deployments_pb2_grpc.DeploymentServiceStub(self._channel)
         self.nodes = nodes_pb2_grpc.NodeServiceStub(self._channel)
         self.health = health_pb2_grpc.HealthStub(self._channel)
+        self.traces = traces_pb2_grpc.TraceQueryServiceStub(self._channel)
 
     async def __aenter__(self) -> OperatorClient:
         return self
@@ -188,6 +191,27 @@ class OperatorClient:
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from exc
         return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def list_traces(self, request: traces_pb2.ListTracesRequest) -> list[traces_pb2.TraceSummary]:
+        try:
+            response = await self.traces.ListTraces(request, metadata=self._md, timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+        return list(response.traces)
+
+    async def get_trace(self, trace_id: str) -> traces_pb2.Trace:
+        try:
+            return await self.traces.GetTrace(
+                traces_pb2.GetTraceRequest(trace_id=trace_id), metadata=self._md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def get_stats(self, request: traces_pb2.GetStatsRequest) -> traces_pb2.GetStatsResponse:
+        try:
+            return await self.traces.GetStats(request, metadata=self._md, timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
 
 
 UploadFn = Callable[[bytes, str, str], Awaitable[object]]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from control_plane.edgectl.commands import run_command
 from control_plane.edgectl.errors import EdgectlError
+from control_plane.edgectl.traces_cmd import add_parsers as add_trace_parsers
 from cpclient import ControlPlaneCallError, TlsSettings
 from manifest import ManifestError
 from runtime.cli import add_flag, new_parser
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nodes.add_parser("list", help="list nodes", parents=output)
     commands.add_parser("status", help="control plane health and a summary", parents=output)
+    add_trace_parsers(commands, output)
     return parser
 
 

@@ -27,6 +27,7 @@ from control_plane.edgectl.output import (
     nodes_table,
     print_json,
 )
+from control_plane.edgectl.traces_cmd import stats_command, traces_command
 from cpclient import TlsSettings
 from cpclient.apps import ABIS
 from cpclient.operator import OperatorClient as Client
@@ -51,6 +52,8 @@ async def run_command(args: argparse.Namespace, *, server: str, token: str, tls:
             return await _apps(client, args, action)
         if group == "deploy":
             return await _deploy(client, args)
+        if group in {"traces", "stats"}:
+            return await (traces_command if group == "traces" else stats_command)(client, args)
         if group == "nodes":
             nodes = await client.list_nodes()
             if args.output == "json":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -198,3 +201,73 @@ async def test_store_eviction_keeps_the_newest(tmp_path: Path) -> None:
             timeout=5,
         )
         assert [t.root_name for t in found.traces] == ["t8", "t7", "t6", "t5", "t4"]
+
+
+async def run_edgectl(live: LiveControlPlane, *args: str) -> tuple[int, str]:
+    flags = ("--server", live.address, "--token", live.tokens["viewer"])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "control_plane.edgectl", *flags, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode or 0, output.decode()
+
+
+async def test_edgectl_traces_and_stats(live: LiveControlPlane) -> None:
+    provider = sdk_provider(live, **{"edgecdn.region": "eu-west-1"})
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("GET /hello", kind=SpanKind.SERVER) as root:
+        for key, value in (
+            ("http.route", "/hello"),
+            ("edgecdn.app.name", "app"),
+            ("edgecdn.app.version", "1.0"),
+        ):
+            root.set_attribute(key, value)
+        root.set_attribute("http.response.status_code", 200)
+        with tracer.start_as_current_span("wasm"):
+            pass
+    await asyncio.to_thread(provider.shutdown)
+    trace_id = format(root.get_span_context().trace_id, "032x")
+
+    code, out = await run_edgectl(
+        live, "traces", "list", "--service", "test-svc", "--since", "5m", "-o", "json"
+    )
+    assert code == 0, out
+    [listed] = json.loads(out)
+    assert listed["trace_id"] == trace_id
+    assert listed["root_service"] == "test-svc"
+    assert listed["status"] == "ok"
+    assert listed["duration_ms"] >= 0
+
+    code, out = await run_edgectl(live, "traces", "show", trace_id, "-o", "json")
+    assert code == 0, out
+    spans = json.loads(out)
+    assert [s["name"] for s in spans] == ["GET /hello", "wasm"]
+    assert spans[1]["parent_span_id"] == spans[0]["span_id"]
+    assert {"trace_id", "span_id", "parent_span_id", "service", "name", "duration_ms", "status"} <= spans[
+        0
+    ].keys()
+
+    code, out = await run_edgectl(live, "traces", "show", trace_id)
+    assert code == 0, out
+    assert "GET /hello" in out
+    assert "  wasm" in out
+    assert "█" in out
+
+    code, out = await run_edgectl(live, "stats", "--window", "1m", "-o", "json")
+    assert code == 0, out
+    [row] = json.loads(out)
+    assert (row["region"], row["app_version"], row["requests"], row["errors"]) == ("eu-west-1", "1.0", 1, 0)
+    assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+
+    code, out = await run_edgectl(live, "stats")
+    assert code == 0, out
+    assert "eu-west-1" in out
+
+    code, out = await run_edgectl(live, "traces", "list", "--since", "soon")
+    assert code == 2
+    assert "edgectl: --since" in out
+    code, out = await run_edgectl(live, "traces", "show", "00" * 16)
+    assert code == 1
+    assert "not found" in out
