@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from runtime.cli import HelpFormatter, configure_logging, fail
-from simulator import up_cmd, world_cmd
+from simulator import load_cmd, up_cmd, world_cmd
 
 PROG = "edgecdn"
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     up_cmd.register(subparsers)
     world_cmd.register(subparsers)
+    load_cmd.register(subparsers)
     return parser
 
 

@@ -1,0 +1,11 @@
+"""The engine of ``edgecdn load``: simulated clients from many countries, and what they felt.
+
+- ``plan``: pure decisions: traffic mixes, scenario phases, intended arrival times.
+- ``client``: a lean keep-alive HTTP/1.1 client whose sockets leave from a country's
+  loopback address, so the edge geolocates each client by its real source address.
+- ``recorder``: HDR histograms per country, per serving region and per second; exact merge.
+- ``engine``: drives the pools open loop (rate) or closed loop (concurrency).
+- ``workers``: runs the engine in several processes and merges their recorders.
+- ``report``, ``html``, ``progress``: the JSON report, the self-contained HTML page, the
+  live view and the final tables.
+"""

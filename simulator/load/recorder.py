@@ -1,0 +1,155 @@
+"""What the simulated clients felt: HDR histograms per country, per serving region and per
+second, error counts by kind and status, and who served whom.
+
+Latencies are recorded in microseconds from the request's *intended* send time. A
+recorder turns into a JSON-able wire form (histograms in the standard compressed HDR
+encoding) and recorders merge exactly: adding histograms loses nothing, so N workers'
+percentiles are those of one run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour
+DIGITS = 3
+TIMELINE_DIGITS = 2
+UNKNOWN_REGION = "unknown"
+
+
+def new_histogram(digits: int = DIGITS) -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
+
+
+def decode_histogram(encoded: str) -> HdrHistogram:
+    histogram: HdrHistogram = HdrHistogram.decode(encoded)
+    return histogram
+
+
+def error_label(status: int, kind: str | None) -> str | None:
+    """``None`` for a success; ``"timeout"``, ``"connect"``, ... or ``"status 503"`` otherwise."""
+    if kind is not None:
+        return kind
+    if status >= 400:
+        return f"status {status}"
+    return None
+
+
+@dataclass(slots=True, kw_only=True)
+class CountryStats:
+    """One country's figures."""
+
+    latency: HdrHistogram = field(default_factory=new_histogram)
+    requests: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    served_by: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True, kw_only=True)
+class Second:
+    """One second of the run (by completion time)."""
+
+    requests: int = 0
+    errors: int = 0
+    latency: HdrHistogram = field(default_factory=lambda: new_histogram(TIMELINE_DIGITS))
+
+
+class Recorder:
+    """Mutable accumulator owned by one event loop; merge others with :meth:`merge`."""
+
+    def __init__(self) -> None:
+        self.countries: dict[str, CountryStats] = {}
+        self.regions: dict[str, HdrHistogram] = {}
+        self.timeline: dict[int, Second] = {}
+        self.unanswered = 0
+
+    def record(  # noqa: PLR0917 - once per request: positional calls are the cheap ones
+        self, country: str, latency_us: int, second: int, status: int, region: str, kind: str | None
+    ) -> None:
+        stats = self.countries.get(country)
+        if stats is None:
+            stats = self.countries[country] = CountryStats()
+        stats.requests += 1
+        tick = self.timeline.get(second)
+        if tick is None:
+            tick = self.timeline[second] = Second()
+        tick.requests += 1
+        label = error_label(status, kind)
+        if label is not None:
+            stats.errors[label] += 1
+            tick.errors += 1
+        if status == 0:
+            return  # no answer, so no latency of an answer: counted as an error above
+        value = min(max(latency_us, LOWEST_US), HIGHEST_US)
+        stats.statuses[status] += 1
+        stats.latency.record_value(value)
+        tick.latency.record_value(value)
+        region = region or UNKNOWN_REGION
+        stats.served_by[region] += 1
+        histogram = self.regions.get(region)
+        if histogram is None:
+            histogram = self.regions[region] = new_histogram()
+        histogram.record_value(value)
+
+    def ensure_country(self, country: str) -> None:
+        self.countries.setdefault(country, CountryStats())
+
+    def total_requests(self) -> int:
+        return sum(s.requests for s in self.countries.values())
+
+    def total_errors(self) -> int:
+        return sum(s.errors.total() for s in self.countries.values())
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "countries": {
+                cc: {
+                    "requests": s.requests,
+                    "errors": dict(s.errors),
+                    "statuses": {str(k): v for k, v in s.statuses.items()},
+                    "served_by": dict(s.served_by),
+                    "latency_hdr": s.latency.encode().decode("ascii"),
+                }
+                for cc, s in self.countries.items()
+            },
+            "regions": {region: h.encode().decode("ascii") for region, h in self.regions.items()},
+            "timeline": {
+                str(sec): {
+                    "requests": t.requests,
+                    "errors": t.errors,
+                    "latency_hdr": t.latency.encode().decode("ascii"),
+                }
+                for sec, t in self.timeline.items()
+            },
+            "unanswered": self.unanswered,
+        }
+
+    def merge(self, wire: dict[str, Any]) -> None:
+        """Add another recorder's wire form into this one, exactly."""
+        for cc, data in wire["countries"].items():
+            stats = self.countries.setdefault(cc, CountryStats())
+            stats.requests += int(data["requests"])
+            stats.errors.update({str(k): int(v) for k, v in data["errors"].items()})
+            stats.statuses.update({int(k): int(v) for k, v in data["statuses"].items()})
+            stats.served_by.update({str(k): int(v) for k, v in data["served_by"].items()})
+            stats.latency.add(decode_histogram(data["latency_hdr"]))
+        for region, encoded in wire["regions"].items():
+            self.regions.setdefault(region, new_histogram()).add(decode_histogram(encoded))
+        for sec, data in wire["timeline"].items():
+            tick = self.timeline.setdefault(int(sec), Second())
+            tick.requests += int(data["requests"])
+            tick.errors += int(data["errors"])
+            tick.latency.add(decode_histogram(data["latency_hdr"]))
+        self.unanswered += int(wire.get("unanswered", 0))
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> Recorder:
+        recorder = cls()
+        recorder.merge(wire)
+        return recorder

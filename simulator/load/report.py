@@ -1,0 +1,178 @@
+"""The report of a run: a JSON document (every figure, histograms included) and tables.
+
+Schema (``schema`` = ``edgecdn-load-report/1``; keys are only ever added)::
+
+    meta:      target, mode, arrival, phases, workers, started_at, elapsed_s, interrupted
+    totals:    requests, errors, unanswered, achieved_rps, latency_ms
+    countries: {CC: {requests, errors, errors_by_kind, statuses, latency_ms, served_by,
+                     served_by_requests, histogram}}
+    regions:   {REGION: {requests, latency_ms, histogram}}
+    matrix:    {CC: {REGION: requests}}        (who served whom)
+    timeline:  [{second, requests, errors, p50_ms, p99_ms}]
+
+``latency_ms`` holds p50, p90, p99, p99_9, max, mean and min in milliseconds, measured
+from each request's intended send time; ``histogram`` is the HDR histogram (microseconds)
+in the standard compressed base64 encoding, so reports can be merged or re-analysed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+from rich.console import Console
+from rich.table import Table
+
+from runtime.files import write_atomically
+from simulator.load.recorder import Recorder, new_histogram
+
+SCHEMA = "edgecdn-load-report/1"
+HISTOGRAM_ENCODING = {"encoding": "hdrhistogram-v2-compressed-base64", "unit": "us"}
+
+
+def latency_ms(histogram: HdrHistogram) -> dict[str, float]:
+    if histogram.get_total_count() == 0:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "p99_9": 0.0, "max": 0.0, "mean": 0.0, "min": 0.0}
+
+    def at(percentile: float) -> float:
+        return round(int(histogram.get_value_at_percentile(percentile)) / 1000, 3)
+
+    return {
+        "p50": at(50),
+        "p90": at(90),
+        "p99": at(99),
+        "p99_9": at(99.9),
+        "max": round(histogram.get_max_value() / 1000, 3),
+        "mean": round(histogram.get_mean_value() / 1000, 3),
+        "min": round(histogram.get_min_value() / 1000, 3),
+    }
+
+
+def _histogram(histogram: HdrHistogram) -> dict[str, Any]:
+    return {**HISTOGRAM_ENCODING, "data": histogram.encode().decode("ascii")}
+
+
+def build_report(recorder: Recorder, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Every figure of the run as a JSON-able dict."""
+    total = new_histogram()
+    countries: dict[str, Any] = {}
+    for code, stats in sorted(recorder.countries.items()):
+        total.add(stats.latency)
+        answered = stats.served_by.total()
+        countries[code] = {
+            "requests": stats.requests,
+            "errors": stats.errors.total(),
+            "errors_by_kind": dict(sorted(stats.errors.items())),
+            "statuses": {str(k): v for k, v in sorted(stats.statuses.items())},
+            "latency_ms": latency_ms(stats.latency),
+            "served_by": {r: round(n / answered, 6) for r, n in stats.served_by.most_common()}
+            if answered
+            else {},
+            "served_by_requests": dict(stats.served_by.most_common()),
+            "histogram": _histogram(stats.latency),
+        }
+    regions = {
+        region: {"requests": h.get_total_count(), "latency_ms": latency_ms(h), "histogram": _histogram(h)}
+        for region, h in sorted(recorder.regions.items())
+    }
+    timeline = [
+        {
+            "second": second,
+            "requests": tick.requests,
+            "errors": tick.errors,
+            "p50_ms": latency_ms(tick.latency)["p50"],
+            "p99_ms": latency_ms(tick.latency)["p99"],
+        }
+        for second, tick in sorted(recorder.timeline.items())
+    ]
+    requests = recorder.total_requests()
+    elapsed = float(meta.get("elapsed_s", 0.0)) or 1.0
+    return {
+        "schema": SCHEMA,
+        "meta": dict(meta),
+        "totals": {
+            "requests": requests,
+            "errors": recorder.total_errors(),
+            "unanswered": recorder.unanswered,
+            "achieved_rps": round(requests / elapsed, 2),
+            "latency_ms": latency_ms(total),
+            "histogram": _histogram(total),
+        },
+        "countries": countries,
+        "regions": regions,
+        "matrix": {code: dict(c["served_by_requests"]) for code, c in countries.items()},
+        "timeline": timeline,
+    }
+
+
+def write_json(report: Mapping[str, Any], path: Path) -> None:
+    write_atomically(path, json.dumps(report, indent=2) + "\n")
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def country_table(report: Mapping[str, Any]) -> Table:
+    meta = report["meta"]
+    totals = report["totals"]
+    title = (
+        f"{meta.get('target', '?')}: {totals['requests']:,} requests in {meta.get('elapsed_s', 0):.1f} s "
+        f"({totals['achieved_rps']:,.0f}/s), {totals['errors']:,} errors"
+        + (" (interrupted)" if meta.get("interrupted") else "")
+    )
+    table = Table(title=title)
+    for column in ("country", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "country" else "right", no_wrap=True)
+    table.add_column("errors by kind")
+    table.add_column("served by")
+    for code, c in report["countries"].items():
+        lat = c["latency_ms"]
+        kinds = ", ".join(f"{kind} {n:,}" for kind, n in c["errors_by_kind"].items()) or "-"
+        served = ", ".join(f"{region} {share:.0%}" for region, share in c["served_by"].items()) or "-"
+        table.add_row(
+            code,
+            f"{c['requests']:,}",
+            f"{c['errors']:,}",
+            _ms(lat["p50"]),
+            _ms(lat["p90"]),
+            _ms(lat["p99"]),
+            _ms(lat["max"]),
+            kinds,
+            served,
+        )
+    lat = totals["latency_ms"]
+    table.add_section()
+    table.add_row(
+        "all",
+        f"{totals['requests']:,}",
+        f"{totals['errors']:,}",
+        _ms(lat["p50"]),
+        _ms(lat["p90"]),
+        _ms(lat["p99"]),
+        _ms(lat["max"]),
+        f"unanswered at the end {totals['unanswered']:,}" if totals["unanswered"] else "",
+        "",
+    )
+    return table
+
+
+def region_table(report: Mapping[str, Any]) -> Table:
+    table = Table(title="by serving region")
+    for column in ("region", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "region" else "right", no_wrap=True)
+    for region, r in report["regions"].items():
+        lat = r["latency_ms"]
+        table.add_row(
+            region, f"{r['requests']:,}", _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["max"])
+        )
+    return table
+
+
+def print_tables(report: Mapping[str, Any], console: Console) -> None:
+    console.print(country_table(report))
+    if report["regions"]:
+        console.print(region_table(report))

@@ -1,0 +1,87 @@
+"""A small real HTTP server for the load generator's tests.
+
+``python -m tests.simulator.load.echo_server --ready-file PATH`` serves:
+
+- ``/`` and anything else: ``ok`` with ``x-edge-region: test-region``;
+- ``/route``: as a router would, ``x-edge-route: region=<by client>; node=n; reason=nearest``
+  where the region is ``region-<third octet group N of 127.N.x.x>``;
+- ``/status/CODE``: that status;
+- ``/chunked``: a chunked body saying ``country=<first octet-derived tag>``;
+- ``/close``: answers with ``connection: close``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+
+from runtime.process import serve_until_signalled
+from runtime.ready import ready_file_reporter
+
+
+def _client_block(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return str(peer[0]).split(".")[1] if peer else "?"
+
+
+async def ok(_: web.Request) -> web.Response:
+    return web.Response(text="ok", headers={"x-edge-region": "test-region"})
+
+
+async def route(request: web.Request) -> web.Response:
+    region = f"region-{_client_block(request)}"
+    return web.Response(
+        text="routed",
+        headers={"x-edge-route": f"region={region}; node={region}-a; reason=nearest; rtt_ms=12.5"},
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.Response(status=int(request.match_info["code"]), text="as asked")
+
+
+async def chunked(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"x-edge-region": "test-region"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(b"block=")
+    await response.write(_client_block(request).encode())
+    await response.write_eof()
+    return response
+
+
+async def close(_: web.Request) -> web.Response:
+    return web.Response(text="bye", headers={"connection": "close", "x-edge-region": "test-region"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="echo-server")
+    parser.add_argument("--ready-file", type=Path)
+    args = parser.parse_args()
+
+    async def serve(stop: asyncio.Event) -> None:
+        app = web.Application()
+        app.router.add_get("/route", route)
+        app.router.add_get("/status/{code}", status)
+        app.router.add_get("/chunked", chunked)
+        app.router.add_get("/close", close)
+        app.router.add_route("*", "/{tail:.*}", ok)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        ready_file_reporter("echo-server", args.ready_file)({"http": f"http://{host}:{port}"})
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    serve_until_signalled(serve)
+
+
+if __name__ == "__main__":
+    main()
