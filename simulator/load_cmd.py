@@ -52,17 +52,32 @@ ADDRESSES_PER_COUNTRY = 64
 ENV = "EDGECDN_LOAD_"
 
 
+class _FlagValueError(argparse.ArgumentTypeError, ValueError):
+    """A flag's value is wrong: argparse shows the message as it is, and so does add_flag for
+    an environment variable (it catches ValueError)."""
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise _FlagValueError(f"{text!r} is not a number") from None
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"must be a positive number (got {text})")
+        raise _FlagValueError(f"must be a positive number (got {text})")
     return value
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise _FlagValueError(f"{text!r} is not a whole number") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
-        raise ValueError(f"must be at least 1 (got {text})")
+        raise _FlagValueError(f"must be at least 1 (got {text})")
     return value
 
 
@@ -202,7 +217,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="processes generating load; their histograms are merged exactly",
     )
-    add_flag(run, "--seed", env=f"{ENV}SEED", default=1, convert=int, help="seed of Poisson arrivals")
+    add_flag(run, "--seed", env=f"{ENV}SEED", default=1, convert=_integer, help="seed of Poisson arrivals")
     add_flag(
         run,
         "--out",
@@ -239,7 +254,10 @@ def build_config(args: argparse.Namespace, world: World) -> LoadConfig:
     """Flags -> the run's config; every mistake becomes a BadInputError naming its flag."""
     target_url = args.target
     if target_url is None:
-        state = read_world_state()
+        try:
+            state = read_world_state()
+        except WorldStateError as exc:
+            raise NoTargetError(reason=str(exc)) from exc
         if state.router_url is None:
             raise NoTargetError(reason="the running world has no router yet")
         target_url = state.router_url
@@ -268,6 +286,11 @@ def build_config(args: argparse.Namespace, world: World) -> LoadConfig:
 
 def _plan(args: argparse.Namespace) -> Plan:
     if args.scenario is not None:
+        given = [f for f in ("rate", "concurrency", "mix", "countries") if getattr(args, f) is not None]
+        if given:
+            raise BadInputError(
+                field="--scenario", reason=f"the scenario sets the traffic; drop --{given[0]}"
+            )
         return load_scenario(args.scenario)
     if args.mix is not None and args.countries is not None:
         raise BadInputError(field="--mix", reason="give --mix or --countries, not both")
