@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests/s this node can serve at full load (routing weight, utilization)",
     )  # fmt: skip
     add_flag(
+        parser, "--trace-sample-ratio", env="OTEL_TRACES_SAMPLER_ARG", default=1.0, convert=float,
+        help="share of new traces recorded (a caller's sampled traceparent is always continued); "
+        "spans go to --control-plane or OTEL_EXPORTER_OTLP_ENDPOINT",
+    )  # fmt: skip
+    add_flag(
         parser, "--max-body-bytes", env="EDGE_NODE_MAX_BODY_BYTES", default=10 * 1024 * 1024, convert=int,
         help="largest request body accepted (413 above)",
     )  # fmt: skip
@@ -105,6 +110,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             control_plane=args.control_plane,
             token=args.token,
             capacity_rps=args.capacity_rps,
+            trace_sample_ratio=args.trace_sample_ratio,
             ready_file=args.ready_file,
         )
     except ConfigError as exc:

@@ -32,6 +32,7 @@ class EdgeNodeConfig:
     control_plane: str | None = None
     token: str = ""
     capacity_rps: float = 5000.0
+    trace_sample_ratio: float = 1.0
     ready_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -49,6 +50,8 @@ class EdgeNodeConfig:
             raise ConfigError(field="--token", reason="is required with --control-plane")
         if self.capacity_rps <= 0:
             raise ConfigError(field="--capacity-rps", reason="must be positive")
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise ConfigError(field="--trace-sample-ratio", reason="must be within [0, 1]")
         if self.response_cache_bytes < 0:
             raise ConfigError(field="--response-cache-bytes", reason="must not be negative")
 

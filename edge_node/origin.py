@@ -44,6 +44,9 @@ class AiohttpOriginFetcher:
         if exchange.client is not None:
             headers["x-forwarded-for"] = exchange.client.address
         headers["x-forwarded-host"] = exchange.host
+        if exchange.trace is not None:  # the origin continues our trace (W3C trace context)
+            exchange.origin_span_id = exchange.trace.new_span_id()
+            headers["traceparent"] = exchange.trace.traceparent(exchange.origin_span_id)
         try:
             async with self._session.request(
                 exchange.method,

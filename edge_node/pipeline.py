@@ -20,6 +20,7 @@ from edge_node.geo_headers import NodeIdentity, edge_headers, geo_headers
 from edge_node.http_cache import CacheKey, ResponseCache, request_allows_cache
 from edge_node.metrics import EdgeMetrics
 from geo.lookup import UNKNOWN, Location
+from tracing.lean import RequestTrace
 from wasm_host.errors import HandlerError
 from wasm_host.executor import WasmExecutor
 from wasm_host.values import WasmRequest, WasmResponse
@@ -44,7 +45,11 @@ class Exchange:
     app: LoadedApp | None = None
     response: WasmResponse | None = None
     cache_status: str | None = None
-    timings: list[tuple[str, float]] = field(default_factory=list)
+    # (stage name, perf_counter at its start, seconds it took); the failing stage too.
+    timings: list[tuple[str, float, float]] = field(default_factory=list)
+    failed_stage: str | None = None
+    trace: RequestTrace | None = None  # set when this request is sampled
+    origin_span_id: bytes = b""  # the origin fetch's span, named in its traceparent
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()
@@ -196,7 +201,7 @@ def response_headers(exchange: Exchange, node: NodeIdentity) -> list[tuple[str, 
         headers.append(
             (
                 "server-timing",
-                ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in exchange.timings),
+                ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, _, seconds in exchange.timings),
             )
         )
     return headers
@@ -229,22 +234,32 @@ class Pipeline:
     metrics: EdgeMetrics
 
     async def serve(self, exchange: Exchange) -> WasmResponse:
+        timings = exchange.timings
         for stage in self.before_execute:
             started = time.perf_counter()
-            stage.run(exchange)
-            exchange.timings.append((stage.name, time.perf_counter() - started))
+            try:
+                stage.run(exchange)
+            except BaseException:
+                exchange.failed_stage = stage.name
+                raise
+            finally:
+                timings.append((stage.name, started, time.perf_counter() - started))
         if exchange.response is None:
             match = exchange.match
             assert match is not None
+            name = "origin" if match.origin is not None else self.execute_wasm.name
             started = time.perf_counter()
-            if match.origin is not None:
-                exchange.response = await self.origin.fetch(exchange, match.origin)
-                self._store(exchange)
-                name = "origin"
-            else:
-                await self.execute_wasm.run(exchange)
-                name = self.execute_wasm.name
-            exchange.timings.append((name, time.perf_counter() - started))
+            try:
+                if match.origin is not None:
+                    exchange.response = await self.origin.fetch(exchange, match.origin)
+                    self._store(exchange)
+                else:
+                    await self.execute_wasm.run(exchange)
+            except BaseException:
+                exchange.failed_stage = name
+                raise
+            finally:
+                timings.append((name, started, time.perf_counter() - started))
         assert exchange.response is not None
         return exchange.response
 

@@ -40,6 +40,7 @@ from edge_node.pipeline import (
     response_headers,
 )
 from edge_node.state import NodeState
+from edge_node.telemetry import EdgeTelemetry, start_telemetry
 from geo.lookup import GeoLocator
 from geo.world import load_world
 from runtime.process import StopEvent, wait_for_stop
@@ -70,8 +71,10 @@ class EdgeHttpHandler:
         load: LoadTracker,
         admin: dict[str, AdminEndpoint],
         max_body_bytes: int,
+        telemetry: EdgeTelemetry | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._telemetry = telemetry
         self._node = node
         self._metrics = metrics
         self._load = load
@@ -86,6 +89,10 @@ class EdgeHttpHandler:
         self._metrics.in_flight.inc()
         self._load.started()
         exchange = _exchange(request, self.server_port)
+        telemetry = self._telemetry
+        if telemetry is not None:
+            exchange.trace = telemetry.begin(request.headers)
+        error: EdgeNodeError | None = None
         try:
             exchange.body = await _read_body(request, self._max_body_bytes)
             result = await self._pipeline.serve(exchange)
@@ -93,14 +100,18 @@ class EdgeHttpHandler:
             headers.extend(response_headers(exchange, self._node))
             response = web.Response(status=result.status, body=result.body, headers=headers)
         except EdgeNodeError as exc:
+            error = exc
             response = self._error(exchange, exc)
         except Exception:
             logger.exception("unexpected failure serving %s %s", request.method, request.path)
-            response = self._error(exchange, EdgeNodeError("the edge node failed unexpectedly"))
+            error = EdgeNodeError("the edge node failed unexpectedly")
+            response = self._error(exchange, error)
         finally:
             self._metrics.in_flight.dec()
         self._metrics.count_request(exchange.route_label, response.status)
         self._load.finished(response.status)
+        if exchange.trace is not None and telemetry is not None:
+            telemetry.record(exchange.trace, exchange, response.status, error)
         return response
 
     def _error(self, exchange: Exchange, error: EdgeNodeError) -> web.Response:
@@ -180,6 +191,13 @@ async def run(
             )
             restored = applier.restore()  # before listening: serve the last good app at once
         client = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
+        telemetry = await start_telemetry(
+            stack,
+            node,
+            control_plane=config.control_plane,
+            token=config.token,
+            sample_ratio=config.trace_sample_ratio,
+        )
         handler = EdgeHttpHandler(
             pipeline=_pipeline(
                 config=config,
@@ -195,6 +213,7 @@ async def run(
             load=load,
             admin=dict(admin_endpoints(node=node, state=state, metrics=metrics)),
             max_body_bytes=config.max_body_bytes,
+            telemetry=telemetry,
         )
         url = await _listen(stack, handler, config)
         logger.info("edge node %s (%s) serving on %s", node.node_id, node.region, url)
