@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from importlib import metadata
+from typing import TypeVar
 
 from edge_node.app import LoadedModule
 from edge_node.errors import EdgeNodeError
@@ -26,13 +27,23 @@ from tracing.exporter import OtlpBatchExporter
 from tracing.lean import LeanTracer, RequestTrace
 from tracing.sampling import ParentBasedRatioSampler
 from tracing.settings import ExportSettings, export_settings, resource_attributes
-from tracing.wire import SpanKind, StatusCode, encode_resource, encode_scope, span_attribute, span_attributes
+from tracing.wire import (
+    AttributeKey,
+    SpanKind,
+    SpanName,
+    StatusCode,
+    encode_resource,
+    encode_scope,
+    status_field,
+)
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "edge-node"
 SCOPE = "edgecdn.edge_node"
 _SERVER_ERROR = 500
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _MAX_CACHED_ATTRIBUTES = 4096
 
 
@@ -43,14 +54,40 @@ def _version() -> str:
         return "0"
 
 
+STAGES = {name: SpanName(name, SpanKind.INTERNAL) for name in ("client", "geo", "route", "cache")}
+K_METHOD = AttributeKey("http.request.method")
+K_ROUTE = AttributeKey("http.route")
+K_STATUS = AttributeKey("http.response.status_code")
+K_PATH = AttributeKey("url.path")
+K_URL = AttributeKey("url.full")
+K_CLIENT = AttributeKey("client.address")
+K_COUNTRY = AttributeKey("edgecdn.client.country")
+K_CACHE = AttributeKey("edgecdn.cache")
+K_APP = AttributeKey("edgecdn.app.name")
+K_VERSION = AttributeKey("edgecdn.app.version")
+K_ERROR = AttributeKey("error.type")
+K_MODULE = AttributeKey("edgecdn.wasm.module")
+K_DIGEST = AttributeKey("edgecdn.wasm.digest")
+K_ABI = AttributeKey("edgecdn.wasm.abi")
+K_OUTCOME = AttributeKey("edgecdn.wasm.outcome")
+K_WASM_MS = AttributeKey("edgecdn.wasm.duration_ms")
+OUTCOME_OK = K_OUTCOME.str("ok")
+
+
 class EdgeTelemetry:
-    """Starts request traces and turns a finished exchange into its spans."""
+    """Starts request traces and turns a finished exchange into its spans.
+
+    Everything that repeats across requests (span names, app, route and module
+    attributes, status codes) is encoded once and cached; per request only ids, times,
+    the path, the client and the wasm duration are written.
+    """
 
     def __init__(self, *, tracer: LeanTracer, exporter: OtlpBatchExporter | None = None) -> None:
         self.tracer = tracer
         self.exporter = exporter
-        self._module_attrs: dict[tuple[str, str, str], bytes] = {}
-        self._app_attrs: dict[tuple[str, str, str], bytes] = {}
+        self._server: dict[tuple[str, str, str], tuple[SpanName, bytes]] = {}
+        self._modules: dict[tuple[str, str, str], tuple[SpanName, bytes]] = {}
+        self._statuses: dict[int, bytes] = {}
 
     def begin(self, headers: Mapping[str, str]) -> RequestTrace | None:
         return self.tracer.begin(headers.get("traceparent"), headers.get("tracestate"))
@@ -71,50 +108,43 @@ class EdgeTelemetry:
             elif name == "origin":
                 self._origin_span(trace, exchange, start_ns, end_ns, stage_error)
             elif name != "cache" or exchange.cache_status is not None:
-                trace.emit(
-                    name,
-                    kind=SpanKind.INTERNAL,
-                    start_ns=start_ns,
-                    end_ns=end_ns,
-                    attributes=_error_attrs(stage_error),
-                    status=_status(stage_error),
-                    status_message=_message(stage_error),
-                )
-        route = exchange.match.route if exchange.match is not None else ""
-        attributes = self._request_attrs(exchange, route) + span_attributes(
-            {"http.response.status_code": status, "url.path": exchange.path}
-        )
+                if stage_error is None:
+                    trace.emit(STAGES[name], start_ns, end_ns)
+                else:
+                    trace.emit(
+                        STAGES[name], start_ns, end_ns, _error_attrs(stage_error), _status(stage_error)
+                    )
+        span_name, attributes = self._server_attrs(exchange)
+        attributes += self._status_attr(status) + K_PATH.str(exchange.path)
         if exchange.location.country:
-            attributes += span_attribute("edgecdn.client.country", exchange.location.country)
+            attributes += K_COUNTRY.str(exchange.location.country)
         if exchange.client is not None:
-            attributes += span_attribute("client.address", exchange.client.address)
+            attributes += K_CLIENT.str(exchange.client.address)
         if exchange.cache_status is not None:
-            attributes += span_attribute("edgecdn.cache", exchange.cache_status)
-        server_error = status >= _SERVER_ERROR
+            attributes += K_CACHE.str(exchange.cache_status)
         if error is not None:
-            attributes += span_attribute("error.type", error.kind)
-        trace.finish(
-            f"{exchange.method} {route}" if route else exchange.method,
-            attributes=attributes,
-            status=StatusCode.ERROR if server_error else StatusCode.UNSET,
-            status_message=error.message if server_error and error is not None else "",
-        )
+            attributes += K_ERROR.str(error.kind)
+        trace.finish(span_name, attributes, _status(error) if status >= _SERVER_ERROR else b"")
 
-    def _request_attrs(self, exchange: Exchange, route: str) -> bytes:
-        app = exchange.app
-        key = (exchange.method, route, f"{app.name}@{app.version}" if app is not None else "")
-        cached = self._app_attrs.get(key)
+    def _status_attr(self, status: int) -> bytes:
+        cached = self._statuses.get(status)
         if cached is None:
-            values: dict[str, str | int] = {"http.request.method": exchange.method}
+            cached = self._statuses[status] = K_STATUS.int(status)
+        return cached
+
+    def _server_attrs(self, exchange: Exchange) -> tuple[SpanName, bytes]:
+        app = exchange.app
+        route = exchange.match.route if exchange.match is not None else ""
+        key = (exchange.method, route, f"{app.name}@{app.version}" if app is not None else "")
+        cached = self._server.get(key)
+        if cached is None:
+            attributes = K_METHOD.str(exchange.method)
             if route:
-                values["http.route"] = route
+                attributes += K_ROUTE.str(route)
             if app is not None:
-                values["edgecdn.app.name"] = app.name
-                values["edgecdn.app.version"] = app.version
-            cached = span_attributes(values)
-            if len(self._app_attrs) >= _MAX_CACHED_ATTRIBUTES:
-                self._app_attrs.clear()
-            self._app_attrs[key] = cached
+                attributes += K_APP.str(app.name) + K_VERSION.str(app.version)
+            name = SpanName(f"{exchange.method} {route}" if route else exchange.method, SpanKind.SERVER)
+            cached = _bounded(self._server)[key] = (name, attributes)
         return cached
 
     def _wasm_span(
@@ -130,38 +160,21 @@ class EdgeTelemetry:
         module = None
         if exchange.app is not None and exchange.match is not None and exchange.match.module is not None:
             module = exchange.app.modules.get(exchange.match.module)
-        attributes = self._module_attributes(module) + span_attributes(
-            {
-                "edgecdn.wasm.outcome": error.kind if error is not None else "ok",
-                "edgecdn.wasm.duration_ms": seconds * 1000,
-            }
+        name, attributes = self._module(module)
+        attributes += (OUTCOME_OK if error is None else K_OUTCOME.str(error.kind)) + K_WASM_MS.double(
+            seconds * 1000
         )
-        trace.emit(
-            f"wasm {module.name}" if module is not None else "wasm",
-            kind=SpanKind.INTERNAL,
-            start_ns=start_ns,
-            end_ns=end_ns,
-            attributes=attributes,
-            status=_status(error),
-            status_message=_message(error),
-        )
+        trace.emit(name, start_ns, end_ns, attributes, _status(error))
 
-    def _module_attributes(self, module: LoadedModule | None) -> bytes:
+    def _module(self, module: LoadedModule | None) -> tuple[SpanName, bytes]:
         if module is None:
-            return b""
+            return SpanName("wasm", SpanKind.INTERNAL), b""
         key = (module.name, module.digest, module.abi)
-        cached = self._module_attrs.get(key)
+        cached = self._modules.get(key)
         if cached is None:
-            cached = span_attributes(
-                {
-                    "edgecdn.wasm.module": module.name,
-                    "edgecdn.wasm.digest": module.digest,
-                    "edgecdn.wasm.abi": module.abi,
-                }
-            )
-            if len(self._module_attrs) >= _MAX_CACHED_ATTRIBUTES:
-                self._module_attrs.clear()
-            self._module_attrs[key] = cached
+            attributes = K_MODULE.str(module.name) + K_DIGEST.str(module.digest) + K_ABI.str(module.abi)
+            name = SpanName(f"wasm {module.name}", SpanKind.INTERNAL)
+            cached = _bounded(self._modules)[key] = (name, attributes)
         return cached
 
     def _origin_span(
@@ -169,36 +182,37 @@ class EdgeTelemetry:
     ) -> None:
         match = exchange.match
         origin = match.origin if match is not None and match.origin is not None else ""
-        values: dict[str, str | int] = {
-            "url.full": origin.rstrip("/") + exchange.path,
-            "http.request.method": exchange.method,
-        }
+        attributes = K_URL.str(origin.rstrip("/") + exchange.path) + K_METHOD.str(exchange.method)
         if exchange.response is not None and error is None:
-            values["http.response.status_code"] = exchange.response.status
+            attributes += self._status_attr(exchange.response.status)
         if exchange.cache_status is not None:
-            values["edgecdn.cache"] = exchange.cache_status
+            attributes += K_CACHE.str(exchange.cache_status)
         trace.emit(
-            f"{exchange.method} origin",
-            kind=SpanKind.CLIENT,
-            start_ns=start_ns,
-            end_ns=end_ns,
-            attributes=span_attributes(values) + _error_attrs(error),
-            status=_status(error),
-            status_message=_message(error),
+            SpanName(f"{exchange.method} origin", SpanKind.CLIENT),
+            start_ns,
+            end_ns,
+            attributes + _error_attrs(error),
+            _status(error),
             span_id=exchange.origin_span_id or None,
         )
 
 
-def _status(error: EdgeNodeError | None) -> StatusCode:
-    return StatusCode.ERROR if error is not None and error.status >= _SERVER_ERROR else StatusCode.UNSET
+def _bounded(cache: dict[_K, _V]) -> dict[_K, _V]:
+    """``cache``, emptied first when full (keys are routes and modules: few, but unbounded
+    across many app versions)."""
+    if len(cache) >= _MAX_CACHED_ATTRIBUTES:
+        cache.clear()
+    return cache
 
 
-def _message(error: EdgeNodeError | None) -> str:
-    return error.message if error is not None and error.status >= _SERVER_ERROR else ""
+def _status(error: EdgeNodeError | None) -> bytes:
+    if error is None or error.status < _SERVER_ERROR:
+        return b""
+    return status_field(StatusCode.ERROR, error.message)
 
 
 def _error_attrs(error: EdgeNodeError | None) -> bytes:
-    return b"" if error is None else span_attribute("error.type", error.kind)
+    return b"" if error is None else K_ERROR.str(error.kind)
 
 
 def resource(node: NodeIdentity) -> dict[str, str]:

@@ -81,6 +81,88 @@ def span_attribute(key: str, value: AttributeValue) -> bytes:
     return _len_field(b"\x4a", attribute(key, value))
 
 
+_TIMES = struct.Struct("<BQBQ")  # start_time_unix_nano (7) and end_time_unix_nano (8), fixed64
+
+
+class SpanName:
+    """A span's name and kind, encoded once (stage names repeat on every request)."""
+
+    __slots__ = ("encoded", "kind", "name")
+
+    def __init__(self, name: str, kind: SpanKind) -> None:
+        self.name = name
+        self.kind = kind
+        self.encoded = _len_field(b"\x2a", name.encode()) + bytes((0x30, kind))
+
+
+class AttributeKey:
+    """An attribute key encoded once; each method returns a whole Span ``attributes`` field."""
+
+    __slots__ = ("_key", "_key_len", "key")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._key = _len_field(b"\x0a", key.encode())
+        self._key_len = len(self._key)
+
+    def str(self, value: str) -> bytes:
+        data = value.encode()
+        size = len(data)
+        total = self._key_len + size + 4
+        if total < _ONE_BYTE_LIMIT:  # the common case: every length fits one byte
+            return bytes((0x4A, total)) + self._key + bytes((0x12, size + 2, 0x0A, size)) + data
+        return _len_field(b"\x4a", self._key + _len_field(b"\x12", _len_field(b"\x0a", data)))
+
+    def int(self, value: int) -> bytes:
+        return _len_field(b"\x4a", self._key + _len_field(b"\x12", b"\x18" + varint(value)))
+
+    def double(self, value: float) -> bytes:
+        return _len_field(b"\x4a", self._key + b"\x12\x09\x21" + _DOUBLE.pack(value))
+
+
+def status_field(status: StatusCode, message: str = "") -> bytes:
+    """Span field 15 (``status``); empty for UNSET without a message."""
+    if not status and not message:
+        return b""
+    body = (_len_field(b"\x12", message.encode()) if message else b"") + (
+        b"\x18" + bytes((status,)) if status else b""
+    )
+    return _len_field(b"\x7a", body)
+
+
+def trace_state_field(trace_state: str) -> bytes:
+    """Span field 3 (``trace_state``), W3C ``tracestate`` as received."""
+    return _len_field(b"\x1a", trace_state.encode())
+
+
+def encode_span_parts(  # noqa: PLR0917 - one argument per wire field, positional for speed
+    trace_id: bytes,
+    span_id: bytes,
+    parent_span_id: bytes,
+    name: SpanName,
+    start_ns: int,
+    end_ns: int,
+    attributes: bytes,
+    status: bytes,
+    trace_state: bytes = b"",
+) -> bytes:
+    """The hot-path form of ``encode_span``: pre-encoded name, attributes, status and state."""
+    return b"".join(
+        (
+            b"\x0a\x10",
+            trace_id,
+            b"\x12\x08",
+            span_id,
+            trace_state,
+            b"\x22\x08" + parent_span_id if parent_span_id else b"",
+            name.encoded,
+            _TIMES.pack(0x39, start_ns, 0x41, end_ns),
+            attributes,
+            status,
+        )
+    )
+
+
 def encode_span(
     *,
     trace_id: bytes,
@@ -96,27 +178,17 @@ def encode_span(
     trace_state: str = "",
 ) -> bytes:
     """One ``Span`` message (not length-prefixed); ``attributes`` from ``span_attributes``."""
-    parts = [b"\x0a\x10", trace_id, b"\x12\x08", span_id]
-    if trace_state:
-        parts.append(_len_field(b"\x1a", trace_state.encode()))
-    if parent_span_id:
-        parts += (b"\x22\x08", parent_span_id)
-    parts += (
-        _len_field(b"\x2a", name.encode()),
-        b"\x30",
-        bytes((kind,)),
-        b"\x39",
-        _FIXED64.pack(start_ns),
-        b"\x41",
-        _FIXED64.pack(end_ns),
+    return encode_span_parts(
+        trace_id,
+        span_id,
+        parent_span_id,
+        SpanName(name, kind),
+        start_ns,
+        end_ns,
         attributes,
+        status_field(status, status_message),
+        trace_state_field(trace_state) if trace_state else b"",
     )
-    if status or status_message:
-        body = (_len_field(b"\x12", status_message.encode()) if status_message else b"") + (
-            b"\x18" + bytes((status,)) if status else b""
-        )
-        parts.append(_len_field(b"\x7a", body))
-    return b"".join(parts)
 
 
 def encode_resource(attributes: Mapping[str, AttributeValue]) -> bytes:
