@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from geo.database import ensure_world_db
@@ -72,6 +74,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=state_dir(),
         help="where world.json, logs and data go [env: EDGECDN_STATE_DIR] (default: %(default)s)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="forget the previous world's control-plane state and node data before starting",
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -81,6 +88,9 @@ def _handle(args: argparse.Namespace) -> int:
         if not args.app.is_file():
             raise SimulatorError(f"--app: no app manifest at {args.app}")
         _refuse_if_running(args.state_dir / STATE_FILE_NAME)
+        if args.fresh:
+            for leftover in ("control-plane", "nodes"):
+                shutil.rmtree(args.state_dir / leftover, ignore_errors=True)
     except (GeoError, SimulatorError) as exc:
         fail(PROG, str(exc))
     outcome: list[int] = []
@@ -145,7 +155,7 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
                 node_ids=[plan.node_id for plan in plans],
             )
         except SimulatorError as exc:
-            console.print(f"[red]{PROG}: {exc}[/red]")
+            Console(stderr=True, soft_wrap=True).print(f"[red]{PROG}: {escape(str(exc))}[/red]")
             return 1
         state = WorldState(
             world_file=str(world.source),

@@ -54,7 +54,15 @@ async def publish_and_deploy(
             app = await publish_app(client, manifest)
             await client.deploy(app.name, app.version, common_pb2.Selector(all=True))
     except ControlPlaneCallError as exc:
-        raise SimulatorError(f"deploying {manifest.name}@{manifest.version}: {exc.message}") from exc
+        hint = ""
+        if exc.code == "ALREADY_EXISTS":
+            # The world's control plane keeps its state across runs; the manifest changed
+            # under an unchanged version (or the wire format grew a field).
+            hint = (
+                f"; bump [app] version in {manifest_path}, or start from an empty control plane"
+                " with `edgecdn up --fresh` (make up UP_ARGS=--fresh)"
+            )
+        raise SimulatorError(f"deploying {manifest.name}@{manifest.version}: {exc.message}{hint}") from exc
     return app
 
 

@@ -157,7 +157,7 @@ class Engine:
 
     async def _open_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        t0, pools = self._t0, self.pools
+        t0, pools, lag = self._t0, self.pools, self.recorder.send_lag
         offset = self.config.worker_index / self.config.workers
         for at, country in arrivals(self.config.plan, seed=self.config.seed, offset=offset):
             due = t0 + at
@@ -165,6 +165,7 @@ class Engine:
                 await self._sleep_until(due)
                 if self.stop.is_set():
                     return
+            lag.record_value(max(1, int((loop.time() - due) * 1_000_000)))
             pools[country].submit(due)
         await self._sleep_until(t0 + self.config.plan.duration_s)
 

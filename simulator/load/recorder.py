@@ -68,6 +68,9 @@ class Recorder:
         self.regions: dict[str, HdrHistogram] = {}
         self.timeline: dict[int, Second] = {}
         self.unanswered = 0
+        # open loop: how late the generator itself handed each request to its pool; when
+        # this grows, the generator (not the server) is the bottleneck
+        self.send_lag = new_histogram()
 
     def record(  # noqa: PLR0917 - once per request: positional calls are the cheap ones
         self, country: str, latency_us: int, second: int, status: int, region: str, kind: str | None
@@ -128,6 +131,7 @@ class Recorder:
                 for sec, t in self.timeline.items()
             },
             "unanswered": self.unanswered,
+            "send_lag_hdr": self.send_lag.encode().decode("ascii"),
         }
 
     def merge(self, wire: dict[str, Any]) -> None:
@@ -147,6 +151,8 @@ class Recorder:
             tick.errors += int(data["errors"])
             tick.latency.add(decode_histogram(data["latency_hdr"]))
         self.unanswered += int(wire.get("unanswered", 0))
+        if "send_lag_hdr" in wire:
+            self.send_lag.add(decode_histogram(wire["send_lag_hdr"]))
 
     @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> Recorder:

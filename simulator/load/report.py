@@ -3,7 +3,7 @@
 Schema (``schema`` = ``edgecdn-load-report/1``; keys are only ever added)::
 
     meta:      target, mode, arrival, phases, workers, started_at, elapsed_s, interrupted
-    totals:    requests, errors, unanswered, achieved_rps, latency_ms
+    totals:    requests, errors, unanswered, achieved_rps, latency_ms, send_lag_ms
     countries: {CC: {requests, errors, errors_by_kind, statuses, latency_ms, served_by,
                      served_by_requests, histogram}}
     regions:   {REGION: {requests, latency_ms, histogram}}
@@ -100,6 +100,7 @@ def build_report(recorder: Recorder, meta: Mapping[str, Any]) -> dict[str, Any]:
             "achieved_rps": round(requests / elapsed, 2),
             "latency_ms": latency_ms(total),
             "histogram": _histogram(total),
+            "send_lag_ms": latency_ms(recorder.send_lag),
         },
         "countries": countries,
         "regions": regions,
@@ -172,7 +173,16 @@ def region_table(report: Mapping[str, Any]) -> Table:
     return table
 
 
+LAG_WARNING_MS = 1.0
+
+
 def print_tables(report: Mapping[str, Any], console: Console) -> None:
     console.print(country_table(report))
     if report["regions"]:
         console.print(region_table(report))
+    lag = report["totals"]["send_lag_ms"]
+    if lag["p99"] > LAG_WARNING_MS:
+        console.print(
+            f"[yellow]warning:[/] the generator fell behind its schedule (send lag p99 {lag['p99']:.2f} ms, "
+            f"max {lag['max']:.2f} ms): latencies include its own delay; use more --workers or a lower --rate"
+        )

@@ -282,3 +282,34 @@ def test_missing_world_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "absent.toml" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_changed_app_under_the_same_version_says_how_to_recover(tmp_path: Path) -> None:
+    handlers = tmp_path / "handlers"
+    shutil.copytree(
+        REPO_ROOT / "handlers", handlers, ignore=shutil.ignore_patterns("rust", "src", "*.c", "*.h")
+    )
+    state_dir = tmp_path / "state"
+    first = await start_world(state_dir, "--app", str(handlers / "geo-hello" / "app.toml"))
+    await wait_for_state(first, state_dir)
+    first.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(first.wait(), STOP_BUDGET_S) == 0
+
+    manifest = handlers / "geo-hello" / "app.toml"
+    manifest.write_text(manifest.read_text().replace('GREETING_DEFAULT = "Hello"', 'GREETING_DEFAULT = "Hi"'))
+    second = await start_world(state_dir, "--app", str(manifest))
+    _, err = await asyncio.wait_for(second.communicate(), 60)
+    assert second.returncode == 1
+    message = err.decode()
+    assert "already registered with different content" in message
+    assert "bump [app] version" in message
+    assert "--fresh" in message
+    assert "Traceback" not in message
+
+    third = await start_world(state_dir, "--app", str(manifest), "--fresh")
+    try:
+        state = await wait_for_state(third, state_dir)
+        assert state.edge_nodes
+    finally:
+        third.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(third.wait(), STOP_BUDGET_S)
