@@ -25,6 +25,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,16 @@ def run_wrk(
     )
 
 
+def median(runs: list[Figures]) -> Figures:
+    """Field by field median of repeated runs."""
+    return Figures(
+        requests_per_second=statistics.median(r.requests_per_second for r in runs),
+        p50_ms=statistics.median(r.p50_ms for r in runs),
+        p99_ms=statistics.median(r.p99_ms for r in runs),
+        errors=max(r.errors for r in runs),
+    )
+
+
 def _row(name: str, f: Figures) -> str:
     return f"| {name} | {f.requests_per_second:,.0f} | {f.p50_ms:.3f} | {f.p99_ms:.3f} | {f.errors} |"
 
@@ -207,6 +218,9 @@ def main() -> int:
         "--paced", type=int, nargs="*", default=[64, 16], metavar="MS",
         help="wrk delay() per request, in ms, for the same-rate runs (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each comparison; medians (default: %(default)s)"
+    )
     parser.add_argument(
         "--edge-paced", type=int, nargs="*", default=[128, 64], metavar="MS",
         help="the same, against a real edge node (default: %(default)s)",
@@ -234,14 +248,24 @@ def _compare(url: str, directory: Path, args: argparse.Namespace) -> int:
     print(f"server: nginx, 1 worker, `return 200` at {url}; {seconds} s per run; CPUs: {os.cpu_count()}")
     print("\n### Throughput, closed loop, one process each\n")
     print("| generator | requests/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|")
-    ours = run_edgecdn(url, directory, "--concurrency", str(users), "--duration", f"{seconds}s")
-    print(_row(f"edgecdn load --concurrency {users}", ours), flush=True)
-    locust = run_locust(url, directory, users=users, seconds=seconds)
-    print(_row(f"locust FastHttpUser -u {users}", locust), flush=True)
-    wrk = run_wrk(url, directory, connections=users, seconds=seconds)
-    print(_row(f"wrk -t1 -c{users}", wrk), flush=True)
+    runs: dict[str, list[Figures]] = {"ours": [], "locust": [], "wrk": []}
+    for _ in range(args.repeat):  # interleaved, so a noisy moment hits every tool alike
+        runs["ours"].append(
+            run_edgecdn(url, directory, "--concurrency", str(users), "--duration", f"{seconds}s")
+        )
+        runs["locust"].append(run_locust(url, directory, users=users, seconds=seconds))
+        runs["wrk"].append(run_wrk(url, directory, connections=users, seconds=seconds))
+    ours, locust, wrk = median(runs["ours"]), median(runs["locust"]), median(runs["wrk"])
+    print(_row(f"edgecdn load --concurrency {users}", ours))
+    print(_row(f"locust FastHttpUser -u {users}", locust))
+    print(_row(f"wrk -t1 -c{users}", wrk))
+    ratios = sorted(
+        o.requests_per_second / c.requests_per_second
+        for o, c in zip(runs["ours"], runs["locust"], strict=True)
+    )
     ratio = ours.requests_per_second / locust.requests_per_second
-    print(f"\nedgecdn load / locust: **{ratio:.2f}x** (target >= 2.5x)")
+    print(f"\nedgecdn load / locust (medians of {args.repeat} runs): **{ratio:.2f}x** (target >= 2.5x); "
+          f"per run: {', '.join(f'{r:.2f}x' for r in ratios)}", flush=True)  # fmt: skip
 
     same_rate("nginx", url, directory, args, args.paced)
 
@@ -278,11 +302,16 @@ def same_rate(server: str, url: str, directory: Path, args: argparse.Namespace, 
     print("|---:|---:|---:|---:|---:|---:|")
     worst = 0.0
     for delay_ms in delays:
-        paced = run_wrk(url, directory, connections=users, seconds=seconds, delay_ms=delay_ms)
+        pairs: list[tuple[Figures, Figures]] = []
+        for _ in range(args.repeat):
+            wrk_run = run_wrk(url, directory, connections=users, seconds=seconds, delay_ms=delay_ms)
+            rate_arg = f"{wrk_run.requests_per_second:.1f}"
+            ours_run = run_edgecdn(
+                url, directory, "--rate", rate_arg, "--connections", str(users), "--duration", f"{seconds}s"
+            )
+            pairs.append((wrk_run, ours_run))
+        paced, open_loop = median([w for w, _ in pairs]), median([o for _, o in pairs])
         rate = paced.requests_per_second
-        open_loop = run_edgecdn(
-            url, directory, "--rate", f"{rate:.1f}", "--connections", str(users), "--duration", f"{seconds}s"
-        )
         relative = open_loop.p50_ms / paced.p50_ms
         worst = max(worst, abs(relative - 1))
         print(

@@ -55,6 +55,7 @@ def test_report_json_schema(reports: tuple[dict[str, Any], str, str], world: Wor
     assert report["meta"]["interrupted"] is False
     assert report["totals"]["requests"] == 800
     assert report["totals"]["achieved_rps"] == pytest.approx(400, rel=0.01)
+    assert set(report["totals"]["send_lag_ms"]) >= {"p50", "p99", "max"}
     assert {cc: c["requests"] for cc, c in report["countries"].items()} == {"KR": 80, "US": 320, "DE": 400}
     for code, country in report["countries"].items():
         assert country["errors"] == 0
