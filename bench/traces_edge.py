@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import REPO_ROOT, PeerMissingError, WrkResult, run_wrk
+from bench.traces_ingest import cpu_seconds
 from cpclient.operator import OperatorClient
 from protos.edgecdn.v1 import traces_pb2
 from simulator.supervisor import ChildSpec, RunningChild, Supervisor
@@ -75,14 +76,19 @@ async def measure(seconds: float, rounds: int, connections: int) -> dict[str, ob
                 )
             )
             results: dict[str, dict[str, list[WrkResult]]] = {abi: {"off": [], "on": []} for abi in PATHS}
+            cpu_us: dict[str, dict[str, list[float]]] = {abi: {"off": [], "on": []} for abi in PATHS}
             served = 0
             for abi, path in PATHS.items():
                 for _ in range(rounds):
                     for label, node in (("off", off), ("on", on)):
                         url = _url(node) + path
                         await run_wrk(url, connections=connections, seconds=1.0)  # warm-up
+                        before = cpu_seconds(node.report.pid)
                         result = await run_wrk(url, connections=connections, seconds=seconds)
+                        used = cpu_seconds(node.report.pid) - before
                         results[abi][label].append(result)
+                        requests = result.requests_per_second * max(1, round(seconds))
+                        cpu_us[abi][label].append(used / requests * 1e6)
                         if label == "on":
                             served += round(result.requests_per_second * seconds)
             await asyncio.sleep(3)  # the node exports every second
@@ -91,7 +97,7 @@ async def measure(seconds: float, rounds: int, connections: int) -> dict[str, ob
                 window.window.FromSeconds(900)
                 window.region = "us-east-1"
                 collected = sum(r.requests for r in (await client.get_stats(window)).rows)
-    return {"results": results, "served_on_approx": served, "collected_requests": collected}
+    return {"results": results, "cpu_us": cpu_us, "served_on_approx": served, "collected_requests": collected}
 
 
 def _url(node: RunningChild) -> str:
@@ -111,7 +117,20 @@ def report(measured: dict[str, object]) -> dict[str, object]:
             print(f"{abi:<10}{label:<9}{', '.join(f'{x:,.0f}' for x in rps):>32}{medians[label]:>10,.0f}")
         ratio = medians["on"] / medians["off"]
         print(f"{abi}: tracing on keeps {ratio:.1%} of requests/s (cost {1 - ratio:.1%}; target <= 15%)")
-        summary[abi] = {"off_rps": medians["off"], "on_rps": medians["on"], "kept": ratio}
+        cpu = measured["cpu_us"][abi]  # type: ignore[index]
+        cpu_off, cpu_on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
+        print(
+            f"{abi}: node CPU per request {cpu_off:.0f} us off, {cpu_on:.0f} us on: a CPU-bound node "
+            f"keeps {cpu_off / cpu_on:.1%} of its requests/s (cost {1 - cpu_off / cpu_on:.1%})"
+        )
+        summary[abi] = {
+            "off_rps": medians["off"],
+            "on_rps": medians["on"],
+            "kept": ratio,
+            "cpu_us_off": cpu_off,
+            "cpu_us_on": cpu_on,
+            "kept_by_cpu": cpu_off / cpu_on,
+        }
     print(
         f"requests served with tracing on ~{measured['served_on_approx']:,}; "
         f"counted by the control plane's statistics: {measured['collected_requests']:,}"

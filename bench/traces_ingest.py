@@ -70,7 +70,8 @@ def _trace(rng: random.Random, now_ns: int) -> list[bytes]:
         spans.append(
             encode_span(
                 trace_id=trace_id, span_id=rng.getrandbits(64).to_bytes(8, "big"), parent_span_id=server_id,
-                name=stage, kind=SpanKind.INTERNAL, start_ns=now_ns + n * 1000, end_ns=now_ns + n * 1000 + 900,
+                name=stage, kind=SpanKind.INTERNAL, start_ns=now_ns + n * 1000,
+                end_ns=now_ns + n * 1000 + 900,
                 attributes=span_attributes({"edgecdn.wasm.abi": "wagi"}) if stage.startswith("wasm") else b"",
             )
         )  # fmt: skip
@@ -78,7 +79,7 @@ def _trace(rng: random.Random, now_ns: int) -> list[bytes]:
 
 
 def prepare(count: int) -> list[bytes]:
-    rng = random.Random(7)  # noqa: S311 - test data
+    rng = random.Random(7)
     resource = encode_resource(
         {"service.name": "edge-node", "service.instance.id": "bench-a", "edgecdn.region": "ap-northeast-2"}
     )
@@ -103,6 +104,7 @@ async def drive(address: str, token: str, requests: list[bytes], seconds: float,
     async with grpc.aio.insecure_channel(
         address, options=[("grpc.max_send_message_length", 8 << 20)]
     ) as channel:
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse]
         call = channel.unary_unary(
             EXPORT_METHOD,
             request_serializer=None,
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(measure(args.seconds, args.in_flight))
     print(
         f"control plane ingested {result['spans']:,.0f} spans in {result['seconds']:.1f} s: "
-        f"{result['spans_per_second']:,.0f} spans/s; {result['spans_per_cpu_second']:,.0f} spans per CPU-second "
+        f"{result['spans_per_second']:,.0f} spans/s; "
+        f"{result['spans_per_cpu_second']:,.0f} spans per CPU-second "
         f"({result['cpu_seconds']:.1f} CPU-s) (target >= 20,000 spans/s)"
     )
     if args.json:

@@ -35,7 +35,7 @@ RETRYABLE = frozenset(
 )
 MAX_BACKOFF_S = 5.0
 LOG_EVERY_S = 30.0
-CLOSE_DEADLINE_S = 3.0
+CLOSE_DEADLINE_S = 1.0  # a stopping process must not wait long for a collector
 
 
 def open_export_channel(settings: ExportSettings) -> grpc.aio.Channel:
@@ -56,6 +56,7 @@ class OtlpBatchExporter:
         self._pending: list[bytes] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._channel: grpc.aio.Channel | None = None
         self._last_log = 0.0
@@ -80,6 +81,7 @@ class OtlpBatchExporter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closing = True
+        self._closed.set()
         self._wake.set()
         if self._task is not None:
             try:
@@ -106,17 +108,17 @@ class OtlpBatchExporter:
             while self._pending:
                 batch = self._pending[: self._settings.batch_size]
                 del self._pending[: len(batch)]
-                await self._send(call, batch)
-                if self._closing:
-                    break
+                if not await self._send(call, batch) and self._closing:
+                    break  # the collector is away: do not hold the shutdown up
             if self._closing:
                 if self._pending:
+                    self.dropped += len(self._pending)
                     self._log(f"dropped {len(self._pending)} spans at shutdown")
                 return
 
     async def _send(
         self, call: grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse], batch: list[bytes]
-    ) -> None:
+    ) -> bool:
         request = encode_export_request(self._resource, self._scope, batch)
         backoff = 0.2
         deadline = self._settings.timeout_s if not self._closing else CLOSE_DEADLINE_S
@@ -127,19 +129,25 @@ class OtlpBatchExporter:
                 if exc.code() not in RETRYABLE or self._closing:
                     self._log(f"export to {self._settings.target} failed: {exc.code().name}: {exc.details()}")
                     self.dropped += len(batch)
-                    return
+                    return False
                 self._log(f"export to {self._settings.target} failed, retrying: {exc.code().name}")
                 if len(self._pending) >= self._settings.max_queue_spans - len(batch):
                     self.dropped += len(batch)  # newer spans are worth more than a stuck batch
-                    return
-                await asyncio.sleep(backoff)
+                    return False
+                await self._pause(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             rejected = response.partial_success.rejected_spans
             if rejected:
                 self._log(f"collector rejected {rejected} spans: {response.partial_success.error_message}")
             self.exported += len(batch) - rejected
-            return
+            return True
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off, but wake at once when closing."""
+        if not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), seconds)
 
     def _log(self, message: str) -> None:
         now = time.monotonic()

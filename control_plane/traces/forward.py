@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
 LOG_EVERY_S = 30.0
-CLOSE_DEADLINE_S = 2.0
+CLOSE_DEADLINE_S = 1.0  # a stopping process must not wait long for a collector
 
 
 class OtlpForwarder:
@@ -36,6 +36,7 @@ class OtlpForwarder:
         self._queue: collections.deque[bytes] = collections.deque(maxlen=max_requests)
         self._wake = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()
         self._channel: grpc.aio.Channel | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_log = 0.0
@@ -57,6 +58,7 @@ class OtlpForwarder:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closing = True
+        self._closed.set()
         self._wake.set()
         if self._task is not None:
             try:
@@ -103,11 +105,17 @@ class OtlpForwarder:
                     )
                     return not self._closing
                 self._log(f"forwarding to {self.settings.target} failed, retrying: {exc.code().name}")
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             self.forwarded += 1
             return True
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off, but wake at once when closing."""
+        if not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), seconds)
 
     def _log(self, message: str) -> None:
         now = time.monotonic()
