@@ -9,9 +9,10 @@ generator, so the generators are what is measured. On a machine with two or more
 nginx is pinned to CPU 0 and each generator to CPU 1, so every tool gets one core.
 
 wrk here is wrk 4 (Debian), which has no ``-R`` rate (that is wrk2). To compare at the
-same rate, wrk's connections pause between requests with its Lua ``delay()`` hook (one
-request per connection every N ms), and ``edgecdn load`` then runs open loop at the rate
-wrk actually achieved. The same comparison is also made at equal closed-loop concurrency.
+same rate, wrk's connections pause between requests with its Lua ``delay()`` hook (a
+random 0 .. 2N ms, so the connections do not move in lockstep), and ``edgecdn load`` then
+runs open loop with Poisson arrivals at the rate wrk actually achieved. The same
+comparison is also made at equal closed-loop concurrency (where the rates differ).
 
     .venv/bin/python -m bench.load_generator [--seconds 10] [--users 64]
 
@@ -69,9 +70,13 @@ class Client(FastHttpUser):
 WORLD = REPO_ROOT / "deploy" / "local" / "world.toml"
 GEO_HELLO = REPO_ROOT / "handlers" / "geo-hello" / "app.toml"
 
+# A fixed delay keeps wrk's connections in lockstep (they all start together and wrk's
+# timers tick in whole milliseconds), so the server sees bursts of `connections` requests;
+# a delay drawn uniformly from 0 .. 2x spreads them out.
 WRK_DELAY = """
+math.randomseed(os.time())
 function delay()
-  return {delay_ms}
+  return math.random(0, {twice_ms})
 end
 """
 
@@ -179,7 +184,7 @@ def run_wrk(
     script: list[str] = []
     if delay_ms is not None:
         path = directory / "delay.lua"
-        path.write_text(WRK_DELAY.format(delay_ms=delay_ms))
+        path.write_text(WRK_DELAY.format(twice_ms=2 * delay_ms))
         script = ["-s", str(path)]
     result = subprocess.run(
         [*_pin(1), wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *script, f"{url}/hello"],
@@ -297,7 +302,10 @@ def _compare(url: str, directory: Path, args: argparse.Namespace) -> int:
 def same_rate(server: str, url: str, directory: Path, args: argparse.Namespace, delays: list[int]) -> None:
     """wrk paced by delay(), then edgecdn load open loop at the rate wrk achieved."""
     seconds, users = args.seconds, args.users
-    print(f"\n### p50 at the same rate, {server}: wrk paced with delay(), edgecdn open loop at wrk's rate\n")
+    print(
+        f"\n### p50 at the same rate, {server}: wrk paced by a random delay(), "
+        "edgecdn open loop (Poisson) at wrk's rate\n"
+    )
     print("| rate req/s | wrk p50 ms | edgecdn p50 ms | edgecdn / wrk | wrk p99 ms | edgecdn p99 ms |")
     print("|---:|---:|---:|---:|---:|---:|")
     worst = 0.0
@@ -307,8 +315,9 @@ def same_rate(server: str, url: str, directory: Path, args: argparse.Namespace, 
             wrk_run = run_wrk(url, directory, connections=users, seconds=seconds, delay_ms=delay_ms)
             rate_arg = f"{wrk_run.requests_per_second:.1f}"
             ours_run = run_edgecdn(
-                url, directory, "--rate", rate_arg, "--connections", str(users), "--duration", f"{seconds}s"
-            )
+                url, directory, "--rate", rate_arg, "--arrival", "poisson", "--connections", str(users),
+                "--duration", f"{seconds}s",
+            )  # fmt: skip
             pairs.append((wrk_run, ours_run))
         paced, open_loop = median([w for w, _ in pairs]), median([o for _, o in pairs])
         rate = paced.requests_per_second

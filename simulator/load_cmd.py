@@ -323,7 +323,12 @@ def _request(args: argparse.Namespace, path: str) -> RequestSpec:
     headers: list[tuple[str, str]] = []
     for raw in args.header:
         name, sep, value = raw.partition(":")
-        if not sep or not name.strip() or any(ch in name for ch in " \t\r\n") or "\n" in value:
+        if (
+            not sep
+            or not name.strip()
+            or any(ch in name for ch in " \t\r\n")
+            or any(ch in value for ch in "\r\n")
+        ):
             raise BadInputError(field="--header", reason=f"{raw!r} is not 'Name: value'")
         headers.append((name.strip(), value.strip()))
     body = b""

@@ -132,6 +132,11 @@ def run_workers(config: EngineConfig, workers: int, on_tick: TickSink | None = N
         for process in processes:
             process.start()
         merged, finished, stopped = _collect(processes, results, on_tick)
+    except BaseException:
+        for process in processes:  # one worker failed: the others' results are moot
+            if process.is_alive():
+                process.kill()
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
         for process in processes:
