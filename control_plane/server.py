@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 from contextlib import AsyncExitStack, closing
 from pathlib import Path
@@ -50,7 +51,7 @@ from protos.edgecdn.v1 import (
 )
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
-from tracing.settings import ExportSettings, parse_endpoint
+from tracing.settings import ExportSettings, parse_endpoint, parse_headers
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,13 @@ async def _collector(config: ControlPlaneConfig, stack: AsyncExitStack) -> Colle
     forwarder = None
     if config.otlp_forward is not None:
         target, tls = parse_endpoint(config.otlp_forward)
-        forwarder = await stack.enter_async_context(OtlpForwarder(ExportSettings(target=target, tls=tls)))
+        # The collector's credentials, if it wants any, the standard way.
+        headers = parse_headers(
+            os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), setting="OTEL_EXPORTER_OTLP_HEADERS"
+        )
+        forwarder = await stack.enter_async_context(
+            OtlpForwarder(ExportSettings(target=target, tls=tls, headers=headers))
+        )
     return Collector(
         store=TraceStore(max_spans=config.trace_max_spans, retention_s=config.trace_retention_s),
         stats=RollingStats(bucket_s=config.stats_bucket_s, max_window_s=config.stats_max_window_s),

@@ -15,6 +15,10 @@ from geo.world import World
 from simulator.supervisor import ChildSpec
 
 MAX_NODES_PER_REGION = len(string.ascii_lowercase)
+# Every process of the world sends its spans to the world's control plane (the default
+# when it knows one), never straight to a collector named in the operator's environment;
+# that collector gets everything forwarded by the control plane (``--otlp-forward``).
+WORLD_TRACE_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ""}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,13 +34,15 @@ def node_ids(region_id: str, count: int) -> list[str]:
     return [f"{region_id}-{letter}" for letter in string.ascii_lowercase[:count]]
 
 
-def control_plane_spec(*, data_dir: Path, tokens_file: Path) -> ChildSpec:
+def control_plane_spec(*, data_dir: Path, tokens_file: Path, otlp_forward: str | None = None) -> ChildSpec:
+    forward = ("--otlp-forward", otlp_forward) if otlp_forward else ()
     return ChildSpec(
         name="control-plane",
         argv=(
             sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0",
-            "--data-dir", str(data_dir), "--tokens", str(tokens_file),
+            "--data-dir", str(data_dir), "--tokens", str(tokens_file), *forward,
         ),
+        env=WORLD_TRACE_ENV,
     )  # fmt: skip
 
 
@@ -64,7 +70,9 @@ def edge_node_plans(
                     node_id=node_id,
                     region=region.id,
                     spec=ChildSpec(
-                        name=f"edge-node {node_id}", argv=argv, env={"EDGE_NODE_TOKEN": node_token}
+                        name=f"edge-node {node_id}",
+                        argv=argv,
+                        env={**WORLD_TRACE_ENV, "EDGE_NODE_TOKEN": node_token},
                     ),
                 )
             )

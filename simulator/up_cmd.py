@@ -133,7 +133,10 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
         try:
             control_plane = await supervisor.start(
                 control_plane_spec(
-                    data_dir=state_directory / "control-plane", tokens_file=state_directory / "tokens.json"
+                    data_dir=state_directory / "control-plane",
+                    tokens_file=state_directory / "tokens.json",
+                    otlp_forward=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                    or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
                 )
             )
             cp_address = control_plane.report.addresses["grpc"]
