@@ -67,8 +67,8 @@ class Progress:
         p99 = self._window.get_value_at_percentile(99) / 1000
         elapsed = now - self._started
         line = (
-            f"{elapsed:6.1f}/{self.duration_s:.0f} s  {self.requests:>10,} requests  {rate:>9,.0f}/s  "
-            f"p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  errors {self.errors:,}"
+            f"{elapsed:5.0f}/{self.duration_s:.0f} s {self.requests:>9,} sent {rate:>7,.0f}/s "
+            f"p50 {p50:7.2f} ms p99 {p99:7.2f} ms errors {self.errors:,}"
         )
         self._window.reset()
         self._window_requests = 0

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -117,7 +118,7 @@ def _ms(value: float) -> str:
     return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
 
 
-def country_table(report: Mapping[str, Any]) -> Table:
+def country_table(report: Mapping[str, Any], *, served_column: bool = True) -> Table:
     meta = report["meta"]
     totals = report["totals"]
     title = (
@@ -125,11 +126,13 @@ def country_table(report: Mapping[str, Any]) -> Table:
         f"({totals['achieved_rps']:,.0f}/s), {totals['errors']:,} errors"
         + (" (interrupted)" if meta.get("interrupted") else "")
     )
-    table = Table(title=title)
+    # no vertical rules: the numbers stay whole on an 80-column terminal; the lists fold
+    table = Table(title=title, box=box.SIMPLE_HEAD)
     for column in ("country", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="left" if column == "country" else "right", no_wrap=True)
-    table.add_column("errors by kind")
-    table.add_column("served by")
+    table.add_column("error kinds", overflow="fold", min_width=6)
+    if served_column:
+        table.add_column("served by", overflow="fold", min_width=8)
     for code, c in report["countries"].items():
         lat = c["latency_ms"]
         kinds = ", ".join(f"{kind} {n:,}" for kind, n in c["errors_by_kind"].items()) or "-"
@@ -143,7 +146,7 @@ def country_table(report: Mapping[str, Any]) -> Table:
             _ms(lat["p99"]),
             _ms(lat["max"]),
             kinds,
-            served,
+            *([served] if served_column else []),
         )
     lat = totals["latency_ms"]
     table.add_section()
@@ -156,13 +159,25 @@ def country_table(report: Mapping[str, Any]) -> Table:
         _ms(lat["p99"]),
         _ms(lat["max"]),
         f"unanswered at the end {totals['unanswered']:,}" if totals["unanswered"] else "",
-        "",
+        *([""] if served_column else []),
     )
     return table
 
 
+def served_table(report: Mapping[str, Any]) -> Table:
+    """Who served whom, for terminals too narrow for a served-by column."""
+    table = Table(title="share served by each region", box=box.SIMPLE_HEAD)
+    table.add_column("country", no_wrap=True)
+    table.add_column("served by", overflow="fold")
+    for code, c in report["countries"].items():
+        table.add_row(
+            code, ", ".join(f"{region} {share:.0%}" for region, share in c["served_by"].items()) or "-"
+        )
+    return table
+
+
 def region_table(report: Mapping[str, Any]) -> Table:
-    table = Table(title="by serving region")
+    table = Table(title="by serving region", box=box.SIMPLE_HEAD)
     for column in ("region", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="left" if column == "region" else "right", no_wrap=True)
     for region, r in report["regions"].items():
@@ -174,10 +189,14 @@ def region_table(report: Mapping[str, Any]) -> Table:
 
 
 LAG_WARNING_MS = 1.0
+WIDE_CONSOLE = 110
 
 
 def print_tables(report: Mapping[str, Any], console: Console) -> None:
-    console.print(country_table(report))
+    wide = console.width >= WIDE_CONSOLE
+    console.print(country_table(report, served_column=wide))
+    if not wide:
+        console.print(served_table(report))
     if report["regions"]:
         console.print(region_table(report))
     lag = report["totals"]["send_lag_ms"]
