@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 MAX_HEAD_BYTES = 64 * 1024
 
-# (country, intended send time, HTTP status or 0, serving region or "", error kind or None)
-Sink = Callable[[str, float, int, str, str | None], None]
+# (country, intended send time, time of the outcome, HTTP status or 0, serving region or "",
+# error kind or None)
+Sink = Callable[[str, float, float, int, str, str | None], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +87,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.intended = 0.0
         self.sent = 0.0
+        self.received = 0.0
         self.busy = False
         self._buf = bytearray()
         self._reset()
@@ -112,6 +114,8 @@ class Connection(asyncio.Protocol):
         self.transport.write(payload)
 
     def data_received(self, data: bytes) -> None:
+        # when the (last part of the) answer arrived, before any Python parses it
+        self.received = self.pool.loop.time()
         if not self.busy:
             self.abort()  # an answer nobody asked for: the connection is out of step
             return
@@ -234,6 +238,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.busy and self._status and not self._chunked and self._remaining < 0 and exc is None:
+            self.received = self.pool.loop.time()
             self._complete()  # a body delimited by the end of the connection
         elif self.busy:
             self.busy = False
@@ -309,7 +314,7 @@ class CountryPool:
             self.connecting -= 1
             if self.pending and not self.closed:
                 kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
-                self.sink(self.country, self.pending.popleft(), 0, "", kind)
+                self.sink(self.country, self.pending.popleft(), self.loop.time(), 0, "", kind)
                 if self.pending and len(self.open) + self.connecting < self.max_connections:
                     self._connect()
 
@@ -333,10 +338,10 @@ class CountryPool:
         intended = conn.intended
         if keep_alive and not self.closed:
             self._release(conn)
-        self.sink(self.country, intended, status, region, kind)
+        self.sink(self.country, intended, conn.received, status, region, kind)
 
     def failed(self, conn: Connection, kind: str) -> None:
-        self.sink(self.country, conn.intended, 0, "", kind)
+        self.sink(self.country, conn.intended, self.loop.time(), 0, "", kind)
 
     def lost(self, conn: Connection) -> None:
         self.open.discard(conn)
@@ -351,7 +356,7 @@ class CountryPool:
         for conn in [c for c in self.open if c.busy and c.sent < deadline]:
             conn.timed_out()
         while self.pending and self.pending[0] < deadline:
-            self.sink(self.country, self.pending.popleft(), 0, "", "timeout")
+            self.sink(self.country, self.pending.popleft(), now, 0, "", "timeout")
 
     def in_flight(self) -> int:
         return len(self.pending) + sum(1 for c in self.open if c.busy)
