@@ -15,6 +15,7 @@ from runtime.durations import parse_duration
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
+from tracing.errors import TracingError
 
 PROG = "control-plane"
 
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
     try:
         serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
-    except ControlPlaneError as exc:
+    except (ControlPlaneError, TracingError) as exc:
         fail(PROG, str(exc), code=1)
     return 0
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.errors import ConfigError
+from tracing.errors import ExportSettingsError
+from tracing.settings import parse_endpoint
 
 MAX_PORT = 65535
 
@@ -77,5 +79,8 @@ class ControlPlaneConfig:
             raise ConfigError(field="--stats-max-window", reason="must be at least --stats-bucket")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
             raise ConfigError(field="--trace-sample-ratio", reason="must be within [0, 1]")
-        if self.otlp_forward is not None and not self.otlp_forward.strip():
-            raise ConfigError(field="--otlp-forward", reason="must not be empty")
+        if self.otlp_forward is not None:
+            try:
+                parse_endpoint(self.otlp_forward, setting="--otlp-forward")
+            except ExportSettingsError as exc:
+                raise ConfigError(field="--otlp-forward", reason=exc.reason) from exc

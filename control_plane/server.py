@@ -125,7 +125,7 @@ async def run(
 async def _collector(config: ControlPlaneConfig, stack: AsyncExitStack) -> Collector:
     forwarder = None
     if config.otlp_forward is not None:
-        target, tls = parse_endpoint(config.otlp_forward)
+        target, tls = parse_endpoint(config.otlp_forward, setting="--otlp-forward")
         # The collector's credentials, if it wants any, the standard way.
         headers = parse_headers(
             os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), setting="OTEL_EXPORTER_OTLP_HEADERS"

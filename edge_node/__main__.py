@@ -16,6 +16,7 @@ from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, ne
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
+from tracing.errors import TracingError
 from wasm_host.errors import WasmHostError
 
 PROG = "edge-node"
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
     try:
         serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
-    except (GeoError, EdgeNodeError, WasmHostError, OSError) as exc:
+    except (GeoError, EdgeNodeError, WasmHostError, TracingError, OSError) as exc:
         fail(PROG, str(exc), code=1)
     return 0
 

@@ -44,18 +44,24 @@ class ExportSettings:
             raise ExportSettingsError(setting="interval/timeout", reason="must be positive")
 
 
-def parse_endpoint(value: str) -> tuple[str, bool]:
+def parse_endpoint(value: str, *, setting: str = "OTEL_EXPORTER_OTLP_ENDPOINT") -> tuple[str, bool]:
     """(host:port, tls) from an OTLP endpoint URL or a bare host:port."""
     text = value.strip()
     if "://" not in text:
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) <= MAX_PORT:
+            raise ExportSettingsError(setting=setting, reason=f"{value!r} is neither host:port nor a URL")
         return text, False
-    url = urllib.parse.urlsplit(text)
+    try:
+        url = urllib.parse.urlsplit(text)
+        url_port = url.port
+    except ValueError as exc:
+        raise ExportSettingsError(setting=setting, reason=f"{value!r}: {exc}") from exc
     if url.scheme not in {"http", "https"} or not url.hostname:
-        raise ExportSettingsError(setting="OTEL_EXPORTER_OTLP_ENDPOINT", reason=f"{value!r} is not a URL")
+        raise ExportSettingsError(setting=setting, reason=f"{value!r} is not an http:// or https:// URL")
     tls = url.scheme == "https"
-    port = url.port or (443 if tls else 4317)
     host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
-    return f"{host}:{port}", tls
+    return f"{host}:{url_port or (443 if tls else 4317)}", tls
 
 
 def parse_headers(value: str, *, setting: str) -> tuple[tuple[str, str], ...]:
@@ -103,7 +109,7 @@ def export_settings(
     ):
         endpoint = environ.get(endpoint_var, "").strip()
         if endpoint:
-            target, tls = parse_endpoint(endpoint)
+            target, tls = parse_endpoint(endpoint, setting=endpoint_var)
             headers_raw = environ.get(headers_var) or environ.get("OTEL_EXPORTER_OTLP_HEADERS", "")
             ca = environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE", "").strip()
             insecure = environ.get("OTEL_EXPORTER_OTLP_INSECURE", "").strip().lower() in TRUE_VALUES

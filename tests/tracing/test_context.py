@@ -83,3 +83,13 @@ def test_export_settings_from_environment() -> None:
         {"service.name": "edge-node", "empty": ""},
     )
     assert attrs == {"service.name": "edge-x", "deployment.environment": "lab"}
+
+
+def test_endpoint_errors_name_the_setting() -> None:
+    for bad in ("nohost", "host:notaport", "http://", "http://host:99999", "ftp://host:1"):
+        with pytest.raises(ExportSettingsError) as caught:
+            parse_endpoint(bad, setting="--otlp-forward")
+        assert caught.value.setting == "--otlp-forward"
+    assert parse_endpoint("https://collector") == ("collector:443", True)
+    assert parse_endpoint("http://collector") == ("collector:4317", False)
+    assert parse_endpoint("collector:4317") == ("collector:4317", False)
