@@ -9,7 +9,8 @@ so a walk stops at the first trace that arrived before ``since``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from control_plane.traces.records import SpanRecord
@@ -25,6 +26,7 @@ class TraceEntry:
         "end_ns",
         "error",
         "regions",
+        "seq",
         "services",
         "spans",
         "start_ns",
@@ -32,9 +34,10 @@ class TraceEntry:
         "versions",
     )
 
-    def __init__(self, trace_id: bytes, arrived_ns: int) -> None:
+    def __init__(self, trace_id: bytes, arrived_ns: int, seq: int) -> None:
         self.trace_id = trace_id
         self.arrived_ns = arrived_ns
+        self.seq = seq  # arrival order
         self.spans: list[SpanRecord] = []
         self.start_ns = 0
         self.end_ns = 0
@@ -74,6 +77,9 @@ class TraceFilter:
     limit: int = 20
 
 
+_Joined = tuple[int, int]  # (sequence number, wall-clock ns) when a trace joined an index key
+
+
 class TraceStore:
     """Traces by id, plus secondary indexes; evicts whole traces, oldest arrival first."""
 
@@ -83,10 +89,14 @@ class TraceStore:
         self.max_spans = max_spans
         self.retention_ns = int(retention_s * NS)
         self._traces: dict[bytes, TraceEntry] = {}
-        self._by_service: dict[str, dict[bytes, None]] = {}
-        self._by_region: dict[str, dict[bytes, None]] = {}
-        self._by_version: dict[str, dict[bytes, None]] = {}
-        self._errors: dict[bytes, None] = {}
+        # index key -> {trace id: (join seq, join time)}, in join order; a trace joins a key
+        # when its first span with that key arrives, which may be after newer traces joined.
+        self._by_service: dict[str, dict[bytes, _Joined]] = {}
+        self._by_region: dict[str, dict[bytes, _Joined]] = {}
+        self._by_version: dict[str, dict[bytes, _Joined]] = {}
+        self._errors: dict[bytes, _Joined] = {}
+        self._seq = 0
+        self._now_ns = 0
         self.span_count = 0
         self.evicted_traces = 0
 
@@ -95,10 +105,12 @@ class TraceStore:
 
     def add(self, spans: Iterable[SpanRecord], now_ns: int) -> None:
         traces = self._traces
+        self._now_ns = now_ns
         for span in spans:
             entry = traces.get(span.trace_id)
             if entry is None:
-                entry = traces[span.trace_id] = TraceEntry(span.trace_id, now_ns)
+                self._seq += 1
+                entry = traces[span.trace_id] = TraceEntry(span.trace_id, now_ns, self._seq)
                 entry.start_ns, entry.end_ns = span.start_ns, span.end_ns
             else:
                 entry.start_ns = min(entry.start_ns, span.start_ns)
@@ -112,16 +124,20 @@ class TraceStore:
         trace_id = entry.trace_id
         if span.service not in entry.services:
             entry.services.add(span.service)
-            self._by_service.setdefault(span.service, {})[trace_id] = None
+            self._by_service.setdefault(span.service, {})[trace_id] = self._joined()
         if span.region and span.region not in entry.regions:
             entry.regions.add(span.region)
-            self._by_region.setdefault(span.region, {})[trace_id] = None
+            self._by_region.setdefault(span.region, {})[trace_id] = self._joined()
         if span.app_version and span.app_version not in entry.versions:
             entry.versions.add(span.app_version)
-            self._by_version.setdefault(span.app_version, {})[trace_id] = None
+            self._by_version.setdefault(span.app_version, {})[trace_id] = self._joined()
         if span.error and not entry.error:
             entry.error = True
-            self._errors[trace_id] = None
+            self._errors[trace_id] = self._joined()
+
+    def _joined(self) -> _Joined:
+        self._seq += 1
+        return (self._seq, self._now_ns)
 
     def evict(self, now_ns: int) -> None:
         """Drop the oldest traces while over the span budget or past retention."""
@@ -155,34 +171,50 @@ class TraceStore:
 
     def find(self, query: TraceFilter) -> list[TraceEntry]:
         """Matching traces, most recently arrived first, at most ``query.limit``."""
-        found: list[TraceEntry] = []
-        for entry in self._candidates(query):
-            if query.since_ns is not None and entry.arrived_ns < query.since_ns:
+        index = self._smallest_index(query)
+        if index is None:
+            return self._scan(query)
+        # Walk the index newest join first, keeping the ``limit`` newest arrivals. A trace
+        # arrives no later than it joins, so once the join being looked at is older than the
+        # oldest arrival kept (or than ``since``), nothing further on can qualify.
+        best: list[tuple[int, TraceEntry]] = []
+        for trace_id, (join_seq, join_ns) in reversed(index.items()):
+            if len(best) >= query.limit and join_seq < best[0][0]:
                 break
+            if query.since_ns is not None and join_ns < query.since_ns:
+                break
+            entry = self._traces[trace_id]
+            if self._matches(entry, query):
+                item = (entry.seq, entry)
+                if len(best) < query.limit:
+                    heapq.heappush(best, item)
+                elif entry.seq > best[0][0]:
+                    heapq.heapreplace(best, item)
+        return [entry for _, entry in sorted(best, key=lambda item: item[0], reverse=True)]
+
+    def _scan(self, query: TraceFilter) -> list[TraceEntry]:
+        found: list[TraceEntry] = []
+        for entry in reversed(self._traces.values()):
+            if query.since_ns is not None and entry.arrived_ns < query.since_ns:
+                break  # arrival order: every trace further on arrived (so started) earlier
             if self._matches(entry, query):
                 found.append(entry)
                 if len(found) >= query.limit:
                     break
         return found
 
-    def _candidates(self, query: TraceFilter) -> Iterator[TraceEntry]:
-        """Newest first, from the smallest index that applies."""
-        indexes: list[dict[bytes, None]] = []
-        for value, index in (
+    def _smallest_index(self, query: TraceFilter) -> dict[bytes, _Joined] | None:
+        indexes: list[dict[bytes, _Joined]] = []
+        for value, by_key in (
             (query.service, self._by_service),
             (query.region, self._by_region),
             (query.app_version, self._by_version),
         ):
             if value:
-                indexes.append(index.get(value, {}))
+                indexes.append(by_key.get(value, {}))
         if query.errors_only:
             indexes.append(self._errors)
-        if not indexes:
-            yield from reversed(self._traces.values())
-            return
-        smallest = min(indexes, key=len)
-        for trace_id in reversed(smallest):
-            yield self._traces[trace_id]
+        return min(indexes, key=len) if indexes else None
 
     @staticmethod
     def _matches(entry: TraceEntry, query: TraceFilter) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from control_plane.traces.records import ResourceInfo, SpanRecord
@@ -95,3 +97,44 @@ def test_store_indexes_and_eviction() -> None:
     assert store.find(TraceFilter(errors_only=True)) == []
     store.evict(now_ns=int(103.5 * S))  # retention: arrived at 2 s and 3 s are older than 100 s
     assert ids(store.find(TraceFilter())) == [4]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 12), st.sampled_from(["a", "b"]), st.booleans(), st.integers(0, 3)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(1, 20),
+    st.integers(0, 60),
+)
+def test_store_matches_a_plain_model(
+    events: list[tuple[int, str, bool, int]], budget: int, since: int
+) -> None:
+    """Whatever arrives, the store holds the newest whole traces within its span budget,
+    and every filter answers what a linear scan of those traces would."""
+    store = TraceStore(max_spans=budget, retention_s=1e6)
+    model: dict[int, list[tuple[str, bool, int]]] = {}
+    for step, (trace, service, failed, gap) in enumerate(events):
+        now = (step + 1 + gap) * S  # a span arrives after it ends
+        resource = ResourceInfo(service=service, region="r", app_name="", app_version="", attributes=())
+        record = span(1000 + step, end_s=step + 1, duration_ms=1, trace=trace, resource=resource)
+        record.error = failed
+        store.add([record], now)
+        model.setdefault(trace, []).append((service, failed, step))
+        while sum(len(v) for v in model.values()) > budget:
+            del model[next(iter(model))]
+    assert store.span_count == sum(len(v) for v in model.values())
+    newest_first = list(reversed(model))
+    assert ids(store.find(TraceFilter(limit=1000))) == newest_first
+    for service in ("a", "b"):
+        expected = [t for t in newest_first if any(s == service for s, _, _ in model[t])]
+        assert ids(store.find(TraceFilter(service=service, limit=1000))) == expected
+    failed_traces = [t for t in newest_first if any(f for _, f, _ in model[t])]
+    assert ids(store.find(TraceFilter(errors_only=True, limit=1000))) == failed_traces
+    assert ids(store.find(TraceFilter(limit=2))) == newest_first[:2]
+    starts = {t: min(step for _, _, step in spans) + 0.999 for t, spans in model.items()}
+    recent = [t for t in newest_first if starts[t] >= since]
+    assert ids(store.find(TraceFilter(since_ns=since * S, limit=1000))) == recent
+    recent_a = [t for t in recent if any(s == "a" for s, _, _ in model[t])]
+    assert ids(store.find(TraceFilter(service="a", since_ns=since * S, limit=1000))) == recent_a
