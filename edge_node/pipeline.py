@@ -204,6 +204,8 @@ def response_headers(exchange: Exchange, node: NodeIdentity) -> list[tuple[str, 
                 ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, _, seconds in exchange.timings),
             )
         )
+    if exchange.trace is not None:  # W3C Trace Context Level 2: the client learns its trace id
+        headers.append(("traceresponse", exchange.trace.traceparent(exchange.trace.span_id)))
     return headers
 
 

@@ -36,6 +36,11 @@ async def wait_for_trace(
 async def get(world: World, url: str, headers: dict[str, str] | None = None) -> int:
     async with client_from(world, "KR") as client, client.get(url, headers=headers) as response:
         await response.read()
+        if headers and "traceparent" in headers and headers["traceparent"].endswith("-01"):
+            # Trace Context Level 2: the response names the trace and the server span.
+            version, trace_id, span_id, flags = response.headers["traceresponse"].split("-")
+            assert (version, trace_id, flags) == ("00", headers["traceparent"].split("-")[1], "01")
+            assert len(span_id) == 16
         return response.status
 
 
