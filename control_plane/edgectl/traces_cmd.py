@@ -100,5 +100,5 @@ async def stats_command(client: OperatorClient, args: argparse.Namespace) -> int
     elif not response.rows:
         console().print(f"no requests in the last {window_s:g} s")
     else:
-        console().print(stats_table(response.rows, window_s))
+        console().print(stats_table(response.rows, window_s, by_route=args.by_route))
     return 0

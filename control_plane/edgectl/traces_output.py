@@ -157,7 +157,7 @@ def waterfall(trace: traces_pb2.Trace) -> Table:
     return table
 
 
-def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float) -> Table:
+def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_route: bool) -> Table:
     table = Table(title=f"requests over the last {window_s:g} s")
     for column in ("region", "app", "route"):
         table.add_column(column, no_wrap=True)
@@ -167,7 +167,7 @@ def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float) -> Table:
         table.add_row(
             row.region,
             f"{row.app_name}@{row.app_version}",
-            row.route or "*",
+            row.route if row.route else "(no route)" if by_route else "*",
             f"{row.requests:,}",
             f"{row.requests_per_second:.1f}",
             f"{row.errors:,}",
