@@ -167,7 +167,7 @@ def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_rout
         table.add_row(
             row.region,
             f"{row.app_name}@{row.app_version}",
-            row.route if row.route else "(no route)" if by_route else "*",
+            row.route or ("(no route)" if by_route else "*"),
             f"{row.requests:,}",
             f"{row.requests_per_second:.1f}",
             f"{row.errors:,}",
