@@ -10,6 +10,7 @@ would feed the store with its own ingestion, and probes are noise.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import socket
@@ -29,6 +30,7 @@ from tracing.settings import export_settings, resource_attributes
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 SERVICE_NAME = "control-plane"
+SHUTDOWN_EXPORT_S = 2.0
 UNTRACED_PREFIXES = (EXPORT_METHOD, "/grpc.health.v1.Health/", "/grpc.reflection.")
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -46,7 +48,8 @@ def control_plane_provider(collector: Collector, *, sample_ratio: float, address
         },
     )
     exporter = (
-        otlp_exporter(settings)
+        # A short deadline: shutdown flushes through this exporter and must not wait long.
+        otlp_exporter(dataclasses.replace(settings, timeout_s=min(settings.timeout_s, SHUTDOWN_EXPORT_S)))
         if settings is not None
         else LocalSpanExporter(collector, asyncio.get_running_loop())
     )
