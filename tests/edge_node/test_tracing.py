@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from geo.world import World
 from simulator.supervisor import ChildSpec, RunningChild, Supervisor
@@ -159,3 +160,62 @@ async def test_unsampled_requests_are_not_recorded_but_sampled_callers_are(
     assert [t["trace_id"] for t in json.loads(output)] == [CLIENT_TRACE]
     async with aiohttp.ClientSession() as client, client.get(f"{base}/healthz") as response:
         assert response.status == 200
+
+
+async def test_origin_fetch_is_a_client_span_and_the_origin_continues_the_trace(
+    supervisor: Supervisor, tmp_path: Path, world: World
+) -> None:
+    seen: list[str] = []
+
+    async def origin_handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("traceparent", ""))
+        return web.Response(text="from origin", headers={"cache-control": "max-age=60"})
+
+    origin_app = web.Application()
+    origin_app.router.add_get("/{tail:.*}", origin_handler)
+    runner = web.AppRunner(origin_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        app_dir = tmp_path / "origin-app"
+        app_dir.mkdir()
+        (app_dir / "app.toml").write_text(
+            f'[app]\nname = "cdn"\nversion = "2.0.0"\n[[route]]\npath = "/o/..."\norigin = "http://127.0.0.1:{port}"\n'
+        )
+        cp = await start_control_plane(supervisor, tmp_path / "cp")
+        node = await supervisor.start(
+            ChildSpec(
+                name="node",
+                argv=(
+                    sys.executable, "-m", "edge_node", "--app", str(app_dir / "app.toml"), "--region", REGION,
+                    "--world", str(WORLD_FILE), "--data-dir", str(tmp_path / "node"),
+                ),
+                env={
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{cp.address}",
+                    "OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer%20{cp.tokens['node']}",
+                },
+            )
+        )  # fmt: skip
+        url = f"{node_url(node)}/o/page"
+        assert await get(world, url, {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"}) == 200
+        spans = await wait_for_trace(cp, CLIENT_TRACE, 6)
+        by_name = {s["name"]: s for s in spans}
+        fetch = by_name["GET origin"]
+        assert fetch["kind"] == "CLIENT"
+        assert fetch["attributes"]["url.full"] == f"http://127.0.0.1:{port}/o/page"
+        assert fetch["attributes"]["http.response.status_code"] == "200"
+        assert fetch["attributes"]["edgecdn.cache"] == "MISS"
+        assert by_name["cache"]["parent_span_id"] == by_name["GET /o/..."]["span_id"]
+        # The origin was told to continue the trace under the origin span.
+        assert seen == [f"00-{CLIENT_TRACE}-{fetch['span_id']}-01"]
+
+        again = "1" * 32
+        assert await get(world, url, {"traceparent": f"00-{again}-{CLIENT_SPAN}-01"}) == 200
+        cached = {s["name"]: s for s in await wait_for_trace(cp, again, 5)}
+        assert "GET origin" not in cached
+        assert cached["GET /o/..."]["attributes"]["edgecdn.cache"] == "HIT"
+        assert len(seen) == 1
+    finally:
+        await runner.cleanup()
