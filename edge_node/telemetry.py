@@ -97,7 +97,12 @@ class EdgeTelemetry:
     ) -> None:
         """Emit the stage spans and the server span of a finished request."""
         failed = exchange.failed_stage
+        cache_used = exchange.cache_status is not None
         for name, started, seconds in exchange.timings:
+            if name in STAGES and name != failed:
+                if name != "cache" or cache_used:
+                    trace.stage(STAGES[name], started, seconds)
+                continue
             start_ns = trace.ns_at(started)
             end_ns = start_ns + int(seconds * 1e9)
             # A stage that failed the request is an error span only for a server error (5xx):

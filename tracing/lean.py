@@ -15,7 +15,7 @@ from typing import Protocol
 
 from tracing.context import TraceParent, format_traceparent, new_span_id, new_trace_id, parse_traceparent
 from tracing.sampling import ParentBasedRatioSampler
-from tracing.wire import SpanName, encode_span_parts, trace_state_field
+from tracing.wire import SpanName, encode_plain_child, encode_span_parts, trace_state_field
 
 _ID_MASK = (1 << 64) - 1
 
@@ -91,6 +91,22 @@ class RequestTrace:
                 end_ns,
                 attributes,
                 status,
+            )
+        )
+
+    def stage(self, name: SpanName, started: float, seconds: float) -> None:
+        """Record a plain child span from a ``perf_counter`` start and a duration (the fast
+        path for pipeline stages: no attributes, no status)."""
+        start_ns = self._anchor_ns + int((started - self._anchor_perf) * 1e9)
+        self._next_id = (self._next_id + 1) & _ID_MASK or 1
+        self._sink.add(
+            encode_plain_child(
+                self.trace_id,
+                self._next_id.to_bytes(8, "big"),
+                self.span_id,
+                name,
+                start_ns,
+                start_ns + int(seconds * 1e9),
             )
         )
 
