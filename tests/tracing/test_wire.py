@@ -8,11 +8,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tracing.wire import (
     SpanKind,
+    SpanName,
     StatusCode,
     encode_export_request,
+    encode_plain_child,
     encode_resource,
     encode_scope,
     encode_span,
+    encode_span_parts,
     span_attributes,
 )
 
@@ -81,3 +84,18 @@ def test_spans_round_trip(
         kv.key: getattr(kv.value, kv.value.WhichOneof("value") or "string_value") for kv in decoded.attributes
     }
     assert got == attributes
+
+
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**64 - 1),
+    st.text(max_size=30),
+)
+def test_plain_child_is_the_general_form_without_attributes(
+    trace_id: bytes, start: int, end: int, name: str
+) -> None:
+    span_name = SpanName(name, SpanKind.INTERNAL)
+    assert encode_plain_child(trace_id, b"\x02" * 8, b"\x01" * 8, span_name, start, end) == encode_span_parts(
+        trace_id, b"\x02" * 8, b"\x01" * 8, span_name, start, end, b"", b""
+    )
