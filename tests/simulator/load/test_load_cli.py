@@ -135,6 +135,18 @@ def test_tables_are_printed(echo_server: Server, capsys: pytest.CaptureFixture[s
     assert "p99 ms" in out
 
 
+def test_post_with_a_body_and_a_check(echo_server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    argv = ["--target", echo_server.url, "--countries", "KR", "--rate", "50", "--duration", "1s",
+            "--method", "post", "--body", "hello", "--header", "X-Test: 1", "--expect-body", "ok",
+            "--out", str(out)]  # fmt: skip
+    assert main(["load", "--world", str(WORLD_FILE), *argv]) == 0
+    report = json.loads(out.read_text())
+    assert report["meta"]["request"]["method"] == "POST"
+    assert report["totals"]["requests"] == 50
+    assert report["totals"]["errors"] == 0
+
+
 def test_workers_merge_into_one_report(echo_server: Server, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     argv = [
@@ -204,6 +216,9 @@ def _refused_url() -> tuple[socket.socket, str]:
         (["--header", "nocolon"], "edgecdn load: --header: 'nocolon' is not 'Name: value'"),
         (["--scenario", "/no/such.toml"], "edgecdn load: scenario /no/such.toml: No such file"),
         (["--target", "https://example.com"], "only http:// targets are supported"),
+        (["--countries", "KR,JP", "--concurrency", "2", "--workers", "2"], "too few for 2 workers"),
+        (["--scenario", "x.toml", "--rate", "5"], "the scenario sets the traffic; drop --rate"),
+        (["--body", "@/no/such/file"], "edgecdn load: --body: cannot read /no/such/file"),
     ],
 )
 def test_bad_input_gets_a_clear_message(
