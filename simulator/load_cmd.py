@@ -18,7 +18,6 @@ import datetime
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
@@ -28,7 +27,7 @@ from runtime.cli import HelpFormatter, add_flag, fail, split_csv
 from runtime.errors import WorldStateError
 from runtime.world_state import read_world_state
 from simulator.load.client import RequestSpec
-from simulator.load.config import LoadConfig, check_reachable, resolve_target
+from simulator.load.config import LoadConfig, check_reachable, engine_config, resolve_target
 from simulator.load.engine import EngineConfig
 from simulator.load.errors import BadInputError, LoadError, NoTargetError
 from simulator.load.html import write_html
@@ -43,12 +42,11 @@ from simulator.load.plan import (
     parse_mix,
 )
 from simulator.load.progress import Progress
-from simulator.load.report import build_report, print_tables, write_json
+from simulator.load.report import build_report, print_tables, run_meta, write_json
 from simulator.load.workers import run_workers
 
 PROG = "edgecdn load"
 DEFAULT_WORLD = Path("deploy/local/world.toml")
-ADDRESSES_PER_COUNTRY = 64
 ENV = "EDGECDN_LOAD_"
 
 
@@ -350,25 +348,6 @@ def _request(args: argparse.Namespace, path: str) -> RequestSpec:
     return RequestSpec(method=method, path=path, headers=tuple(headers), body=body)
 
 
-def engine_config(config: LoadConfig, world: World) -> EngineConfig:
-    addresses = {
-        code: tuple(world.country(code).client_address(i) for i in range(1, ADDRESSES_PER_COUNTRY + 1))
-        for code in config.plan.countries()
-    }
-    return EngineConfig(
-        host=config.target.host,
-        port=config.target.port,
-        host_header=config.target.host_header,
-        request=config.request,
-        plan=config.plan,
-        addresses=addresses,
-        connections=config.connections,
-        timeout_s=config.timeout_s,
-        seed=config.seed,
-        expect_body=config.expect_body,
-    )
-
-
 def execute(config: LoadConfig, engine: EngineConfig) -> int:
     """Run, then print the tables and write the reports (also after Ctrl-C)."""
     err = Console(stderr=True)
@@ -379,7 +358,10 @@ def execute(config: LoadConfig, engine: EngineConfig) -> int:
     wall = time.monotonic() - started
     elapsed = min(wall, config.plan.duration_s) if result.interrupted else config.plan.duration_s
     report = build_report(
-        result.recorder, _meta(config, started_at, elapsed, result.interrupted, result.workers_lost)
+        result.recorder,
+        run_meta(
+            config, started_at, elapsed, interrupted=result.interrupted, workers_lost=result.workers_lost
+        ),
     )
     print_tables(report, Console(width=None if sys.stdout.isatty() else 200))
     if config.out is not None:
@@ -389,35 +371,3 @@ def execute(config: LoadConfig, engine: EngineConfig) -> int:
         write_html(report, config.html)
         err.print(f"wrote {config.html}", highlight=False)
     return 130 if result.interrupted else 0
-
-
-def _meta(
-    config: LoadConfig, started_at: str, elapsed: float, interrupted: bool, lost: int
-) -> dict[str, Any]:
-    plan = config.plan
-    return {
-        "target": config.target.url,
-        "request": {"method": config.request.method, "path": config.request.path},
-        "mode": "open" if plan.open_loop else "closed",
-        "arrival": plan.arrival if plan.open_loop else None,
-        "scenario": dict(plan.meta),
-        "phases": [
-            {
-                "name": p.name,
-                "kind": p.kind,
-                "duration_s": p.duration_s,
-                "rate_start": p.rate_start,
-                "rate_end": p.end_rate if p.open_loop else None,
-                "concurrency": p.concurrency,
-                "mix": p.mix.shares(),
-            }
-            for p in plan.phases
-        ],
-        "workers": config.workers,
-        "workers_lost": lost,
-        "connections": config.connections if plan.open_loop else None,
-        "timeout_s": config.timeout_s,
-        "started_at": started_at,
-        "elapsed_s": round(elapsed, 3),
-        "interrupted": interrupted,
-    }

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from geo.world import World
 from simulator.load.client import RequestSpec
+from simulator.load.engine import EngineConfig
 from simulator.load.errors import BadInputError, TargetUnreachableError
 from simulator.load.plan import Plan
 
 CHECK_TIMEOUT_S = 3.0
+ADDRESSES_PER_COUNTRY = 64  # distinct source addresses per country, used in turn by its connections
 MAX_WORKERS = 256
 
 
@@ -111,3 +114,22 @@ def check_reachable(target: Target, source_address: str) -> None:
                 " (simulated clients leave from 127.N.0.0/16 loopback addresses, so the target must be local)"
             )
         raise TargetUnreachableError(url=target.url, reason=reason) from exc
+
+
+def engine_config(config: LoadConfig, world: World) -> EngineConfig:
+    addresses = {
+        code: tuple(world.country(code).client_address(i) for i in range(1, ADDRESSES_PER_COUNTRY + 1))
+        for code in config.plan.countries()
+    }
+    return EngineConfig(
+        host=config.target.host,
+        port=config.target.port,
+        host_header=config.target.host_header,
+        request=config.request,
+        plan=config.plan,
+        addresses=addresses,
+        connections=config.connections,
+        timeout_s=config.timeout_s,
+        seed=config.seed,
+        expect_body=config.expect_body,
+    )

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runtime.files import write_atomically
+from simulator.load.config import LoadConfig
 from simulator.load.recorder import Recorder, new_histogram
 
 SCHEMA = "edgecdn-load-report/1"
@@ -205,3 +206,36 @@ def print_tables(report: Mapping[str, Any], console: Console) -> None:
             f"[yellow]warning:[/] the generator fell behind its schedule (send lag p99 {lag['p99']:.2f} ms, "
             f"max {lag['max']:.2f} ms): latencies include its own delay; use more --workers or a lower --rate"
         )
+
+
+def run_meta(
+    config: LoadConfig, started_at: str, elapsed: float, *, interrupted: bool, workers_lost: int
+) -> dict[str, Any]:
+    """The report's ``meta``: what was asked for, and how the run went."""
+    plan = config.plan
+    return {
+        "target": config.target.url,
+        "request": {"method": config.request.method, "path": config.request.path},
+        "mode": "open" if plan.open_loop else "closed",
+        "arrival": plan.arrival if plan.open_loop else None,
+        "scenario": dict(plan.meta),
+        "phases": [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "duration_s": p.duration_s,
+                "rate_start": p.rate_start,
+                "rate_end": p.end_rate if p.open_loop else None,
+                "concurrency": p.concurrency,
+                "mix": p.mix.shares(),
+            }
+            for p in plan.phases
+        ],
+        "workers": config.workers,
+        "workers_lost": workers_lost,
+        "connections": config.connections if plan.open_loop else None,
+        "timeout_s": config.timeout_s,
+        "started_at": started_at,
+        "elapsed_s": round(elapsed, 3),
+        "interrupted": interrupted,
+    }
