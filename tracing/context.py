@@ -8,13 +8,14 @@ An invalid header is treated as absent (the request starts a new trace).
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
-_HEX = frozenset("0123456789abcdef")
+# version-trace_id-parent_id-flags, lower-case hex; later versions may append "-..." fields.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 SAMPLED_FLAG = 0x01
-_TRACEPARENT_V0_LEN = 55
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,34 +28,15 @@ class TraceParent:
     tracestate: str = ""
 
 
-def _is_hex(text: str) -> bool:
-    return all(ch in _HEX for ch in text)
-
-
-def parse_traceparent(  # noqa: PLR0911 - one return per W3C rule
-    header: str | None, tracestate: str | None = None
-) -> TraceParent | None:
+def parse_traceparent(header: str | None, tracestate: str | None = None) -> TraceParent | None:
     """The parent named by a ``traceparent`` header, or None when absent or invalid."""
     if header is None:
         return None
-    value = header.strip()
-    if len(value) < _TRACEPARENT_V0_LEN:
+    match = _TRACEPARENT.fullmatch(header.strip())
+    if match is None:
         return None
-    version, trace_hex, span_hex, flags_hex = (
-        value[0:2],
-        value[3:35],
-        value[36:52],
-        value[53:55],
-    )
-    if value[2] != "-" or value[35] != "-" or value[52] != "-":
-        return None
-    if not _is_hex(version) or version == "ff":
-        return None
-    if version == "00" and len(value) != _TRACEPARENT_V0_LEN:
-        return None
-    if len(value) > _TRACEPARENT_V0_LEN and value[55] != "-":
-        return None
-    if not (_is_hex(trace_hex) and _is_hex(span_hex) and _is_hex(flags_hex)):
+    version, trace_hex, span_hex, flags_hex, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
         return None
     trace_id, span_id = bytes.fromhex(trace_hex), bytes.fromhex(span_hex)
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
