@@ -116,15 +116,15 @@ def _add_trace_flags(parser: argparse.ArgumentParser) -> None:
         help="spans the trace store keeps (oldest traces evicted first)",
     )  # fmt: skip
     add_flag(
-        parser, "--trace-retention", env="CONTROL_PLANE_TRACE_RETENTION", default=3600.0,
+        parser, "--trace-retention", env="CONTROL_PLANE_TRACE_RETENTION", default="1h",
         convert=parse_duration, help="how long traces are kept (e.g. 30m, 1h)",
     )  # fmt: skip
     add_flag(
-        parser, "--stats-bucket", env="CONTROL_PLANE_STATS_BUCKET", default=5.0, convert=parse_duration,
+        parser, "--stats-bucket", env="CONTROL_PLANE_STATS_BUCKET", default="5s", convert=parse_duration,
         help="granularity of rolling request statistics (windows are rounded out to it)",
     )  # fmt: skip
     add_flag(
-        parser, "--stats-max-window", env="CONTROL_PLANE_STATS_MAX_WINDOW", default=900.0,
+        parser, "--stats-max-window", env="CONTROL_PLANE_STATS_MAX_WINDOW", default="15m",
         convert=parse_duration, help="longest statistics window kept and answered",
     )  # fmt: skip
     add_flag(
