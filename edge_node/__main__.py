@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_node.client import parse_networks
 from edge_node.config import EdgeNodeConfig
 from edge_node.errors import EdgeNodeError
 from edge_node.server import SERVICE_NAME, run
 from geo.errors import GeoError
+from geo.forwarding import parse_networks
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled

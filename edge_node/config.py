@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_node.client import IPNetwork
+from geo.forwarding import IPNetwork
 from runtime.errors import ConfigError
 
 MAX_PORT = 65535

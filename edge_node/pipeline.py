@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge_node.app import LoadedApp, RouteMatch
-from edge_node.client import ClientIdentity, IPNetwork, is_reserved_header, resolve_client
 from edge_node.errors import HandlerFailedError, HeadersTooLargeError, NoAppError, RouteNotFoundError
 from edge_node.geo_headers import NodeIdentity, edge_headers, geo_headers
 from edge_node.http_cache import CacheKey, ResponseCache, request_allows_cache
 from edge_node.metrics import EdgeMetrics
+from geo.forwarding import ClientIdentity, IPNetwork, is_reserved_header, resolve_client
 from geo.lookup import UNKNOWN, Location
 from tracing.lean import RequestTrace
 from wasm_host.errors import HandlerError

@@ -270,10 +270,10 @@ async def _listen(stack: AsyncExitStack, handler: EdgeHttpHandler, config: EdgeN
     # The parser's own limits sit well above ours so that our check answers 431 with a
     # JSON reason; only a single line beyond them is refused by aiohttp itself (400).
     parser_limit = max(64 * 1024, 2 * config.max_header_bytes)
-    server = web.Server(handler, max_line_size=parser_limit, max_field_size=parser_limit)
-    runner = web.ServerRunner(
-        server, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S
-    )
+    # access_log goes to the low-level Server itself (a ServerRunner ignores it): no log
+    # line per request on the hot path.
+    server = web.Server(handler, max_line_size=parser_limit, max_field_size=parser_limit, access_log=None)
+    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)  # LIFO: listeners stop first
     site = web.TCPSite(runner, config.host, config.port, backlog=1024)

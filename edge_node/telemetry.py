@@ -16,7 +16,6 @@ import logging
 import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from importlib import metadata
 from typing import TypeVar
 
 from edge_node.app import LoadedModule
@@ -26,7 +25,7 @@ from edge_node.pipeline import Exchange
 from tracing.exporter import OtlpBatchExporter
 from tracing.lean import LeanTracer, RequestTrace
 from tracing.sampling import ParentBasedRatioSampler
-from tracing.settings import ExportSettings, export_settings, resource_attributes
+from tracing.settings import ExportSettings, edgecdn_version, export_settings, resource_attributes
 from tracing.wire import (
     AttributeKey,
     SpanKind,
@@ -45,13 +44,6 @@ _SERVER_ERROR = 500
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 _MAX_CACHED_ATTRIBUTES = 4096
-
-
-def _version() -> str:
-    try:
-        return metadata.version("edgecdn")
-    except metadata.PackageNotFoundError:
-        return "0"
 
 
 STAGES = {name: SpanName(name, SpanKind.INTERNAL) for name in ("client", "geo", "route", "cache")}
@@ -226,7 +218,7 @@ def resource(node: NodeIdentity) -> dict[str, str]:
         {
             "service.name": SERVICE_NAME,
             "service.namespace": "edgecdn",
-            "service.version": _version(),
+            "service.version": edgecdn_version(),
             "service.instance.id": node.node_id,
             "edgecdn.region": node.region,
             "edgecdn.pop": node.pop,
@@ -251,7 +243,7 @@ async def start_telemetry(
         return None
     exporter = await stack.enter_async_context(
         OtlpBatchExporter(
-            settings, resource=encode_resource(resource(node)), scope=encode_scope(SCOPE, _version())
+            settings, resource=encode_resource(resource(node)), scope=encode_scope(SCOPE, edgecdn_version())
         )
     )
     logger.info("tracing to %s, sampling %g of new traces", settings.target, sample_ratio)

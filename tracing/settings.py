@@ -13,6 +13,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from tracing.errors import ExportSettingsError
@@ -135,3 +136,11 @@ def resource_attributes(environ: Mapping[str, str], base: Mapping[str, str]) -> 
     if service:
         result["service.name"] = service
     return result
+
+
+def edgecdn_version() -> str:
+    """The installed EdgeCDN version, for ``service.version`` and instrumentation scopes."""
+    try:
+        return metadata.version("edgecdn")
+    except metadata.PackageNotFoundError:
+        return "0"

@@ -1,4 +1,4 @@
-"""Who is the client? The peer address, unless the peer is a trusted proxy.
+"""Who is the client? The peer address, unless the peer is a trusted proxy (edge nodes and the router).
 
 Only a trusted proxy (the router, a load balancer named with ``--trusted-proxy``) may tell
 us the original client through ``X-Forwarded-For`` or ``Forwarded``; from anyone else

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_node.client import is_reserved_header, parse_networks, resolve_client
+from geo.forwarding import is_reserved_header, parse_networks, resolve_client
 
 ROUTER = "127.0.0.1"
 TRUSTED = parse_networks(["127.0.0.1/32", "10.0.0.0/8"])

@@ -1,0 +1,60 @@
+"""The router's one frozen configuration, built once from flags and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from geo.forwarding import IPNetwork
+from router.health import HealthSettings
+from runtime.errors import ConfigError
+
+MAX_PORT = 65535
+WanMode = Literal["model", "off"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouterConfig:
+    """Where the router listens, where its edge inventory comes from, and how it judges nodes."""
+
+    world: Path
+    router_id: str = "router"
+    host: str = "127.0.0.1"
+    port: int = 0
+    edges: tuple[str, ...] = ()
+    edges_file: Path | None = None
+    control_plane: str | None = None
+    token: str = ""
+    wan: WanMode = "model"
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    geo_dbs: tuple[Path, ...] = ()
+    geo_cache_dir: Path = Path(".edgecdn/geo")
+    health: HealthSettings = field(default_factory=HealthSettings)
+    upstream_timeout_s: float = 30.0
+    trace_sample_ratio: float = 1.0
+    ready_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= MAX_PORT:
+            raise ConfigError(field="--port", reason=f"{self.port} is not a TCP port (0..{MAX_PORT})")
+        if not self.router_id:
+            raise ConfigError(field="--router-id", reason="must not be empty")
+        sources = sum((bool(self.edges), self.edges_file is not None, self.control_plane is not None))
+        if sources == 0:
+            raise ConfigError(
+                field="--edge",
+                reason="the router needs edge nodes: --edge REGION=URL, --edges-file or --control-plane",
+            )
+        if sources > 1:
+            raise ConfigError(
+                field="--edge", reason="use one inventory source: --edge, --edges-file or --control-plane"
+            )
+        if self.control_plane is not None and not self.token:
+            raise ConfigError(field="--token", reason="is required with --control-plane")
+        if self.wan not in ("model", "off"):
+            raise ConfigError(field="--wan", reason=f"must be model or off (got {self.wan!r})")
+        if not self.upstream_timeout_s > 0:
+            raise ConfigError(field="--upstream-timeout", reason="must be positive")
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise ConfigError(field="--trace-sample-ratio", reason="must be within [0, 1]")

@@ -1,0 +1,55 @@
+"""Errors of the router. Each knows the HTTP status and the short ``kind`` a client sees.
+
+The HTTP adapter turns them into a JSON body ``{"error": kind, "message": ..., ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RouterError(Exception):
+    """Base class: an error with an HTTP status, a stable ``kind`` and extra JSON fields."""
+
+    status = 500
+    kind = "router_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.kind, "message": self.message, **self.details}
+
+
+class NoHealthyNodeError(RouterError):
+    """No edge node anywhere can take the request."""
+
+    status = 503
+    kind = "no_healthy_node"
+
+
+class UpstreamUnavailableError(RouterError):
+    """The chosen edge nodes could not be reached (connect failures, resets)."""
+
+    status = 502
+    kind = "upstream_unavailable"
+
+
+class UpstreamTimeoutError(RouterError):
+    """The edge node did not answer in time."""
+
+    status = 504
+    kind = "upstream_timeout"
+
+
+class BadRequestError(RouterError):
+    status = 400
+    kind = "bad_request"
+
+
+class InventoryError(RouterError):
+    """The edge inventory given by flags or file is wrong (a start-up error, not a request's)."""
+
+    kind = "bad_inventory"

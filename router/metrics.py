@@ -1,0 +1,74 @@
+"""Prometheus metrics of the router, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from router.policy import Candidate
+
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+NO_NODE = "none"
+
+
+class RouterMetrics:
+    """Requests by serving region, node, reason and status; latency; upstream failures; retries."""
+
+    content_type = "text/plain; version=0.0.4; charset=utf-8"
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "router_requests",
+            "Requests answered, by serving region, node, routing reason and status.",
+            ("region", "node", "reason", "status"),
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "router_request_duration_seconds",
+            "Time from request to response (WAN emulation included), by serving region.",
+            ("region",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_failures = Counter(
+            "router_upstream_failures",
+            "Attempts that failed to reach or hear from an edge node, by node and error kind.",
+            ("node", "kind"),
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "router_retries", "Requests retried on the next candidate.", registry=self.registry
+        )
+        self.nodes_routable = Gauge(
+            "router_nodes_routable", "Edge nodes that may receive traffic, by region.", ("region",),
+            registry=self.registry,
+        )  # fmt: skip
+        self._counters: dict[tuple[str, str, str, int], Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
+
+    def observe(self, chosen: Candidate | None, status: int, seconds: float) -> None:
+        region = chosen.node.region if chosen is not None else NO_NODE
+        key = (
+            (region, chosen.node.node_id, chosen.reason, status)
+            if chosen
+            else (NO_NODE, NO_NODE, NO_NODE, status)
+        )
+        counter = self._counters.get(key)
+        if counter is None:  # labels() takes a lock and builds a key; do that once per combination
+            counter = self._counters[key] = self.requests.labels(key[0], key[1], key[2], str(status))
+        counter.inc()
+        histogram = self._histograms.get(region)
+        if histogram is None:
+            histogram = self._histograms[region] = self.duration.labels(region)
+        histogram.observe(seconds)
+
+    def upstream_failure(self, node_id: str, kind: str) -> None:
+        self.upstream_failures.labels(node_id, kind).inc()
+
+    def retried(self) -> None:
+        self.retries.inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,177 @@
+"""The router process lifecycle: inventory, health checks, the HTTP listener, shutdown.
+
+Start-up order: world and geo database, the edge inventory (flags, file, or a first
+snapshot from the control plane), an upstream keep-alive pool, tracing, then the
+listener last; on the way down the listener stops first. Background tasks (active
+health checks, following the inventory) are named and stop with the ``stop`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from contextlib import AsyncExitStack
+
+import aiohttp
+from aiohttp import web
+
+from cpclient.inventory import NodeInventory
+from geo.latency import LatencyModel
+from geo.lookup import GeoLocator
+from geo.world import World, load_world
+from router.admin import AdminEndpoint, admin_endpoints
+from router.checker import run_health_checks
+from router.config import RouterConfig
+from router.fleet import Fleet
+from router.health import HealthBook
+from router.inventory import (
+    Inventory,
+    entries_from_control_plane,
+    follow_edges_file,
+    parse_edge_flags,
+    read_edges_file,
+)
+from router.metrics import RouterMetrics
+from router.policy import RoutingPolicy
+from router.proxy import RouterHandler, WanSettings
+from router.telemetry import SERVICE_NAME, start_telemetry
+from runtime.process import StopEvent, wait_for_stop
+from runtime.ready import ReadyCallback
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SERVICE_NAME", "run"]
+
+SHUTDOWN_GRACE_S = 2.0
+INVENTORY_SYNC_TIMEOUT_S = 10.0
+# Upstream connections per edge node kept open; enough for -c50 load through one router.
+POOL_PER_NODE = 256
+
+
+class _Dispatch:
+    """Admin paths, else the proxy (one dict lookup per request)."""
+
+    def __init__(self, proxy: RouterHandler, admin: dict[str, AdminEndpoint]) -> None:
+        self._proxy = proxy
+        self._admin = admin
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        admin = self._admin.get(request.path)
+        if admin is not None:
+            return await admin(request)
+        return await self._proxy(request)
+
+
+async def run(
+    config: RouterConfig, *, ready: ReadyCallback | None = None, stop: StopEvent | None = None
+) -> None:
+    """Route until ``stop`` is set (or the task is cancelled)."""
+    world = load_world(config.world)
+    stop = stop or asyncio.Event()
+    inventory = _initial_inventory(config, world)
+    fleet = Fleet(inventory, HealthBook(config.health))
+    latency = LatencyModel(world)
+    policy = RoutingPolicy(world, latency)
+    metrics = RouterMetrics()
+    async with AsyncExitStack() as stack:
+        locator = stack.enter_context(
+            GeoLocator.for_world(world, cache_dir=config.geo_cache_dir, extra_databases=config.geo_dbs)
+        )
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=POOL_PER_NODE, keepalive_timeout=30),
+                auto_decompress=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        )
+        telemetry = await start_telemetry(
+            stack,
+            config.router_id,
+            control_plane=config.control_plane,
+            token=config.token,
+            sample_ratio=config.trace_sample_ratio,
+        )
+        proxy = RouterHandler(
+            fleet=fleet,
+            policy=policy,
+            locator=locator,
+            session=session,
+            trusted=config.trusted_proxies,
+            wan=WanSettings(enabled=config.wan == "model", latency=latency, rng=random.Random(world.seed)),  # noqa: S311 - seeded jitter, not secrets
+            metrics=metrics,
+            telemetry=telemetry,
+            upstream_timeout_s=config.upstream_timeout_s,
+        )
+        admin = admin_endpoints(
+            router_id=config.router_id,
+            world=world,
+            fleet=fleet,
+            policy=policy,
+            handler=proxy,
+            metrics=metrics,
+            wan=config.wan == "model",
+        )
+        background_stop = asyncio.Event()
+        # A failing background task (health checks, inventory) cancels the rest: a router
+        # that no longer knows its nodes' health must not limp on.
+        async with asyncio.TaskGroup() as group:
+            group.create_task(
+                run_health_checks(session, fleet, config.health, background_stop), name="router-health-checks"
+            )
+            try:
+                await _follow_inventory(config, world, inventory, group, background_stop)
+                async with AsyncExitStack() as listening:  # started last, stopped first
+                    url = await _listen(listening, _Dispatch(proxy, dict(admin)), config)
+                    logger.info("router serving on %s with %d edge nodes", url, len(inventory.entries))
+                    if ready is not None:
+                        ready({"http": url})
+                    await wait_for_stop(stop)
+            finally:
+                background_stop.set()
+
+
+def _initial_inventory(config: RouterConfig, world: World) -> Inventory:
+    if config.edges:
+        return Inventory(parse_edge_flags(config.edges, world))
+    if config.edges_file is not None:
+        return Inventory(read_edges_file(config.edges_file, world))
+    return Inventory()
+
+
+async def _follow_inventory(
+    config: RouterConfig, world: World, inventory: Inventory, group: asyncio.TaskGroup, stop: asyncio.Event
+) -> None:
+    if config.edges_file is not None:
+        group.create_task(
+            follow_edges_file(config.edges_file, world, inventory, stop), name="router-edges-file"
+        )
+    if config.control_plane is None:
+        return
+    watch = NodeInventory(
+        config.control_plane,
+        config.token,
+        on_change=lambda nodes: inventory.replace(entries_from_control_plane(nodes, world)),
+    )
+    group.create_task(watch.run(stop), name="router-node-inventory")
+    try:
+        await watch.wait_synced(INVENTORY_SYNC_TIMEOUT_S)
+    except TimeoutError:
+        # Serve anyway (503 until nodes are known): the control plane may come later.
+        logger.warning(
+            "no node inventory from %s yet (%s); serving without", config.control_plane, watch.last_error
+        )
+
+
+async def _listen(stack: AsyncExitStack, dispatch: _Dispatch, config: RouterConfig) -> str:
+    """Bind the listener (stopped when ``stack`` closes) and return its URL."""
+    # access_log goes to the low-level Server (a ServerRunner ignores it): no log line per request.
+    runner = web.ServerRunner(
+        web.Server(dispatch, access_log=None), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+    )
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -1,0 +1,187 @@
+"""The router's tracing: a SERVER span per request and a CLIENT span per hop to an edge node.
+
+The server span continues a caller's W3C ``traceparent`` and names the client's country,
+the chosen region and node, the routing reason and the emulated WAN delay; each attempt
+to reach a node is a CLIENT span whose id travels to the node in ``traceparent``, so the
+edge node's server span is its child and one trace spans router and node. Built on the
+lean tracer of ``tracing`` (the OpenTelemetry SDK costs more per span than a routed
+request); spans leave as OTLP/gRPC, batched, to the control plane or to
+``OTEL_EXPORTER_OTLP_ENDPOINT``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, MutableMapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from geo.lookup import Location
+from router.policy import Candidate, NodeView
+from tracing.exporter import OtlpBatchExporter
+from tracing.lean import LeanTracer, RequestTrace
+from tracing.sampling import ParentBasedRatioSampler
+from tracing.settings import ExportSettings, edgecdn_version, export_settings, resource_attributes
+from tracing.wire import (
+    AttributeKey,
+    SpanKind,
+    SpanName,
+    StatusCode,
+    encode_resource,
+    encode_scope,
+    status_field,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "edge-router"
+SCOPE = "edgecdn.router"
+K_METHOD = AttributeKey("http.request.method")
+K_STATUS = AttributeKey("http.response.status_code")
+K_PATH = AttributeKey("url.path")
+K_URL = AttributeKey("url.full")
+K_CLIENT = AttributeKey("client.address")
+K_COUNTRY = AttributeKey("edgecdn.client.country")
+K_REGION = AttributeKey("edgecdn.route.region")
+K_NODE = AttributeKey("edgecdn.route.node")
+K_REASON = AttributeKey("edgecdn.route.reason")
+K_RTT = AttributeKey("edgecdn.route.rtt_ms")
+K_WAN = AttributeKey("edgecdn.wan.delay_ms")
+K_ERROR = AttributeKey("error.type")
+_SERVER_ERROR = 500
+
+
+class RouteSpan:
+    """The server span of one sampled request, and what the proxy learns while serving it."""
+
+    __slots__ = ("client", "country", "trace", "wan_ms")
+
+    def __init__(self, trace: RequestTrace, client: str, country: str | None) -> None:
+        self.trace = trace
+        self.client = client
+        self.country = country
+        self.wan_ms = 0.0
+
+
+@dataclass(slots=True)
+class Hop:
+    """One attempt to reach an edge node: its CLIENT span's id and start."""
+
+    span_id: bytes
+    started: float
+
+
+class RouterTelemetry:
+    """Starts request traces and records their spans."""
+
+    def __init__(self, *, tracer: LeanTracer, exporter: OtlpBatchExporter | None = None) -> None:
+        self.tracer = tracer
+        self.exporter = exporter
+        self._names: dict[tuple[str, SpanKind], SpanName] = {}
+
+    def _name(self, name: str, kind: SpanKind) -> SpanName:
+        key = (name, kind)
+        span_name = self._names.get(key)
+        if span_name is None:
+            span_name = self._names[key] = SpanName(name, kind)
+        return span_name
+
+    def begin(self, headers: Mapping[str, str], client: str, location: Location) -> RouteSpan | None:
+        trace = self.tracer.begin(headers.get("traceparent"), headers.get("tracestate"))
+        return None if trace is None else RouteSpan(trace, client, location.country)
+
+    def hop(self, span: RouteSpan, outgoing: MutableMapping[str, str]) -> Hop:
+        """Start a hop: the outgoing request carries its span id as the parent."""
+        hop = Hop(span_id=span.trace.new_span_id(), started=time.perf_counter())
+        outgoing["traceparent"] = span.trace.traceparent(hop.span_id)
+        if span.trace.tracestate:
+            outgoing["tracestate"] = span.trace.tracestate
+        return hop
+
+    def hop_done(
+        self, span: RouteSpan, hop: Hop, node: NodeView, *, status: int | None, error: str | None = None
+    ) -> None:
+        start_ns = span.trace.ns_at(hop.started)
+        end_ns = span.trace.ns_at(time.perf_counter())
+        attributes = K_NODE.str(node.node_id) + K_REGION.str(node.region) + K_URL.str(node.url)
+        status_bytes = b""
+        if status is not None:
+            attributes += K_STATUS.int(status)
+        if error is not None:
+            attributes += K_ERROR.str(error)
+            status_bytes = status_field(StatusCode.ERROR, error)
+        elif status is not None and status >= _SERVER_ERROR:
+            status_bytes = status_field(StatusCode.ERROR, f"edge node answered {status}")
+        span.trace.emit(
+            self._name("edge hop", SpanKind.CLIENT),
+            start_ns,
+            end_ns,
+            attributes,
+            status_bytes,
+            span_id=hop.span_id,
+        )
+
+    def finish(
+        self, span: RouteSpan, request: web.BaseRequest, chosen: Candidate | None, status: int
+    ) -> None:
+        attributes = (
+            K_METHOD.str(request.method)
+            + K_PATH.str(request.path)
+            + K_STATUS.int(status)
+            + K_CLIENT.str(span.client)
+        )
+        if span.country:
+            attributes += K_COUNTRY.str(span.country)
+        if chosen is not None:
+            attributes += K_REGION.str(chosen.node.region) + K_NODE.str(chosen.node.node_id)
+            attributes += K_REASON.str(chosen.reason)
+            if chosen.rtt_ms is not None:
+                attributes += K_RTT.double(round(chosen.rtt_ms, 3))
+        attributes += K_WAN.double(round(span.wan_ms, 3))
+        failed = status >= _SERVER_ERROR
+        status_bytes = status_field(StatusCode.ERROR, f"answered {status}") if failed else b""
+        span.trace.finish(self._name(f"{request.method} route", SpanKind.SERVER), attributes, status_bytes)
+
+
+def resource(router_id: str) -> dict[str, str]:
+    return resource_attributes(
+        os.environ,
+        {
+            "service.name": SERVICE_NAME,
+            "service.namespace": "edgecdn",
+            "service.version": edgecdn_version(),
+            "service.instance.id": router_id,
+            "edgecdn.region": "global",
+        },
+    )
+
+
+async def start_telemetry(
+    stack: AsyncExitStack,
+    router_id: str,
+    *,
+    control_plane: str | None,
+    token: str,
+    sample_ratio: float,
+    settings: ExportSettings | None = None,
+) -> RouterTelemetry | None:
+    """Tracing for the router, exporting until ``stack`` closes; None when there is nowhere to
+    send spans (no control plane, no OTEL endpoint) or OTEL_SDK_DISABLED is set."""
+    settings = settings or export_settings(os.environ, control_plane=control_plane, token=token or None)
+    if settings is None:
+        logger.info("tracing off: no --control-plane and no OTEL_EXPORTER_OTLP_ENDPOINT")
+        return None
+    exporter = await stack.enter_async_context(
+        OtlpBatchExporter(
+            settings,
+            resource=encode_resource(resource(router_id)),
+            scope=encode_scope(SCOPE, edgecdn_version()),
+        )
+    )
+    logger.info("tracing to %s, sampling %g of new traces", settings.target, sample_ratio)
+    tracer = LeanTracer(sampler=ParentBasedRatioSampler(ratio=sample_ratio), sink=exporter)
+    return RouterTelemetry(tracer=tracer, exporter=exporter)
