@@ -1,7 +1,8 @@
 """Bearer tokens and roles: who may call which RPC (pure decisions plus the tokens file).
 
 Roles: ``viewer`` lists, gets and watches; ``operator`` may also push, register, deploy and
-delete; ``node`` may open a node session, download modules and export spans (OTLP). Health and reflection are
+delete; ``node`` (edge nodes, routers, gateways) may open a node session, download modules,
+watch the node inventory and export spans (OTLP). Health and reflection are
 open to everyone. The tokens file is JSON (``.json``) or TOML (anything else) in either of
 two shapes, documented in docs/control-plane.md::
 
@@ -41,7 +42,8 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "/edgecdn.v1.DeploymentService/GetDeployment": _READ,
     "/edgecdn.v1.DeploymentService/WatchDeployment": _READ,
     "/edgecdn.v1.NodeService/ListNodes": _READ,
-    "/edgecdn.v1.NodeService/WatchNodes": _READ,
+    # Routers hold the node token (data-plane infrastructure) and follow the inventory.
+    "/edgecdn.v1.NodeService/WatchNodes": _READ | {"node"},
     "/edgecdn.v1.NodeSessionService/Connect": frozenset({"node"}),
     "/edgecdn.v1.TraceQueryService/ListTraces": _READ,
     "/edgecdn.v1.TraceQueryService/GetTrace": _READ,

@@ -31,10 +31,28 @@ class NoHealthyNodeError(RouterError):
 
 
 class UpstreamUnavailableError(RouterError):
-    """The chosen edge nodes could not be reached (connect failures, resets)."""
+    """The chosen edge nodes could not be reached, or did not answer properly."""
 
     status = 502
     kind = "upstream_unavailable"
+
+
+class UpstreamConnectError(UpstreamUnavailableError):
+    """No connection to the node: it never saw the request, so any request may go elsewhere."""
+
+    kind = "upstream_connect_failed"
+
+
+class UpstreamClosedError(UpstreamUnavailableError):
+    """The connection died before a whole answer (the node was killed or restarted)."""
+
+    kind = "upstream_closed"
+
+
+class UpstreamProtocolError(UpstreamUnavailableError):
+    """The node's answer was not valid HTTP/1.1."""
+
+    kind = "upstream_bad_answer"
 
 
 class UpstreamTimeoutError(RouterError):

@@ -2,13 +2,14 @@
 
 For each request: the client address (the peer, or the forwarding chain when the peer is
 a trusted proxy), its location, the policy's candidates, then the request goes to the
-first candidate over a keep-alive pool, bodies streamed both ways. ``X-Forwarded-For``
-gets the client appended (edge nodes trust the router), and geo or edge headers an
-untrusted client sent are removed, so nobody can pretend to be elsewhere.
+first candidate over a keep-alive pool (``router.upstream``), bodies streamed both ways.
+``X-Forwarded-For`` gets the peer appended (edge nodes trust the router), and geo or edge
+headers an untrusted client sent are removed, so nobody can pretend to be elsewhere.
 
-Failures: a connect failure ejects the node (passive health) and an idempotent request
-is retried once on the next candidate; so is one whose connection was reset before any
-answer, when it had no body to resend. Every failure is a JSON error for that request.
+Failures: a connect failure or a connection that dies under a request ejects the node
+(passive health). The request is retried once on the next candidate when the node never
+saw it (connect failure), or when it is idempotent and has no body to resend. Every
+failure is a JSON error for that one request.
 """
 
 from __future__ import annotations
@@ -18,39 +19,61 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from geo.forwarding import IPNetwork, is_reserved_header, is_trusted, resolve_client
+from geo.forwarding import (
+    FORWARDING_HEADERS,
+    RESERVED_HEADER_PREFIXES,
+    RESERVED_HEADERS,
+    IPNetwork,
+    is_trusted,
+    resolve_client,
+)
 from geo.latency import Coordinate, LatencyModel
 from geo.lookup import UNKNOWN, GeoLocator, Location
-from router.errors import NoHealthyNodeError, RouterError, UpstreamTimeoutError, UpstreamUnavailableError
+from router.errors import (
+    NoHealthyNodeError,
+    RouterError,
+    UpstreamClosedError,
+    UpstreamConnectError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from router.fleet import Fleet
 from router.metrics import RouterMetrics
 from router.policy import Candidate, ClientPlace, NodeView, RoutingPolicy
 from router.telemetry import RouterTelemetry, RouteSpan
+from router.upstream import RawHeaders, UpstreamPool, UpstreamResponse, request_head
 
 logger = logging.getLogger(__name__)
 
-# Hop-by-hop headers (RFC 9110 7.6.1) are for one connection, never forwarded.
+# Hop-by-hop headers (RFC 9110 7.6.1) are for one connection, never forwarded; nor is
+# Expect (the router answers 100-continue itself) or the router's own pin header.
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-     "proxy-authenticate", "proxy-authorization"}
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
+     b"proxy-authenticate", b"proxy-authorization"}
 )  # fmt: skip
-# aiohttp frames the response we send, so the upstream's framing headers do not pass.
-RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 PIN_HEADER = "x-edge-pin"
 ROUTE_HEADER = "x-edge-route"
+_NOT_FORWARDED = HOP_BY_HOP | {b"expect", PIN_HEADER.encode()}
+_FORWARDING = frozenset(name.encode() for name in FORWARDING_HEADERS)
+_RESERVED = frozenset(name.encode() for name in RESERVED_HEADERS)
+_RESERVED_PREFIXES = tuple(prefix.encode() for prefix in RESERVED_HEADER_PREFIXES)
+_TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
+# aiohttp frames the response we send, so the upstream's framing headers do not pass.
+_RESPONSE_SKIP = HOP_BY_HOP | {b"content-length"}
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # Answers up to this size are read whole and sent in one write; larger ones are streamed.
 BUFFER_LIMIT = 256 * 1024
 MAX_ATTEMPTS = 2
-# The client's own headers pass as they are; aiohttp must not add its defaults.
-SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+MAX_CACHED_PLANS = 65536
+MAX_CACHED_HEADERS = 4096
+MAX_CACHED_HEADER_VALUE = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +105,12 @@ class _AttemptFailedError(Exception):
         return self.retry and (self.sent_nothing or (idempotent and bodiless))
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    host: str
+    port: int
+
+
 class RouterHandler:
     """The aiohttp request handler for everything that is not an admin path."""
 
@@ -91,24 +120,24 @@ class RouterHandler:
         fleet: Fleet,
         policy: RoutingPolicy,
         locator: GeoLocator,
-        session: aiohttp.ClientSession,
+        upstream: UpstreamPool,
         trusted: tuple[IPNetwork, ...],
         wan: WanSettings,
         metrics: RouterMetrics,
         telemetry: RouterTelemetry | None,
-        upstream_timeout_s: float,
     ) -> None:
         self._fleet = fleet
         self._policy = policy
         self.locator = locator
-        self._session = session
+        self._upstream = upstream
         self._trusted = trusted
         self._wan = wan
         self._metrics = metrics
         self._telemetry = telemetry
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=upstream_timeout_s, sock_read=upstream_timeout_s
-        )
+        self._targets: dict[str, _Target] = {}
+        self._plans: dict[tuple[str, str | None], list[Candidate]] = {}
+        self._plans_for: tuple[NodeView, ...] = ()
+        self._header_text: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
     def locate(self, address: str) -> Location:
         try:
@@ -121,15 +150,16 @@ class RouterHandler:
         peer = request.remote or ""
         headers = request.headers
         trusted_peer = is_trusted(peer, self._trusted)
-        if trusted_peer:
-            client = resolve_client(
+        client = (
+            resolve_client(
                 peer,
                 forwarded_for=headers.get("x-forwarded-for"),
                 forwarded=headers.get("forwarded"),
                 trusted=self._trusted,
             ).address
-        else:
-            client = peer
+            if trusted_peer
+            else peer
+        )
         location = self.locate(client)
         place = ClientPlace(
             address=client,
@@ -138,7 +168,7 @@ class RouterHandler:
             pin=headers.get(PIN_HEADER),
         )
         span = self._telemetry.begin(headers, client, location) if self._telemetry is not None else None
-        candidates = self._policy.candidates(place, self._fleet.views())
+        candidates = iter(self._plan(place))
         idempotent = request.method in IDEMPOTENT
         bodiless = not request.body_exists
         error: RouterError = NoHealthyNodeError("no healthy edge node can serve this request")
@@ -150,13 +180,7 @@ class RouterHandler:
                 break
             try:
                 response = await self._attempt(
-                    request,
-                    chosen,
-                    client,
-                    location,
-                    trusted_peer=trusted_peer,
-                    span=span,
-                    first=attempt == 0,
+                    request, chosen, location, trusted_peer=trusted_peer, span=span, first=attempt == 0
                 )
                 break
             except _AttemptFailedError as failure:
@@ -176,7 +200,6 @@ class RouterHandler:
         self,
         request: web.BaseRequest,
         chosen: Candidate,
-        client: str,
         location: Location,
         *,
         trusted_peer: bool,
@@ -185,26 +208,28 @@ class RouterHandler:
     ) -> web.StreamResponse:
         node = chosen.node
         if first:
-            delay_ms = self._wan.one_way_ms(location, node.region)
-            if delay_ms:
-                await asyncio.sleep(delay_ms / 1000)
-                if span is not None:
-                    span.wan_ms += delay_ms
-        outgoing = _forward_headers(request, client, trusted_peer=trusted_peer)
+            await self._wan_delay(location, node, span)
+        outgoing = forward_headers(request, trusted_peer=trusted_peer, replace_trace_context=span is not None)
         telemetry = self._telemetry if span is not None else None
-        hop = telemetry.hop(span, outgoing) if telemetry is not None and span is not None else None
+        hop = None
+        if telemetry is not None and span is not None:
+            hop = telemetry.hop(span)
+            outgoing.append((b"traceparent", span.trace.traceparent(hop.span_id).encode()))
+            if span.trace.tracestate:
+                outgoing.append((b"tracestate", span.trace.tracestate.encode()))
+        body, chunked = _request_body(request, outgoing)
+        target = self._target(node.url)
         traffic = self._fleet.sent(node.node_id)
         try:
-            upstream = await self._session.request(
-                request.method,
-                node.url + request.raw_path,
-                headers=outgoing,
-                data=request.content if request.body_exists else None,
-                allow_redirects=False,
-                timeout=self._timeout,
-                skip_auto_headers=SKIP_AUTO_HEADERS,
+            upstream = await self._upstream.request(
+                target.host,
+                target.port,
+                request_head(request.method, request.raw_path, outgoing),
+                body,
+                chunked=chunked,
+                head_only=request.method == "HEAD",
             )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (RouterError, OSError) as exc:
             if telemetry is not None and span is not None and hop is not None:
                 telemetry.hop_done(span, hop, node, status=None, error=type(exc).__name__)
             raise self._failure(node, exc) from exc
@@ -218,33 +243,78 @@ class RouterHandler:
         finally:
             upstream.release()
 
+    async def _wan_delay(self, location: Location, node: NodeView, span: RouteSpan | None) -> None:
+        delay_ms = self._wan.one_way_ms(location, node.region)
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+            if span is not None:
+                span.wan_ms += delay_ms
+
+    def _plan(self, place: ClientPlace) -> list[Candidate]:
+        """The first candidates for this client, remembered until the fleet's view changes
+        (a client's plan depends only on its address, pin and coordinates, and the fleet)."""
+        views = self._fleet.views()
+        if views is not self._plans_for:
+            self._plans.clear()
+            self._plans_for = views
+        key = (place.address, place.pin)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= MAX_CACHED_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._policy.plan(place, views, limit=MAX_ATTEMPTS)
+        return plan
+
+    def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is None:
+            parts = urlsplit(url)
+            target = self._targets[url] = _Target(parts.hostname or "127.0.0.1", parts.port or 80)
+        return target
+
     def _failure(self, node: NodeView, exc: BaseException) -> _AttemptFailedError:
         """What a failed attempt means: passive health, the client's error, whether to retry."""
-        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-            self._fleet.connect_failed(node.node_id, str(exc))
-            message = f"cannot connect to edge node {node.node_id}: {exc}"
-            return _AttemptFailedError(UpstreamUnavailableError(message), sent_nothing=True)
-        if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        if isinstance(exc, UpstreamConnectError):
+            self._fleet.connect_failed(node.node_id, exc.message)
+            return _AttemptFailedError(exc, sent_nothing=True)
+        if isinstance(exc, UpstreamClosedError | OSError):
             # A kept-alive connection died under us (the node restarted or was killed).
-            self._fleet.connect_failed(node.node_id, f"{type(exc).__name__}: {exc}")
-            message = f"edge node {node.node_id} closed the connection: {exc}"
-            return _AttemptFailedError(UpstreamUnavailableError(message))
-        if isinstance(exc, TimeoutError):
-            message = f"edge node {node.node_id} did not answer within {self._timeout.sock_read:g}s"
-            return _AttemptFailedError(UpstreamTimeoutError(message), retry=False)
+            self._fleet.connect_failed(node.node_id, str(exc))
+            return _AttemptFailedError(UpstreamClosedError(f"edge node {node.node_id}: {exc}"))
+        if isinstance(exc, UpstreamTimeoutError):
+            return _AttemptFailedError(UpstreamTimeoutError(f"edge node {node.node_id}: {exc}"), retry=False)
+        message = exc.message if isinstance(exc, RouterError) else str(exc)
         return _AttemptFailedError(
-            UpstreamUnavailableError(f"edge node {node.node_id} answered badly: {exc}"), retry=False
+            UpstreamUnavailableError(f"edge node {node.node_id}: {message}"), retry=False
         )
+
+    def _response_headers(self, raw: RawHeaders) -> CIMultiDict[str]:
+        """The node's answer headers for the client, framing dropped. Most pairs repeat from
+        answer to answer (content type, vary, the node's x-edge-*): decode each once."""
+        text = self._header_text
+        headers: CIMultiDict[str] = CIMultiDict()
+        for pair in raw:
+            decoded = text.get(pair)
+            if decoded is None:
+                if pair[0].lower() in _RESPONSE_SKIP:
+                    continue
+                decoded = (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
+                if len(pair[1]) <= MAX_CACHED_HEADER_VALUE:
+                    if len(text) >= MAX_CACHED_HEADERS:
+                        text.clear()
+                    text[pair] = decoded
+            headers.add(*decoded)
+        return headers
 
     async def _respond(
         self,
         request: web.BaseRequest,
-        upstream: aiohttp.ClientResponse,
+        upstream: UpstreamResponse,
         chosen: Candidate,
         location: Location,
         span: RouteSpan | None,
     ) -> web.StreamResponse:
-        headers = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in RESPONSE_SKIP)
+        headers = self._response_headers(upstream.headers)
         headers[ROUTE_HEADER] = route_header(chosen)
         delay_ms = self._wan.one_way_ms(location, chosen.node.region)
         if span is not None:
@@ -253,11 +323,10 @@ class RouterHandler:
         if length is not None and length <= BUFFER_LIMIT:
             try:
                 body = await upstream.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except RouterError as exc:
                 self._fleet.answered(chosen.node.node_id, 502)
                 return _error_response(
-                    UpstreamUnavailableError(f"edge node {chosen.node.node_id} broke off its answer: {exc}"),
-                    chosen,
+                    UpstreamUnavailableError(f"edge node {chosen.node.node_id}: {exc}"), chosen
                 )
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
@@ -265,9 +334,18 @@ class RouterHandler:
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        if length is not None:
+            response.content_length = length
         await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
+        try:
+            async for chunk in upstream.iter_chunks():
+                await response.write(chunk)
+        except RouterError as exc:
+            # Too late for an error status: cut the client's connection so it sees a broken answer.
+            logger.warning("answer from %s broke off: %s", chosen.node.node_id, exc)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
         await response.write_eof()
         return response
 
@@ -277,23 +355,45 @@ def route_header(chosen: Candidate) -> str:
     return f"region={chosen.node.region}; node={chosen.node.node_id}; reason={chosen.reason}; rtt_ms={rtt}"
 
 
-def _forward_headers(request: web.BaseRequest, client: str, *, trusted_peer: bool) -> CIMultiDict[str]:
+def forward_headers(
+    request: web.BaseRequest, *, trusted_peer: bool, replace_trace_context: bool
+) -> RawHeaders:
     """The request's headers for the edge node: hop-by-hop dropped, forwarding chain extended."""
-    outgoing: CIMultiDict[str] = CIMultiDict()
-    for name, value in request.headers.items():
+    outgoing: RawHeaders = []
+    chain: list[bytes] = []
+    for name, value in request.raw_headers:
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower == PIN_HEADER:
+        if lower in _NOT_FORWARDED or (replace_trace_context and lower in _TRACE_CONTEXT):
             continue
-        if not trusted_peer and is_reserved_header(lower):
-            continue  # a client's own geo, edge or forwarding claims are never passed on
-        if lower in {"x-forwarded-for", "forwarded", "x-real-ip"}:
+        if lower in _FORWARDING:
+            if trusted_peer and lower == b"x-forwarded-for":
+                chain.append(value)
             continue  # rebuilt below
-        outgoing.add(name, value)
-    peer = request.remote or client
-    chain = request.headers.get("x-forwarded-for") if trusted_peer else None
-    outgoing["X-Forwarded-For"] = f"{chain}, {peer}" if chain else peer
-    outgoing["X-Forwarded-Proto"] = request.scheme
+        if not trusted_peer and (lower in _RESERVED or lower.startswith(_RESERVED_PREFIXES)):
+            continue  # a client's own geo or edge claims are never passed on
+        outgoing.append((name, value))
+    chain.append((request.remote or "").encode())
+    outgoing.append((b"X-Forwarded-For", b", ".join(chain)))
+    outgoing.append((b"X-Forwarded-Proto", request.scheme.encode()))
     return outgoing
+
+
+def _request_body(request: web.BaseRequest, outgoing: RawHeaders) -> tuple[AsyncIterator[bytes] | None, bool]:
+    """The body to stream, and whether it goes chunked (the client sent it chunked)."""
+    if not request.body_exists:
+        return None, False
+    if request.content_length is None:
+        outgoing.append((b"Transfer-Encoding", b"chunked"))
+        return request.content.iter_any(), True
+    return request.content.iter_any(), False
+
+
+def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
+    return CIMultiDict(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in raw
+        if name.lower() not in _RESPONSE_SKIP
+    )
 
 
 def _error_response(error: RouterError, chosen: Candidate | None) -> web.Response:

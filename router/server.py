@@ -36,6 +36,7 @@ from router.metrics import RouterMetrics
 from router.policy import RoutingPolicy
 from router.proxy import RouterHandler, WanSettings
 from router.telemetry import SERVICE_NAME, start_telemetry
+from router.upstream import UpstreamPool
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
 
@@ -45,8 +46,6 @@ __all__ = ["SERVICE_NAME", "run"]
 
 SHUTDOWN_GRACE_S = 2.0
 INVENTORY_SYNC_TIMEOUT_S = 10.0
-# Upstream connections per edge node kept open; enough for -c50 load through one router.
-POOL_PER_NODE = 256
 
 
 class _Dispatch:
@@ -78,13 +77,12 @@ async def run(
         locator = stack.enter_context(
             GeoLocator.for_world(world, cache_dir=config.geo_cache_dir, extra_databases=config.geo_dbs)
         )
-        session = await stack.enter_async_context(
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=POOL_PER_NODE, keepalive_timeout=30),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
+        # Health checks go through aiohttp (a few per second); requests through the lean pool.
+        session = await stack.enter_async_context(aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()))
+        upstream = UpstreamPool(
+            connect_timeout_s=config.health.timeout_s, read_timeout_s=config.upstream_timeout_s
         )
+        stack.callback(upstream.close)
         telemetry = await start_telemetry(
             stack,
             config.router_id,
@@ -96,12 +94,11 @@ async def run(
             fleet=fleet,
             policy=policy,
             locator=locator,
-            session=session,
+            upstream=upstream,
             trusted=config.trusted_proxies,
             wan=WanSettings(enabled=config.wan == "model", latency=latency, rng=random.Random(world.seed)),  # noqa: S311 - seeded jitter, not secrets
             metrics=metrics,
             telemetry=telemetry,
-            upstream_timeout_s=config.upstream_timeout_s,
         )
         admin = admin_endpoints(
             router_id=config.router_id,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -94,13 +94,9 @@ class RouterTelemetry:
         trace = self.tracer.begin(headers.get("traceparent"), headers.get("tracestate"))
         return None if trace is None else RouteSpan(trace, client, location.country)
 
-    def hop(self, span: RouteSpan, outgoing: MutableMapping[str, str]) -> Hop:
-        """Start a hop: the outgoing request carries its span id as the parent."""
-        hop = Hop(span_id=span.trace.new_span_id(), started=time.perf_counter())
-        outgoing["traceparent"] = span.trace.traceparent(hop.span_id)
-        if span.trace.tracestate:
-            outgoing["tracestate"] = span.trace.tracestate
-        return hop
+    def hop(self, span: RouteSpan) -> Hop:
+        """Start a hop; the outgoing request carries ``span.trace.traceparent(hop.span_id)``."""
+        return Hop(span_id=span.trace.new_span_id(), started=time.perf_counter())
 
     def hop_done(
         self, span: RouteSpan, hop: Hop, node: NodeView, *, status: int | None, error: str | None = None

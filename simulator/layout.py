@@ -15,6 +15,7 @@ from geo.world import World
 from simulator.supervisor import ChildSpec
 
 MAX_NODES_PER_REGION = len(string.ascii_lowercase)
+ROUTER_ADDRESS = "127.0.0.1"
 # Every process of the world sends its spans to the world's control plane (the default
 # when it knows one), never straight to a collector named in the operator's environment;
 # that collector gets everything forwarded by the control plane (``--otlp-forward``).
@@ -64,6 +65,9 @@ def edge_node_plans(
                 "--geo-cache-dir", str(geo_cache_dir),
                 "--host", "127.0.0.1",
                 "--port", "0",
+                # The router (on 127.0.0.1) tells the node who the client is; simulated
+                # clients use 127.N.x.x addresses, so only 127.0.0.1 itself is trusted.
+                "--trusted-proxy", ROUTER_ADDRESS,
             )  # fmt: skip
             plans.append(
                 EdgeNodePlan(
@@ -77,3 +81,21 @@ def edge_node_plans(
                 )
             )
     return plans
+
+
+def router_spec(world: World, *, control_plane: str, node_token: str, geo_cache_dir: Path) -> ChildSpec:
+    """The world's front door: follows the control plane's live node inventory (with the node
+    token, in the environment) and emulates the WAN between clients and PoPs."""
+    return ChildSpec(
+        name="edge-router",
+        argv=(
+            sys.executable, "-m", "router",
+            "--world", str(world.source),
+            "--control-plane", control_plane,
+            "--geo-cache-dir", str(geo_cache_dir),
+            "--wan", "model",
+            "--host", ROUTER_ADDRESS,
+            "--port", "0",
+        ),
+        env={**WORLD_TRACE_ENV, "EDGE_ROUTER_TOKEN": node_token},
+    )  # fmt: skip

@@ -36,7 +36,7 @@ from runtime.world_state import (
     write_world_state,
 )
 from simulator.errors import SimulatorError, WorldAlreadyRunningError
-from simulator.layout import control_plane_spec, edge_node_plans
+from simulator.layout import control_plane_spec, edge_node_plans, router_spec
 from simulator.supervisor import Supervisor
 from simulator.world_app import ensure_tokens, publish_and_deploy, wait_until_nodes_serve
 
@@ -157,6 +157,11 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
                 app=deployed,
                 node_ids=[plan.node_id for plan in plans],
             )
+            router = await supervisor.start(
+                router_spec(
+                    world, control_plane=cp_address, node_token=tokens["node"], geo_cache_dir=geo_cache_dir
+                )
+            )
         except SimulatorError as exc:
             Console(stderr=True, soft_wrap=True).print(f"[red]{PROG}: {escape(str(exc))}[/red]")
             return 1
@@ -164,6 +169,7 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
             world_file=str(world.source),
             supervisor_pid=os.getpid(),
             control_plane_address=cp_address,
+            router_url=router.report.addresses["http"],
             edge_nodes=tuple(
                 EdgeNodeEntry(node_id=plan.node_id, region=plan.region, url=node.report.addresses["http"])
                 for plan, node in zip(plans, nodes, strict=True)
@@ -209,7 +215,9 @@ def _print_world(console: Console, world: World, supervisor: Supervisor, state_f
     table.add_column("service", no_wrap=True)
     table.add_column("address", no_wrap=True)
     table.add_column("pid", justify="right")
-    for child in supervisor.children:
+    # The router first: it is the clients' front door, the URL people want.
+    children = sorted(supervisor.children, key=lambda child: child.spec.name != "edge-router")
+    for child in children:
         table.add_row(child.spec.name, ", ".join(child.report.addresses.values()), str(child.pid))
     console.print(table)
     logs = supervisor.children[0].log_path.parent if supervisor.children else state_file.parent

@@ -111,6 +111,9 @@ def test_role_table_decisions() -> None:
     assert required_roles("/grpc.health.v1.Health/Check") is None
     assert required_roles("/edgecdn.v1.NodeSessionService/Connect") == frozenset({"node"})
     assert required_roles("/edgecdn.v1.RolloutService/Pause") == frozenset({"operator"})
+    # Routers follow the inventory with the node token; nodes still cannot change anything.
+    assert "node" in required_roles("/edgecdn.v1.NodeService/WatchNodes")  # type: ignore[operator]
+    assert "node" not in required_roles("/edgecdn.v1.DeploymentService/Deploy")  # type: ignore[operator]
     path_table = load_tokens_file
     assert callable(path_table)
     assert isinstance(Denial(kind="forbidden", message="x"), Denial)

@@ -137,6 +137,22 @@ async def test_every_region_runs_its_edge_nodes(shared_world: RunningWorld) -> N
             assert info["app"]["name"] == "geo-hello"
 
 
+async def client_address(country: str) -> str:
+    """``edgecdn world addr CC``, as the README tour runs it."""
+    addr = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulator", "world", "addr", country, "--world", str(DEFAULT_WORLD),
+        stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
+    )  # fmt: skip
+    return (await addr.communicate())[0].decode().strip()
+
+
+async def get_from(country: str, url: str) -> tuple[int, str, dict[str, str]]:
+    """GET ``url`` from a simulated client of ``country`` (socket bound to its loopback address)."""
+    connector = aiohttp.TCPConnector(local_addr=(await client_address(country), 0))
+    async with aiohttp.ClientSession(connector=connector) as client, client.get(url) as response:
+        return response.status, await response.text(), dict(response.headers)
+
+
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("country", "region", "greeting"),
@@ -146,20 +162,49 @@ async def test_readme_tour_greets_each_client_in_its_language(
     shared_world: RunningWorld, country: str, region: str, greeting: str
 ) -> None:
     # README: curl --interface $(edgecdn world addr KR) <ap-northeast-2 node URL>/hello
-    addr = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulator", "world", "addr", country, "--world", str(DEFAULT_WORLD),
-        stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
-    )  # fmt: skip
-    address = (await addr.communicate())[0].decode().strip()
     node = next(node for node in shared_world.state.edge_nodes if node.region == region)
-    connector = aiohttp.TCPConnector(local_addr=(address, 0))
+    status, text, headers = await get_from(country, f"{node.url}/hello")
+    assert status == 200
+    assert greeting in text
+    assert headers["x-edge-region"] == region
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    ("country", "region", "greeting"),
+    [
+        ("KR", "ap-northeast-2", "안녕하세요"),
+        ("JP", "ap-northeast-1", "こんにちは"),
+        ("BR", "sa-east-1", "Olá"),
+        ("DE", "eu-central-1", "Hallo"),
+    ],
+)
+async def test_readme_tour_through_the_router(
+    shared_world: RunningWorld, country: str, region: str, greeting: str
+) -> None:
+    # README: curl --interface $(edgecdn world addr KR) $ROUTER/hello
+    assert shared_world.state.router_url is not None
+    status, text, headers = await get_from(country, f"{shared_world.state.router_url}/hello")
+    assert status == 200, text
+    assert greeting in text
+    assert f"Your country: {country}" in text
+    route = dict(part.strip().split("=", 1) for part in headers["x-edge-route"].split(";"))
+    assert route["region"] == region
+    assert route["reason"] == "nearest"
+    assert float(route["rtt_ms"]) > 0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_router_follows_the_control_planes_inventory(shared_world: RunningWorld) -> None:
+    assert shared_world.state.router_url is not None
     async with (
-        aiohttp.ClientSession(connector=connector) as client,
-        client.get(f"{node.url}/hello") as response,
+        aiohttp.ClientSession() as client,
+        client.get(f"{shared_world.state.router_url}/_router/status") as response,
     ):
-        assert response.status == 200
-        assert greeting in await response.text()
-        assert response.headers["x-edge-region"] == region
+        status = await response.json()
+    routed = {node["node_id"]: node for region in status["regions"] for node in region["nodes"]}
+    assert set(routed) == {node.node_id for node in shared_world.state.edge_nodes}
+    assert all(node["routable"] and node["source"] == "ready" for node in routed.values()), routed
 
 
 async def edgectl(state_dir: Path, *args: str) -> tuple[int, str, str]:
@@ -215,6 +260,7 @@ async def test_deploy_to_one_region_changes_only_that_region(world: RunningWorld
     (app_dir / "app.toml").write_text(
         '[app]\nname = "geo-hello"\nversion = "1.1.0"\n'
         '[[route]]\npath = "/hello"\nmodule = "geo-hello"\n'
+        '[[route]]\npath = "/hello-v2"\nmodule = "geo-hello"\n'
         '[module.geo-hello]\nsource = "geo_hello.wasm"\n'
     )
     code, _, err = await edgectl(world.state_dir, "apps", "register", str(app_dir / "app.toml"))
@@ -231,6 +277,13 @@ async def test_deploy_to_one_region_changes_only_that_region(world: RunningWorld
             async with client.get(f"{node.url}/readyz") as response:
                 expected = "1.1.0" if node.region == "ap-northeast-2" else "1.0.0"
                 assert (await response.json())["version"] == expected
+    # Through the router, as clients see it: only Korea's region has the new route.
+    assert world.state.router_url is not None
+    status, text, _ = await get_from("KR", f"{world.state.router_url}/hello-v2")
+    assert (status, "Your country: KR" in text) == (200, True), text
+    for country in ("JP", "DE", "US"):
+        status, text, _ = await get_from(country, f"{world.state.router_url}/hello-v2")
+        assert status == 404, (country, text)
 
 
 async def test_killed_supervisor_leaves_no_orphans(world: RunningWorld) -> None:
