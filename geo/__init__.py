@@ -8,5 +8,7 @@
   :class:`~geo.lookup.Location` through a stack of databases behind an LRU cache.
 - :mod:`geo.latency`: great-circle distance and modeled RTTs and one-way delays between
   countries, regions and coordinates (:mod:`geo.places` resolves their names).
+- :mod:`geo.forwarding`: who the client is behind trusted proxies (``X-Forwarded-For``,
+  ``Forwarded``), and which headers only the edge may set; shared by edge nodes and router.
 - :mod:`geo.errors`: every error the library raises, under :class:`~geo.errors.GeoError`.
 """
