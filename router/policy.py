@@ -5,8 +5,9 @@ Given where the client is, the world, and what the router knows of every edge no
 list of candidates, each with the reason it is there:
 
 - ``pinned``: the request named a region or node (``x-edge-pin``), and it is usable;
-- ``nearest``: the nearest region (by modeled RTT) that has nodes in the inventory;
-- ``failover``: a farther region, because every node of the nearer ones is down;
+- ``nearest``: the nearest region (by modeled RTT) that the world gives edge nodes;
+- ``failover``: a farther region, because the nearer ones have no node up (or as the
+  fallback behind a nearer region that can serve);
 - ``overload``: a farther region because the nearer ones are over capacity, or, when every
   healthy node is over capacity, those saturated nodes themselves, nearest first (serving
   slowly beats refusing, as Envoy's panic threshold also decides).
@@ -85,6 +86,7 @@ class RoutingPolicy:
         self._world = world
         self._latency = latency or LatencyModel(world)
         self._world_order = tuple((region.id, None) for region in world.regions)
+        self._staffed = {region.id: region.edge_nodes > 0 for region in world.regions}
         self._rankings: dict[tuple[float, float], tuple[tuple[str, float | None], ...]] = {}
 
     def region_ranking(self, client: ClientPlace) -> tuple[tuple[str, float | None], ...]:
@@ -116,32 +118,40 @@ class RoutingPolicy:
         for node in nodes:
             if node.healthy:
                 by_region.setdefault(node.region, []).append(node)
-        ranking = [(region, rtt) for region, rtt in self.region_ranking(client) if region in by_region]
+        ranking = list(self.region_ranking(client))
         rtts = dict(ranking)
         # Regions of nodes the world does not know (an operator's typo) come last.
         ranking += [(region, None) for region in sorted(by_region) if region not in rtts]
         seen: set[str] = set()
         if client.pin:
-            for node in _pinned(client.pin, by_region):
+            for node in _pinned(client.pin, client.address, by_region):
                 seen.add(node.node_id)
                 yield Candidate(node=node, reason="pinned", rtt_ms=rtts.get(node.region))
         saturated: list[Candidate] = []
-        passed_overloaded = False
-        for rank, (region, rtt) in enumerate(ranking):
-            ordered = rendezvous_order(client.address, by_region[region])
+        passed_down = passed_overloaded = False
+        for region, rtt in ranking:
+            ordered = rendezvous_order(client.address, by_region.get(region, ()))
+            if not ordered:
+                # The world gives this region edge nodes, and none is up: it is down. (A
+                # region the world leaves empty on purpose is no outage.)
+                passed_down = passed_down or self._staffed.get(region, True)
+                continue
             usable = [node for node in ordered if not node.saturated and node.node_id not in seen]
-            reason: Reason = "nearest" if rank == 0 else "overload" if passed_overloaded else "failover"
+            reason: Reason = "overload" if passed_overloaded else "failover" if passed_down else "nearest"
             for node in usable:
                 yield Candidate(node=node, reason=reason, rtt_ms=rtt)
             busy = [node for node in ordered if node.saturated and node.node_id not in seen]
             saturated.extend(Candidate(node=node, reason="overload", rtt_ms=rtt) for node in busy)
             passed_overloaded = passed_overloaded or (not usable and bool(busy))
+            # Anything after a region that could serve is a fallback for when it fails.
+            passed_down = passed_down or bool(usable)
         yield from saturated
 
 
-def _pinned(pin: str, by_region: dict[str, list[NodeView]]) -> list[NodeView]:
+def _pinned(pin: str, address: str, by_region: dict[str, list[NodeView]]) -> list[NodeView]:
     if pin in by_region:
-        return [node for node in by_region[pin] if not node.saturated] or by_region[pin]
+        ordered = rendezvous_order(address, by_region[pin])
+        return [node for node in ordered if not node.saturated] or ordered
     return [node for nodes in by_region.values() for node in nodes if node.node_id == pin]
 
 
