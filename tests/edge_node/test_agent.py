@@ -143,3 +143,26 @@ async def test_restarted_node_serves_its_last_good_app_without_the_control_plane
     restarted = await supervisor.start(node_spec(cp, tmp_path / "node", name="restarted"))
     await wait_for_app(restarted, "1.0.0", timeout_s=5)
     assert "Hallo" in await greeting(restarted, world, "DE")
+
+
+async def test_running_node_keeps_serving_when_the_control_plane_is_killed(
+    supervisor: Supervisor, tmp_path: Path, world: World
+) -> None:
+    cp = await start_control_plane(supervisor, tmp_path / "cp")
+    node = await supervisor.start(node_spec(cp, tmp_path / "node"))
+    assert (await edgectl(cp, "apps", "register", str(GEO_HELLO / "app.toml")))[0] == 0
+    assert (await edgectl(cp, "deploy", "geo-hello@1.0.0", "--all"))[0] == 0
+    await wait_for_app(node, "1.0.0")
+    cp.child.process.kill()  # SIGKILL: no goodbye on the session stream
+    await cp.child.process.wait()
+    for _ in range(10):  # while the agent notices and reconnects with back-off
+        assert "안녕하세요" in await greeting(node, world, "KR")
+        await asyncio.sleep(0.1)
+    assert node.process.returncode is None
+
+    # And a restart with the control plane still dead serves the last good app from disk.
+    node.process.kill()
+    await node.process.wait()
+    restarted = await supervisor.start(node_spec(cp, tmp_path / "node", name="restarted"))
+    await wait_for_app(restarted, "1.0.0", timeout_s=5)
+    assert "Hallo" in await greeting(restarted, world, "DE")
