@@ -7,20 +7,24 @@ They share the data-plane port under reserved paths (``/_router/...``, ``/metric
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-from aiohttp import web
+from urllib.parse import parse_qs
 
 from geo.errors import InvalidAddressError
 from geo.world import World
 from router.fleet import Fleet
+from router.frontend import FrontRequest
 from router.metrics import RouterMetrics
 from router.policy import ClientPlace, RoutingPolicy
 from router.proxy import RouterHandler, describe_candidates
 
-AdminEndpoint = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+# An endpoint answers (status, content type, body): small, whole answers.
+AdminEndpoint = Callable[[FrontRequest], tuple[int, bytes, bytes]]
+ADMIN_PREFIXES = (b"/_router/", b"/metrics", b"/healthz")
+JSON = b"application/json"
 
 
 def admin_endpoints(
@@ -33,39 +37,41 @@ def admin_endpoints(
     metrics: RouterMetrics,
     wan: bool,
 ) -> Mapping[str, AdminEndpoint]:
-    async def healthz(_: web.BaseRequest) -> web.StreamResponse:
-        return web.json_response({"status": "ok", "router": router_id})
+    def healthz(_: FrontRequest) -> tuple[int, bytes, bytes]:
+        return 200, JSON, _json({"status": "ok", "router": router_id})
 
-    async def resolve(request: web.BaseRequest) -> web.StreamResponse:
-        ip = request.query.get("ip", "").strip()
+    def resolve(request: FrontRequest) -> tuple[int, bytes, bytes]:
+        query = parse_qs(request.query)
+        ip = query.get("ip", [""])[0].strip()
         if not ip:
             return _bad_request("give the client address to resolve: /_router/resolve?ip=ADDR")
         try:
             location = handler.locator.locate(ip)
         except InvalidAddressError as exc:
             return _bad_request(str(exc))
-        place = ClientPlace(
-            address=ip, latitude=location.latitude, longitude=location.longitude, pin=request.query.get("pin")
-        )
+        pin = query.get("pin", [None])[0]
+        place = ClientPlace(address=ip, latitude=location.latitude, longitude=location.longitude, pin=pin)
         candidates = policy.plan(place, fleet.views())
-        return web.json_response(
-            {
-                "ip": ip,
-                "location": location.as_dict(),
-                "route": describe_candidates(candidates[:1])[0] if candidates else None,
-                "candidates": describe_candidates(candidates),
-            }
+        return (
+            200,
+            JSON,
+            _json(
+                {
+                    "ip": ip,
+                    "location": location.as_dict(),
+                    "route": describe_candidates(candidates[:1])[0] if candidates else None,
+                    "candidates": describe_candidates(candidates),
+                }
+            ),
         )
 
-    async def status(_: web.BaseRequest) -> web.StreamResponse:
-        return web.json_response(fleet_status(router_id=router_id, world=world, fleet=fleet, wan=wan))
+    def status(_: FrontRequest) -> tuple[int, bytes, bytes]:
+        return 200, JSON, _json(fleet_status(router_id=router_id, world=world, fleet=fleet, wan=wan))
 
-    async def metrics_text(_: web.BaseRequest) -> web.StreamResponse:
+    def metrics_text(_: FrontRequest) -> tuple[int, bytes, bytes]:
         for region, count in _routable_by_region(world, fleet).items():
             metrics.nodes_routable.labels(region).set(count)
-        response = web.Response(body=metrics.exposition())
-        response.headers["content-type"] = metrics.content_type
-        return response
+        return 200, metrics.content_type.encode(), metrics.exposition()
 
     return {
         "/healthz": healthz,
@@ -75,8 +81,12 @@ def admin_endpoints(
     }
 
 
-def _bad_request(message: str) -> web.Response:
-    return web.json_response({"error": "bad_request", "message": message}, status=400)
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _bad_request(message: str) -> tuple[int, bytes, bytes]:
+    return 400, JSON, _json({"error": "bad_request", "message": message})
 
 
 def _routable_by_region(world: World, fleet: Fleet) -> dict[str, int]:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,9 +75,17 @@ class Inventory:
 
 
 def check_url(url: str, *, where: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.port is None:
-        raise InventoryError(f"{where}: {url!r} is not an edge node URL like http://127.0.0.1:8080")
+    problem = f"{where}: {url!r} is not an edge node URL like http://127.0.0.1:8080"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise InventoryError(f"{problem} ({exc})") from exc
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        raise InventoryError(problem)
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        # The request's own path goes to the node as it is: a base URL has nothing after the port.
+        raise InventoryError(f"{problem} (a base URL: nothing after the port)")
     return url.rstrip("/")
 
 
@@ -127,6 +136,8 @@ def read_edges_file(path: Path, world: World) -> tuple[EdgeEntry, ...]:
             capacity = float(item.get("capacity_rps", DEFAULT_CAPACITY_RPS))
         except (KeyError, TypeError, ValueError) as exc:
             raise InventoryError(f"{where}: needs node_id, region and url ({exc})") from exc
+        if not (math.isfinite(capacity) and capacity > 0):
+            raise InventoryError(f"{where}: capacity_rps must be a positive number (got {capacity})")
         _check_region(world, region, where=where)
         entries.append(
             EdgeEntry(
@@ -191,7 +202,15 @@ def entries_from_control_plane(
                 url=url,
                 capacity_rps=node.capacity_rps or DEFAULT_CAPACITY_RPS,
                 reported_utilization=node.load.utilization if node.HasField("load") else 0.0,
-                source=nodes_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower(),
+                source=_status_name(node.status),
             )
         )
     return tuple(sorted(entries, key=lambda e: e.node_id))
+
+
+def _status_name(status: int) -> str:
+    """``ready``, ``unreachable``, ...; a status from a newer control plane by its number."""
+    try:
+        return nodes_pb2.NodeStatus.Name(status).removeprefix("NODE_STATUS_").lower()  # type: ignore[arg-type]
+    except ValueError:
+        return f"status-{status}"

@@ -143,8 +143,8 @@ class RoutingPolicy:
             busy = [node for node in ordered if node.saturated and node.node_id not in seen]
             saturated.extend(Candidate(node=node, reason="overload", rtt_ms=rtt) for node in busy)
             passed_overloaded = passed_overloaded or (not usable and bool(busy))
-            # Anything after a region that could serve is a fallback for when it fails.
-            passed_down = passed_down or bool(usable)
+            # Anything after a region that could serve (pinned included) is a fallback for when it fails.
+            passed_down = passed_down or bool(usable) or any(node.node_id in seen for node in ordered)
         yield from saturated
 
 

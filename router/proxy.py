@@ -23,9 +23,6 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from aiohttp import web
-from multidict import CIMultiDict
-
 from geo.forwarding import (
     FORWARDING_HEADERS,
     RESERVED_HEADER_PREFIXES,
@@ -45,6 +42,7 @@ from router.errors import (
     UpstreamUnavailableError,
 )
 from router.fleet import Fleet
+from router.frontend import FrontRequest, ResponseWriter
 from router.metrics import RouterMetrics
 from router.policy import Candidate, ClientPlace, NodeView, RoutingPolicy
 from router.telemetry import RouterTelemetry, RouteSpan
@@ -59,7 +57,10 @@ HOP_BY_HOP = frozenset(
      b"proxy-authenticate", b"proxy-authorization"}
 )  # fmt: skip
 PIN_HEADER = "x-edge-pin"
+PIN_HEADER_BYTES = PIN_HEADER.encode()
 ROUTE_HEADER = "x-edge-route"
+ROUTE_HEADER_BYTES = ROUTE_HEADER.encode()
+_FACT_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", PIN_HEADER_BYTES, b"traceparent", b"tracestate"})
 _NOT_FORWARDED = HOP_BY_HOP | {b"expect", PIN_HEADER.encode()}
 _FORWARDING = frozenset(name.encode() for name in FORWARDING_HEADERS)
 _RESERVED = frozenset(name.encode() for name in RESERVED_HEADERS)
@@ -72,8 +73,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 BUFFER_LIMIT = 256 * 1024
 MAX_ATTEMPTS = 2
 MAX_CACHED_PLANS = 65536
-MAX_CACHED_HEADERS = 4096
-MAX_CACHED_HEADER_VALUE = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,7 +136,6 @@ class RouterHandler:
         self._targets: dict[str, _Target] = {}
         self._plans: dict[tuple[str, str | None], list[Candidate]] = {}
         self._plans_for: tuple[NodeView, ...] = ()
-        self._header_text: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
     def locate(self, address: str) -> Location:
         try:
@@ -145,42 +143,46 @@ class RouterHandler:
         except ValueError:
             return UNKNOWN  # a peer address we cannot parse has no place, but may be served
 
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
         started = time.perf_counter()
-        peer = request.remote or ""
-        headers = request.headers
+        facts = _RequestFacts(request.headers)
+        peer = request.peer
         trusted_peer = is_trusted(peer, self._trusted)
         client = (
             resolve_client(
-                peer,
-                forwarded_for=headers.get("x-forwarded-for"),
-                forwarded=headers.get("forwarded"),
-                trusted=self._trusted,
+                peer, forwarded_for=facts.forwarded_for, forwarded=facts.forwarded, trusted=self._trusted
             ).address
             if trusted_peer
             else peer
         )
         location = self.locate(client)
         place = ClientPlace(
-            address=client,
-            latitude=location.latitude,
-            longitude=location.longitude,
-            pin=headers.get(PIN_HEADER),
+            address=client, latitude=location.latitude, longitude=location.longitude, pin=facts.pin
         )
-        span = self._telemetry.begin(headers, client, location) if self._telemetry is not None else None
+        span = (
+            self._telemetry.begin(facts.traceparent, facts.tracestate, client, location)
+            if self._telemetry is not None
+            else None
+        )
         candidates = iter(self._plan(place))
         idempotent = request.method in IDEMPOTENT
         bodiless = not request.body_exists
         error: RouterError = NoHealthyNodeError("no healthy edge node can serve this request")
-        response: web.StreamResponse | None = None
+        status: int | None = None
         chosen: Candidate | None = None
         for attempt in range(MAX_ATTEMPTS):
             chosen = next(candidates, None)
             if chosen is None:
                 break
             try:
-                response = await self._attempt(
-                    request, chosen, location, trusted_peer=trusted_peer, span=span, first=attempt == 0
+                status = await self._attempt(
+                    request,
+                    writer,
+                    chosen,
+                    location,
+                    trusted_peer=trusted_peer,
+                    span=span,
+                    first=attempt == 0,
                 )
                 break
             except _AttemptFailedError as failure:
@@ -189,23 +191,25 @@ class RouterHandler:
                 if not failure.may_retry(idempotent=idempotent, bodiless=bodiless):
                     break
                 self._metrics.retried()
-        if response is None:
-            response = _error_response(error, chosen)
-        self._metrics.observe(chosen, response.status, time.perf_counter() - started)
+        if status is None:
+            status = error.status
+            await _write_error(writer, error, chosen)
+        self._metrics.observe(chosen, status, time.perf_counter() - started)
         if span is not None and self._telemetry is not None:
-            self._telemetry.finish(span, request, chosen, response.status)
-        return response
+            self._telemetry.finish(span, request.method, request.path, chosen, status)
 
     async def _attempt(
         self,
-        request: web.BaseRequest,
+        request: FrontRequest,
+        writer: ResponseWriter,
         chosen: Candidate,
         location: Location,
         *,
         trusted_peer: bool,
         span: RouteSpan | None,
         first: bool,
-    ) -> web.StreamResponse:
+    ) -> int:
+        """Serve the request from ``chosen``; the status written, or _AttemptFailedError."""
         node = chosen.node
         if first:
             await self._wan_delay(location, node, span)
@@ -224,7 +228,7 @@ class RouterHandler:
             upstream = await self._upstream.request(
                 target.host,
                 target.port,
-                request_head(request.method, request.raw_path, outgoing),
+                request_head(request.method, request.target, outgoing),
                 body,
                 chunked=chunked,
                 head_only=request.method == "HEAD",
@@ -239,7 +243,7 @@ class RouterHandler:
             telemetry.hop_done(span, hop, node, status=upstream.status)
         self._fleet.answered(node.node_id, upstream.status)
         try:
-            return await self._respond(request, upstream, chosen, location, span)
+            return await self._respond(writer, upstream, chosen, location, span)
         finally:
             upstream.release()
 
@@ -288,66 +292,50 @@ class RouterHandler:
             UpstreamUnavailableError(f"edge node {node.node_id}: {message}"), retry=False
         )
 
-    def _response_headers(self, raw: RawHeaders) -> CIMultiDict[str]:
-        """The node's answer headers for the client, framing dropped. Most pairs repeat from
-        answer to answer (content type, vary, the node's x-edge-*): decode each once."""
-        text = self._header_text
-        headers: CIMultiDict[str] = CIMultiDict()
-        for pair in raw:
-            decoded = text.get(pair)
-            if decoded is None:
-                if pair[0].lower() in _RESPONSE_SKIP:
-                    continue
-                decoded = (pair[0].decode("latin-1"), pair[1].decode("latin-1"))
-                if len(pair[1]) <= MAX_CACHED_HEADER_VALUE:
-                    if len(text) >= MAX_CACHED_HEADERS:
-                        text.clear()
-                    text[pair] = decoded
-            headers.add(*decoded)
-        return headers
-
     async def _respond(
         self,
-        request: web.BaseRequest,
+        writer: ResponseWriter,
         upstream: UpstreamResponse,
         chosen: Candidate,
         location: Location,
         span: RouteSpan | None,
-    ) -> web.StreamResponse:
-        headers = self._response_headers(upstream.headers)
-        headers[ROUTE_HEADER] = route_header(chosen)
+    ) -> int:
+        headers = [pair for pair in upstream.headers if pair[0].lower() not in _RESPONSE_SKIP]
+        headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
         delay_ms = self._wan.one_way_ms(location, chosen.node.region)
         if span is not None:
             span.wan_ms += delay_ms
         length = upstream.content_length
+        if writer.head_only:
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000)
+            await writer.start(upstream.status, upstream.reason, headers, length=length)
+            return upstream.status
         if length is not None and length <= BUFFER_LIMIT:
             try:
                 body = await upstream.read()
             except RouterError as exc:
                 self._fleet.answered(chosen.node.node_id, 502)
-                return _error_response(
-                    UpstreamUnavailableError(f"edge node {chosen.node.node_id}: {exc}"), chosen
-                )
+                failure = UpstreamUnavailableError(f"edge node {chosen.node.node_id}: {exc}")
+                await _write_error(writer, failure, chosen)
+                return failure.status
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
-            return web.Response(status=upstream.status, reason=upstream.reason, body=body, headers=headers)
+            await writer.respond(upstream.status, headers, body, reason=upstream.reason)
+            return upstream.status
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-        if length is not None:
-            response.content_length = length
-        await response.prepare(request)
+        await writer.start(upstream.status, upstream.reason, headers, length=length)
         try:
             async for chunk in upstream.iter_chunks():
-                await response.write(chunk)
+                await writer.write(chunk)
         except RouterError as exc:
             # Too late for an error status: cut the client's connection so it sees a broken answer.
             logger.warning("answer from %s broke off: %s", chosen.node.node_id, exc)
-            if request.transport is not None:
-                request.transport.abort()
-            return response
-        await response.write_eof()
-        return response
+            writer.abort()
+            return upstream.status
+        await writer.end()
+        return upstream.status
 
 
 def route_header(chosen: Candidate) -> str:
@@ -355,13 +343,11 @@ def route_header(chosen: Candidate) -> str:
     return f"region={chosen.node.region}; node={chosen.node.node_id}; reason={chosen.reason}; rtt_ms={rtt}"
 
 
-def forward_headers(
-    request: web.BaseRequest, *, trusted_peer: bool, replace_trace_context: bool
-) -> RawHeaders:
+def forward_headers(request: FrontRequest, *, trusted_peer: bool, replace_trace_context: bool) -> RawHeaders:
     """The request's headers for the edge node: hop-by-hop dropped, forwarding chain extended."""
     outgoing: RawHeaders = []
     chain: list[bytes] = []
-    for name, value in request.raw_headers:
+    for name, value in request.headers:
         lower = name.lower()
         if lower in _NOT_FORWARDED or (replace_trace_context and lower in _TRACE_CONTEXT):
             continue
@@ -372,35 +358,54 @@ def forward_headers(
         if not trusted_peer and (lower in _RESERVED or lower.startswith(_RESERVED_PREFIXES)):
             continue  # a client's own geo or edge claims are never passed on
         outgoing.append((name, value))
-    chain.append((request.remote or "").encode())
-    outgoing.append((b"X-Forwarded-For", b", ".join(chain)))
-    outgoing.append((b"X-Forwarded-Proto", request.scheme.encode()))
+    chain.append(request.peer.encode())
+    outgoing.append((b"x-forwarded-for", b", ".join(chain)))
+    outgoing.append((b"x-forwarded-proto", b"http"))
     return outgoing
 
 
-def _request_body(request: web.BaseRequest, outgoing: RawHeaders) -> tuple[AsyncIterator[bytes] | None, bool]:
+def _request_body(request: FrontRequest, outgoing: RawHeaders) -> tuple[AsyncIterator[bytes] | None, bool]:
     """The body to stream, and whether it goes chunked (the client sent it chunked)."""
     if not request.body_exists:
         return None, False
-    if request.content_length is None:
-        outgoing.append((b"Transfer-Encoding", b"chunked"))
-        return request.content.iter_any(), True
-    return request.content.iter_any(), False
+    if request.chunked:
+        outgoing.append((b"transfer-encoding", b"chunked"))
+        return request.body(), True
+    return request.body(), False
 
 
-def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> CIMultiDict[str]:
-    return CIMultiDict(
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in raw
-        if name.lower() not in _RESPONSE_SKIP
-    )
+class _RequestFacts:
+    """The few request headers the router itself reads, found in one pass."""
+
+    __slots__ = ("forwarded", "forwarded_for", "pin", "traceparent", "tracestate")
+
+    def __init__(self, headers: RawHeaders) -> None:
+        self.forwarded_for: str | None = None
+        self.forwarded: str | None = None
+        self.pin: str | None = None
+        self.traceparent: str | None = None
+        self.tracestate: str | None = None
+        for name, value in headers:
+            lower = name.lower()
+            if lower in _FACT_HEADERS:
+                text = value.decode("latin-1")
+                if lower == b"x-forwarded-for":
+                    self.forwarded_for = f"{self.forwarded_for}, {text}" if self.forwarded_for else text
+                elif lower == b"forwarded":
+                    self.forwarded = f"{self.forwarded}, {text}" if self.forwarded else text
+                elif lower == PIN_HEADER_BYTES:
+                    self.pin = text.strip() or None
+                elif lower == b"traceparent":
+                    self.traceparent = text
+                else:
+                    self.tracestate = text
 
 
-def _error_response(error: RouterError, chosen: Candidate | None) -> web.Response:
-    headers = {"content-type": "application/json"}
+async def _write_error(writer: ResponseWriter, error: RouterError, chosen: Candidate | None) -> None:
+    headers = [(b"content-type", b"application/json")]
     if chosen is not None:
-        headers[ROUTE_HEADER] = route_header(chosen)
-    return web.Response(status=error.status, body=json.dumps(error.to_json()).encode(), headers=headers)
+        headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
+    await writer.respond(error.status, headers, json.dumps(error.to_json()).encode())
 
 
 def describe_candidates(candidates: Iterable[Candidate]) -> list[dict[str, object]]:

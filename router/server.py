@@ -14,16 +14,16 @@ import random
 from contextlib import AsyncExitStack
 
 import aiohttp
-from aiohttp import web
 
 from cpclient.inventory import NodeInventory
 from geo.latency import LatencyModel
 from geo.lookup import GeoLocator
 from geo.world import World, load_world
-from router.admin import AdminEndpoint, admin_endpoints
+from router.admin import ADMIN_PREFIXES, AdminEndpoint, admin_endpoints
 from router.checker import run_health_checks
 from router.config import RouterConfig
 from router.fleet import Fleet
+from router.frontend import FrontendServer, FrontRequest, ResponseWriter
 from router.health import HealthBook
 from router.inventory import (
     Inventory,
@@ -55,11 +55,13 @@ class _Dispatch:
         self._proxy = proxy
         self._admin = admin
 
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        admin = self._admin.get(request.path)
-        if admin is not None:
-            return await admin(request)
-        return await self._proxy(request)
+    async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
+        admin = self._admin.get(request.path) if request.target.startswith(ADMIN_PREFIXES) else None
+        if admin is None:
+            await self._proxy(request, writer)
+            return
+        status, content_type, body = admin(request)
+        await writer.respond(status, [(b"content-type", content_type)], body)
 
 
 async def run(
@@ -162,13 +164,7 @@ async def _follow_inventory(
 
 async def _listen(stack: AsyncExitStack, dispatch: _Dispatch, config: RouterConfig) -> str:
     """Bind the listener (stopped when ``stack`` closes) and return its URL."""
-    # access_log goes to the low-level Server (a ServerRunner ignores it): no log line per request.
-    runner = web.ServerRunner(
-        web.Server(dispatch, access_log=None), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
-    )
-    await runner.setup()
-    stack.push_async_callback(runner.cleanup)
-    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    server = FrontendServer(dispatch)
+    host, port = await server.start(config.host, config.port)
+    stack.push_async_callback(server.close, SHUTDOWN_GRACE_S)
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -14,11 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-
-from aiohttp import web
 
 from geo.lookup import Location
 from router.policy import Candidate, NodeView
@@ -90,8 +87,10 @@ class RouterTelemetry:
             span_name = self._names[key] = SpanName(name, kind)
         return span_name
 
-    def begin(self, headers: Mapping[str, str], client: str, location: Location) -> RouteSpan | None:
-        trace = self.tracer.begin(headers.get("traceparent"), headers.get("tracestate"))
+    def begin(
+        self, traceparent: str | None, tracestate: str | None, client: str, location: Location
+    ) -> RouteSpan | None:
+        trace = self.tracer.begin(traceparent, tracestate)
         return None if trace is None else RouteSpan(trace, client, location.country)
 
     def hop(self, span: RouteSpan) -> Hop:
@@ -121,14 +120,9 @@ class RouterTelemetry:
             span_id=hop.span_id,
         )
 
-    def finish(
-        self, span: RouteSpan, request: web.BaseRequest, chosen: Candidate | None, status: int
-    ) -> None:
+    def finish(self, span: RouteSpan, method: str, path: str, chosen: Candidate | None, status: int) -> None:
         attributes = (
-            K_METHOD.str(request.method)
-            + K_PATH.str(request.path)
-            + K_STATUS.int(status)
-            + K_CLIENT.str(span.client)
+            K_METHOD.str(method) + K_PATH.str(path) + K_STATUS.int(status) + K_CLIENT.str(span.client)
         )
         if span.country:
             attributes += K_COUNTRY.str(span.country)
@@ -140,7 +134,7 @@ class RouterTelemetry:
         attributes += K_WAN.double(round(span.wan_ms, 3))
         failed = status >= _SERVER_ERROR
         status_bytes = status_field(StatusCode.ERROR, f"answered {status}") if failed else b""
-        span.trace.finish(self._name(f"{request.method} route", SpanKind.SERVER), attributes, status_bytes)
+        span.trace.finish(self._name(f"{method} route", SpanKind.SERVER), attributes, status_bytes)
 
 
 def resource(router_id: str) -> dict[str, str]:

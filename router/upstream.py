@@ -324,9 +324,9 @@ class UpstreamPool:
         self._keys.clear()
 
 
-def request_head(method: str, target: str, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def request_head(method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     """The request line and header block, ready to write."""
-    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target.encode("latin-1"))]
+    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode("ascii"), target)]
     lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
     lines.append(b"\r\n")
     return b"".join(lines)
