@@ -57,6 +57,8 @@ ORIGIN_TIMEOUT_S = 10.0
 SHUTDOWN_GRACE_S = 2.0
 # Responses the handler must not set itself: aiohttp frames the body.
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+# Response headers only the node may state (which node, region, PoP; cache outcome).
+NODE_FACT_PREFIXES = ("x-edge-", "x-cache")
 
 
 class EdgeHttpHandler:
@@ -97,7 +99,11 @@ class EdgeHttpHandler:
             exchange.body = await _read_body(request, self._max_body_bytes)
             result = await self._pipeline.serve(exchange)
             headers = CIMultiDict((k, v) for k, v in result.headers if k not in FRAMING_HEADERS)
-            headers.extend(response_headers(exchange, self._node))
+            for name, value in response_headers(exchange, self._node):
+                if name.startswith(NODE_FACT_PREFIXES):
+                    headers[name] = value  # the node's own facts replace what a handler claimed
+                else:
+                    headers.add(name, value)
             response = web.Response(status=result.status, body=result.body, headers=headers)
         except EdgeNodeError as exc:
             error = exc

@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import httptools
 
@@ -204,8 +204,9 @@ class _ClientConnection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A protocol over TCP gets a full transport (asyncio's or uvloop's; uvloop's do not
+        # subclass asyncio.Transport, so no isinstance check).
+        self._transport = cast("asyncio.Transport", transport)
         self._server.connections.add(self)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else ""

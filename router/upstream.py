@@ -17,6 +17,7 @@ import asyncio
 import collections
 import time
 from collections.abc import AsyncIterator, Iterable
+from typing import cast
 
 import httptools
 
@@ -93,8 +94,9 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A protocol over TCP gets a full transport (asyncio's or uvloop's; uvloop's do not
+        # subclass asyncio.Transport, so no isinstance check).
+        self._transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         try:

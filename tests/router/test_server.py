@@ -180,6 +180,8 @@ async def test_each_client_is_served_by_its_nearest_region(
         route = route_of(response)
         assert response.headers["x-edge-node"] == f"{region}-a"
         assert response.headers["content-language"] == language
+        # geo-hello names its region too; the node's own statement replaces it, never repeats it.
+        assert response.headers.getall("x-edge-region") == [region]
     assert body.startswith(greeting)
     assert f"Your country: {country}. Served by edge region {region}." in body
     assert route["region"] == region
