@@ -166,3 +166,27 @@ async def test_running_node_keeps_serving_when_the_control_plane_is_killed(
     restarted = await supervisor.start(node_spec(cp, tmp_path / "node", name="restarted"))
     await wait_for_app(restarted, "1.0.0", timeout_s=5)
     assert "Hallo" in await greeting(restarted, world, "DE")
+
+
+async def test_heartbeats_carry_the_nodes_load_to_the_control_plane(
+    supervisor: Supervisor, tmp_path: Path, world: World
+) -> None:
+    cp = await start_control_plane(supervisor, tmp_path / "cp")
+    node = await supervisor.start(node_spec(cp, tmp_path / "node"))
+    assert (await edgectl(cp, "apps", "register", str(GEO_HELLO / "app.toml")))[0] == 0
+    assert (await edgectl(cp, "deploy", "geo-hello@1.0.0", "--all"))[0] == 0
+    await wait_for_app(node, "1.0.0")
+    deadline = time.monotonic() + 15
+    async with client_from(world, "KR") as client:
+        while True:
+            for _ in range(20):  # keep the node busy across heartbeats
+                async with client.get(f"{node_url(node)}/hello") as response:
+                    assert response.status == 200
+            code, output = await edgectl(cp, "nodes", "list", "-o", "json")
+            assert code == 0, output
+            (listed,) = json.loads(output)
+            if listed["requests_per_second"] > 0:
+                break
+            assert time.monotonic() < deadline, f"no load reached the control plane: {listed}"
+    assert listed["in_flight"] >= 0
+    assert listed["errors_per_second"] == 0

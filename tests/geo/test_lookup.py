@@ -232,3 +232,9 @@ def test_addresses_of_one_place_share_one_location(world_db: Path) -> None:
         assert locator.locate("127.10.200.7") is first
         assert locator.locate("192.0.2.1") is first  # a real network of the same country
         assert locator.locate("127.20.0.1") is not first
+
+
+def test_databases_are_read_by_the_c_extension(world_db: Path) -> None:
+    with GeoLocator([world_db]) as locator:
+        reader = locator._databases[0]._reader
+        assert type(reader).__module__ == "maxminddb.extension"
