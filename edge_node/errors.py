@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.errors import HttpFacingError
 from wasm_host.errors import (
     DeadlineExceededError,
     HandlerError,
@@ -18,19 +19,10 @@ from wasm_host.errors import (
 )
 
 
-class EdgeNodeError(Exception):
-    """Base class: an error with an HTTP status, a stable ``kind`` and extra JSON fields."""
+class EdgeNodeError(HttpFacingError):
+    """Base class of the edge node's errors (status, ``kind``, JSON fields: see HttpFacingError)."""
 
-    status = 500
     kind = "internal_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def to_json(self) -> dict[str, Any]:
-        return {"error": self.kind, "message": self.message, **self.details}
 
 
 class RouteNotFoundError(EdgeNodeError):

@@ -22,6 +22,27 @@ from edge_node.app import LoadedModule
 from edge_node.errors import EdgeNodeError
 from edge_node.geo_headers import NodeIdentity
 from edge_node.pipeline import Exchange
+from tracing.attributes import (
+    CLIENT_ADDRESS as K_CLIENT,
+)
+from tracing.attributes import (
+    CLIENT_COUNTRY as K_COUNTRY,
+)
+from tracing.attributes import (
+    ERROR_TYPE as K_ERROR,
+)
+from tracing.attributes import (
+    HTTP_METHOD as K_METHOD,
+)
+from tracing.attributes import (
+    HTTP_STATUS as K_STATUS,
+)
+from tracing.attributes import (
+    URL_FULL as K_URL,
+)
+from tracing.attributes import (
+    URL_PATH as K_PATH,
+)
 from tracing.exporter import OtlpBatchExporter
 from tracing.lean import LeanTracer, RequestTrace
 from tracing.sampling import ParentBasedRatioSampler
@@ -47,17 +68,10 @@ _MAX_CACHED_ATTRIBUTES = 4096
 
 
 STAGES = {name: SpanName(name, SpanKind.INTERNAL) for name in ("client", "geo", "route", "cache")}
-K_METHOD = AttributeKey("http.request.method")
 K_ROUTE = AttributeKey("http.route")
-K_STATUS = AttributeKey("http.response.status_code")
-K_PATH = AttributeKey("url.path")
-K_URL = AttributeKey("url.full")
-K_CLIENT = AttributeKey("client.address")
-K_COUNTRY = AttributeKey("edgecdn.client.country")
 K_CACHE = AttributeKey("edgecdn.cache")
 K_APP = AttributeKey("edgecdn.app.name")
 K_VERSION = AttributeKey("edgecdn.app.version")
-K_ERROR = AttributeKey("error.type")
 K_MODULE = AttributeKey("edgecdn.wasm.module")
 K_DIGEST = AttributeKey("edgecdn.wasm.digest")
 K_ABI = AttributeKey("edgecdn.wasm.abi")

@@ -5,22 +5,13 @@ The HTTP adapter turns them into a JSON body ``{"error": kind, "message": ..., .
 
 from __future__ import annotations
 
-from typing import Any
+from runtime.errors import HttpFacingError
 
 
-class RouterError(Exception):
-    """Base class: an error with an HTTP status, a stable ``kind`` and extra JSON fields."""
+class RouterError(HttpFacingError):
+    """Base class of the router's errors (status, ``kind``, JSON fields: see HttpFacingError)."""
 
-    status = 500
     kind = "router_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def to_json(self) -> dict[str, Any]:
-        return {"error": self.kind, "message": self.message, **self.details}
 
 
 class NoHealthyNodeError(RouterError):

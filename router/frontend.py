@@ -21,6 +21,8 @@ from typing import Any, cast
 
 import httptools
 
+from router.upstream import WriteFlowControl
+
 logger = logging.getLogger(__name__)
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -182,7 +184,7 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
-class _ClientConnection(asyncio.Protocol):
+class _ClientConnection(WriteFlowControl):
     """One client connection: parse, dispatch one request at a time, write the answer."""
 
     def __init__(self, server: FrontendServer) -> None:
@@ -196,7 +198,6 @@ class _ClientConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._parsing: FrontRequest | None = None
         self._pending: collections.deque[FrontRequest] = collections.deque()
-        self._write_ready: asyncio.Future[None] | None = None
         self._reading_paused = False
         self.closed = False
         self.keep_alive = True
@@ -226,16 +227,7 @@ class _ClientConnection(asyncio.Protocol):
         self._server.connections.discard(self)
         for request in self._pending:
             request._wake()
-        if self._write_ready is not None and not self._write_ready.done():
-            self._write_ready.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self._write_ready is None or self._write_ready.done():
-            self._write_ready = self._loop.create_future()
-
-    def resume_writing(self) -> None:
-        if self._write_ready is not None and not self._write_ready.done():
-            self._write_ready.set_result(None)
+        self._release_writers()
 
     # httptools callbacks
 
@@ -327,8 +319,7 @@ class _ClientConnection(asyncio.Protocol):
         if self.closed or self._transport is None:
             raise ConnectionResetError("the client went away")
         self._transport.write(data)
-        if self._write_ready is not None and not self._write_ready.done():
-            await self._write_ready
+        await self.drain()
 
     def abort(self) -> None:
         if self._transport is not None:

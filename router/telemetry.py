@@ -19,6 +19,27 @@ from dataclasses import dataclass
 
 from geo.lookup import Location
 from router.policy import Candidate, NodeView
+from tracing.attributes import (
+    CLIENT_ADDRESS as K_CLIENT,
+)
+from tracing.attributes import (
+    CLIENT_COUNTRY as K_COUNTRY,
+)
+from tracing.attributes import (
+    ERROR_TYPE as K_ERROR,
+)
+from tracing.attributes import (
+    HTTP_METHOD as K_METHOD,
+)
+from tracing.attributes import (
+    HTTP_STATUS as K_STATUS,
+)
+from tracing.attributes import (
+    URL_FULL as K_URL,
+)
+from tracing.attributes import (
+    URL_PATH as K_PATH,
+)
 from tracing.exporter import OtlpBatchExporter
 from tracing.lean import LeanTracer, RequestTrace
 from tracing.sampling import ParentBasedRatioSampler
@@ -37,18 +58,11 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "edge-router"
 SCOPE = "edgecdn.router"
-K_METHOD = AttributeKey("http.request.method")
-K_STATUS = AttributeKey("http.response.status_code")
-K_PATH = AttributeKey("url.path")
-K_URL = AttributeKey("url.full")
-K_CLIENT = AttributeKey("client.address")
-K_COUNTRY = AttributeKey("edgecdn.client.country")
 K_REGION = AttributeKey("edgecdn.route.region")
 K_NODE = AttributeKey("edgecdn.route.node")
 K_REASON = AttributeKey("edgecdn.route.reason")
 K_RTT = AttributeKey("edgecdn.route.rtt_ms")
 K_WAN = AttributeKey("edgecdn.wan.delay_ms")
-K_ERROR = AttributeKey("error.type")
 _SERVER_ERROR = 500
 
 

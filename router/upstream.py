@@ -35,6 +35,28 @@ IDLE_TIMEOUT_S = 30.0  # below aiohttp's 75 s, so the node never closes a connec
 MAX_IDLE_PER_NODE = 256
 
 
+class WriteFlowControl(asyncio.Protocol):
+    """asyncio's write flow control for a protocol: ``drain()`` waits while the transport's
+    buffer is over its high-water mark, and returns at once when the connection is gone."""
+
+    _write_ready: asyncio.Future[None] | None = None
+
+    def pause_writing(self) -> None:
+        if self._write_ready is None or self._write_ready.done():
+            self._write_ready = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._release_writers()
+
+    def _release_writers(self) -> None:
+        if self._write_ready is not None and not self._write_ready.done():
+            self._write_ready.set_result(None)
+
+    async def drain(self) -> None:
+        if self._write_ready is not None and not self._write_ready.done():
+            await self._write_ready
+
+
 class UpstreamResponse:
     """The answer's status and headers, and its body as it arrives."""
 
@@ -67,7 +89,7 @@ class UpstreamResponse:
         self._conn.finish()
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(WriteFlowControl):
     """One connection to a node; one request at a time (HTTP/1.1 without pipelining)."""
 
     def __init__(self, pool: UpstreamPool) -> None:
@@ -79,7 +101,6 @@ class _Connection(asyncio.Protocol):
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._chunk_waiter: asyncio.Future[None] | None = None
-        self._write_ready: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._headers: RawHeaders = []
         self._reason = ""
@@ -114,16 +135,7 @@ class _Connection(asyncio.Protocol):
         if not self._complete:
             reason = f": {exc}" if exc else ""
             self._fail(UpstreamClosedError(f"the edge node closed the connection{reason}"))
-        if self._write_ready is not None and not self._write_ready.done():
-            self._write_ready.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self._write_ready is None or self._write_ready.done():
-            self._write_ready = self._loop.create_future()
-
-    def resume_writing(self) -> None:
-        if self._write_ready is not None and not self._write_ready.done():
-            self._write_ready.set_result(None)
+        self._release_writers()
 
     # httptools callbacks
 
@@ -168,8 +180,7 @@ class _Connection(asyncio.Protocol):
             if not chunk:
                 continue
             self._transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-            if self._write_ready is not None and not self._write_ready.done():
-                await self._write_ready
+            await self.drain()
             if self.closed:
                 raise UpstreamClosedError(
                     "the edge node closed the connection while the request body was sent"

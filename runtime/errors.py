@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RuntimeSupportError(Exception):
     """Base class for errors raised by the shared process runtime."""
@@ -32,3 +34,20 @@ class WorldStateError(RuntimeSupportError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class HttpFacingError(Exception):
+    """An error a process answers to an HTTP client: its status, a stable ``kind``, and extra
+    JSON fields. The edge node and the router each derive their errors from it; the HTTP
+    adapter turns one into ``{"error": kind, "message": ..., **details}``."""
+
+    status = 500
+    kind = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.kind, "message": self.message, **self.details}

@@ -69,6 +69,16 @@ async def wait_for_app(node: RunningChild, version: str, timeout_s: float = 20.0
     pytest.fail(f"node never served version {version}")
 
 
+async def serving_geo_hello(supervisor: Supervisor, tmp_path: Path) -> tuple[ControlPlane, RunningChild]:
+    """A control plane and one node following it, serving geo-hello 1.0.0."""
+    cp = await start_control_plane(supervisor, tmp_path / "cp")
+    node = await supervisor.start(node_spec(cp, tmp_path / "node"))
+    assert (await edgectl(cp, "apps", "register", str(GEO_HELLO / "app.toml")))[0] == 0
+    assert (await edgectl(cp, "deploy", "geo-hello@1.0.0", "--all"))[0] == 0
+    await wait_for_app(node, "1.0.0")
+    return cp, node
+
+
 async def greeting(node: RunningChild, world: World, country: str) -> str:
     async with client_from(world, country) as client, client.get(f"{node_url(node)}/hello") as response:
         assert response.status == 200
@@ -133,11 +143,7 @@ async def test_refused_assignment_keeps_the_running_app(
 async def test_restarted_node_serves_its_last_good_app_without_the_control_plane(
     supervisor: Supervisor, tmp_path: Path, world: World
 ) -> None:
-    cp = await start_control_plane(supervisor, tmp_path / "cp")
-    node = await supervisor.start(node_spec(cp, tmp_path / "node"))
-    assert (await edgectl(cp, "apps", "register", str(GEO_HELLO / "app.toml")))[0] == 0
-    assert (await edgectl(cp, "deploy", "geo-hello@1.0.0", "--all"))[0] == 0
-    await wait_for_app(node, "1.0.0")
+    cp, _ = await serving_geo_hello(supervisor, tmp_path)
     await supervisor.stop_all()  # the node and the control plane are gone
 
     restarted = await supervisor.start(node_spec(cp, tmp_path / "node", name="restarted"))
@@ -148,11 +154,7 @@ async def test_restarted_node_serves_its_last_good_app_without_the_control_plane
 async def test_running_node_keeps_serving_when_the_control_plane_is_killed(
     supervisor: Supervisor, tmp_path: Path, world: World
 ) -> None:
-    cp = await start_control_plane(supervisor, tmp_path / "cp")
-    node = await supervisor.start(node_spec(cp, tmp_path / "node"))
-    assert (await edgectl(cp, "apps", "register", str(GEO_HELLO / "app.toml")))[0] == 0
-    assert (await edgectl(cp, "deploy", "geo-hello@1.0.0", "--all"))[0] == 0
-    await wait_for_app(node, "1.0.0")
+    cp, node = await serving_geo_hello(supervisor, tmp_path)
     cp.child.process.kill()  # SIGKILL: no goodbye on the session stream
     await cp.child.process.wait()
     for _ in range(10):  # while the agent notices and reconnects with back-off
@@ -171,11 +173,7 @@ async def test_running_node_keeps_serving_when_the_control_plane_is_killed(
 async def test_heartbeats_carry_the_nodes_load_to_the_control_plane(
     supervisor: Supervisor, tmp_path: Path, world: World
 ) -> None:
-    cp = await start_control_plane(supervisor, tmp_path / "cp")
-    node = await supervisor.start(node_spec(cp, tmp_path / "node"))
-    assert (await edgectl(cp, "apps", "register", str(GEO_HELLO / "app.toml")))[0] == 0
-    assert (await edgectl(cp, "deploy", "geo-hello@1.0.0", "--all"))[0] == 0
-    await wait_for_app(node, "1.0.0")
+    cp, node = await serving_geo_hello(supervisor, tmp_path)
     deadline = time.monotonic() + 15
     async with client_from(world, "KR") as client:
         while True:
