@@ -66,7 +66,7 @@ _FORWARDING = frozenset(name.encode() for name in FORWARDING_HEADERS)
 _RESERVED = frozenset(name.encode() for name in RESERVED_HEADERS)
 _RESERVED_PREFIXES = tuple(prefix.encode() for prefix in RESERVED_HEADER_PREFIXES)
 _TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
-# The front end frames the answer it sends (content-length or chunked), so the node's framing headers do not pass.
+# The front end frames what it sends (content-length or chunked): the node's framing stays behind.
 _RESPONSE_SKIP = HOP_BY_HOP | {b"content-length"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # Answers up to this size are read whole and sent in one write; larger ones are streamed.
