@@ -17,9 +17,10 @@ from geo.errors import InvalidAddressError
 from geo.world import World
 from router.fleet import Fleet
 from router.frontend import FrontRequest
+from router.headers import describe_candidates
 from router.metrics import RouterMetrics
 from router.policy import ClientPlace, RoutingPolicy
-from router.proxy import RouterHandler, describe_candidates
+from router.proxy import RouterHandler
 
 # An endpoint answers (status, content type, body): small, whole answers.
 AdminEndpoint = Callable[[FrontRequest], tuple[int, bytes, bytes]]

@@ -19,14 +19,11 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from geo.forwarding import (
-    FORWARDING_HEADERS,
-    RESERVED_HEADER_PREFIXES,
-    RESERVED_HEADERS,
     IPNetwork,
     is_trusted,
     resolve_client,
@@ -43,6 +40,13 @@ from router.errors import (
 )
 from router.fleet import Fleet
 from router.frontend import FrontRequest, ResponseWriter
+from router.headers import (
+    RESPONSE_SKIP,
+    ROUTE_HEADER_BYTES,
+    RequestFacts,
+    forward_headers,
+    route_header,
+)
 from router.metrics import RouterMetrics
 from router.policy import Candidate, ClientPlace, NodeView, RoutingPolicy
 from router.telemetry import RouterTelemetry, RouteSpan
@@ -50,24 +54,6 @@ from router.upstream import RawHeaders, UpstreamPool, UpstreamResponse, request_
 
 logger = logging.getLogger(__name__)
 
-# Hop-by-hop headers (RFC 9110 7.6.1) are for one connection, never forwarded; nor is
-# Expect (the router answers 100-continue itself) or the router's own pin header.
-HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
-     b"proxy-authenticate", b"proxy-authorization"}
-)  # fmt: skip
-PIN_HEADER = "x-edge-pin"
-PIN_HEADER_BYTES = PIN_HEADER.encode()
-ROUTE_HEADER = "x-edge-route"
-ROUTE_HEADER_BYTES = ROUTE_HEADER.encode()
-_FACT_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", PIN_HEADER_BYTES, b"traceparent", b"tracestate"})
-_NOT_FORWARDED = HOP_BY_HOP | {b"expect", PIN_HEADER.encode()}
-_FORWARDING = frozenset(name.encode() for name in FORWARDING_HEADERS)
-_RESERVED = frozenset(name.encode() for name in RESERVED_HEADERS)
-_RESERVED_PREFIXES = tuple(prefix.encode() for prefix in RESERVED_HEADER_PREFIXES)
-_TRACE_CONTEXT = frozenset({b"traceparent", b"tracestate"})
-# The front end frames what it sends (content-length or chunked): the node's framing stays behind.
-_RESPONSE_SKIP = HOP_BY_HOP | {b"content-length"}
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # Answers up to this size are read whole and sent in one write; larger ones are streamed.
 BUFFER_LIMIT = 256 * 1024
@@ -145,7 +131,7 @@ class RouterHandler:
 
     async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
         started = time.perf_counter()
-        facts = _RequestFacts(request.headers)
+        facts = RequestFacts(request.headers)
         peer = request.peer
         trusted_peer = is_trusted(peer, self._trusted)
         client = (
@@ -300,7 +286,7 @@ class RouterHandler:
         location: Location,
         span: RouteSpan | None,
     ) -> int:
-        headers = [pair for pair in upstream.headers if pair[0].lower() not in _RESPONSE_SKIP]
+        headers = [pair for pair in upstream.headers if pair[0].lower() not in RESPONSE_SKIP]
         headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
         delay_ms = self._wan.one_way_ms(location, chosen.node.region)
         if span is not None:
@@ -338,30 +324,11 @@ class RouterHandler:
         return upstream.status
 
 
-def route_header(chosen: Candidate) -> str:
-    rtt = "" if chosen.rtt_ms is None else f"{chosen.rtt_ms:.1f}"
-    return f"region={chosen.node.region}; node={chosen.node.node_id}; reason={chosen.reason}; rtt_ms={rtt}"
-
-
-def forward_headers(request: FrontRequest, *, trusted_peer: bool, replace_trace_context: bool) -> RawHeaders:
-    """The request's headers for the edge node: hop-by-hop dropped, forwarding chain extended."""
-    outgoing: RawHeaders = []
-    chain: list[bytes] = []
-    for name, value in request.headers:
-        lower = name.lower()
-        if lower in _NOT_FORWARDED or (replace_trace_context and lower in _TRACE_CONTEXT):
-            continue
-        if lower in _FORWARDING:
-            if trusted_peer and lower == b"x-forwarded-for":
-                chain.append(value)
-            continue  # rebuilt below
-        if not trusted_peer and (lower in _RESERVED or lower.startswith(_RESERVED_PREFIXES)):
-            continue  # a client's own geo or edge claims are never passed on
-        outgoing.append((name, value))
-    chain.append(request.peer.encode())
-    outgoing.append((b"x-forwarded-for", b", ".join(chain)))
-    outgoing.append((b"x-forwarded-proto", b"http"))
-    return outgoing
+async def _write_error(writer: ResponseWriter, error: RouterError, chosen: Candidate | None) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if chosen is not None:
+        headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
+    await writer.respond(error.status, headers, json.dumps(error.to_json()).encode())
 
 
 def _request_body(request: FrontRequest, outgoing: RawHeaders) -> tuple[AsyncIterator[bytes] | None, bool]:
@@ -372,50 +339,3 @@ def _request_body(request: FrontRequest, outgoing: RawHeaders) -> tuple[AsyncIte
         outgoing.append((b"transfer-encoding", b"chunked"))
         return request.body(), True
     return request.body(), False
-
-
-class _RequestFacts:
-    """The few request headers the router itself reads, found in one pass."""
-
-    __slots__ = ("forwarded", "forwarded_for", "pin", "traceparent", "tracestate")
-
-    def __init__(self, headers: RawHeaders) -> None:
-        self.forwarded_for: str | None = None
-        self.forwarded: str | None = None
-        self.pin: str | None = None
-        self.traceparent: str | None = None
-        self.tracestate: str | None = None
-        for name, value in headers:
-            lower = name.lower()
-            if lower in _FACT_HEADERS:
-                text = value.decode("latin-1")
-                if lower == b"x-forwarded-for":
-                    self.forwarded_for = f"{self.forwarded_for}, {text}" if self.forwarded_for else text
-                elif lower == b"forwarded":
-                    self.forwarded = f"{self.forwarded}, {text}" if self.forwarded else text
-                elif lower == PIN_HEADER_BYTES:
-                    self.pin = text.strip() or None
-                elif lower == b"traceparent":
-                    self.traceparent = text
-                else:
-                    self.tracestate = text
-
-
-async def _write_error(writer: ResponseWriter, error: RouterError, chosen: Candidate | None) -> None:
-    headers = [(b"content-type", b"application/json")]
-    if chosen is not None:
-        headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
-    await writer.respond(error.status, headers, json.dumps(error.to_json()).encode())
-
-
-def describe_candidates(candidates: Iterable[Candidate]) -> list[dict[str, object]]:
-    return [
-        {
-            "node_id": c.node.node_id,
-            "region": c.node.region,
-            "url": c.node.url,
-            "reason": c.reason,
-            "rtt_ms": None if c.rtt_ms is None else round(c.rtt_ms, 1),
-        }
-        for c in candidates
-    ]
