@@ -218,9 +218,11 @@ class _ClientConnection(WriteFlowControl):
         except httptools.HttpParserUpgrade:
             self._reject(501, "protocol upgrades are not proxied")
         except httptools.HttpParserError as exc:
-            self._reject(400, f"malformed HTTP request: {exc}")
-        except _HeadTooLargeError:
-            self._reject(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
+            # httptools wraps what a callback raises: the head-size check shows as a flag.
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._reject(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
+            else:
+                self._reject(400, f"malformed HTTP request: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -345,7 +347,7 @@ class _ClientConnection(WriteFlowControl):
     def _count(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > MAX_HEAD_BYTES:
-            raise _HeadTooLargeError
+            raise _HeadTooLargeError  # stops the parser; data_received answers 431
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self._transport is not None:

@@ -1,0 +1,167 @@
+"""The router's HTTP/1.1 front end with raw sockets: bad input gets a clear answer and only
+its own connection closes; pipelining, 100-continue, HEAD and chunked bodies behave."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from router.frontend import MAX_HEAD_BYTES, FrontendServer, FrontRequest, ResponseWriter
+
+
+async def echo(request: FrontRequest, writer: ResponseWriter) -> None:
+    """Answers what it saw: method, path, query, the body's length and sha256."""
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.body():
+        digest.update(chunk)
+        size += len(chunk)
+    if request.path == "/stream":
+        await writer.start(200, "OK", [(b"content-type", b"text/plain")], length=None)
+        for part in (b"one ", b"two ", b"three"):
+            await writer.write(part)
+        await writer.end()
+        return
+    body = json.dumps(
+        {"method": request.method, "path": request.path, "query": request.query, "size": size,
+         "sha256": digest.hexdigest(), "peer": request.peer}
+    ).encode()  # fmt: skip
+    await writer.respond(200, [(b"content-type", b"application/json")], body)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[int]:
+    front = FrontendServer(echo)
+    _, port = await front.start("127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await front.close(1.0)
+
+
+async def exchange(port: int, data: bytes, *, read_until_close: bool = True) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(5):
+            return await reader.read() if read_until_close else await reader.read(65536)
+    finally:
+        writer.close()
+
+
+def split(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+async def test_a_plain_get(server: int) -> None:
+    status, headers, body = split(
+        await exchange(server, b"GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    )
+    assert status == 200
+    assert headers["connection"] == "close"
+    seen = json.loads(body)
+    assert (seen["method"], seen["path"], seen["query"], seen["size"]) == ("GET", "/a/b", "x=1", 0)
+    assert seen["peer"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nHost h\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n"],
+)
+async def test_malformed_requests_get_400_and_the_server_goes_on(server: int, garbage: bytes) -> None:
+    status, headers, body = split(await exchange(server, garbage))
+    assert status == 400
+    assert headers["connection"] == "close"
+    answer = json.loads(body)
+    assert answer["error"] == "bad_request"
+    assert "malformed HTTP request" in answer["message"]
+    status, _, _ = split(await exchange(server, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    assert status == 200
+
+
+async def test_a_head_over_the_limit_gets_431(server: int) -> None:
+    big = b"x" * (MAX_HEAD_BYTES + 10)
+    status, _, body = split(await exchange(server, b"GET / HTTP/1.1\r\nX-Big: " + big + b"\r\n\r\n"))
+    assert status == 431
+    assert "exceeds" in json.loads(body)["message"]
+
+
+async def test_protocol_upgrades_are_refused(server: int) -> None:
+    request = b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    status, _, _ = split(await exchange(server, request))
+    assert status == 501
+
+
+async def test_pipelined_requests_are_answered_in_order(server: int) -> None:
+    one = b"POST /first HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+    two = b"GET /second HTTP/1.1\r\nHost: h\r\n\r\n"
+    three = b"POST /third HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    answer = await exchange(server, one + two + three)
+    bodies = [json.loads(part[part.index(b"{") :]) for part in answer.split(b"HTTP/1.1 200 OK")[1:]]
+    assert [(b["path"], b["size"]) for b in bodies] == [("/first", 5), ("/second", 0), ("/third", 3)]
+    assert bodies[0]["sha256"] == hashlib.sha256(b"hello").hexdigest()
+
+
+async def test_expect_100_continue_is_answered_before_the_body(server: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server)
+    writer.write(
+        b"PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n"
+        b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    async with asyncio.timeout(5):
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"data")
+        status, _, body = split(await reader.read())
+    writer.close()
+    assert (status, json.loads(body)["size"]) == (200, 4)
+
+
+async def test_a_chunked_upload_is_read_whole(server: int) -> None:
+    body = (
+        b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (b"ab", b"cde", b"f" * 1000)) + b"0\r\n\r\n"
+    )
+    request = b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body
+    status, _, answer = split(await exchange(server, request))
+    assert (status, json.loads(answer)["size"]) == (200, 1005)
+
+
+async def test_a_head_request_gets_headers_only(server: int) -> None:
+    status, headers, body = split(
+        await exchange(server, b"HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    )
+    assert status == 200
+    assert int(headers["content-length"]) > 0
+    assert body == b""
+
+
+async def test_an_answer_of_unknown_length_goes_chunked(server: int) -> None:
+    status, headers, body = split(
+        await exchange(server, b"GET /stream HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    )
+    assert status == 200
+    assert headers["transfer-encoding"] == "chunked"
+    assert body == b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n"
+
+
+async def test_an_http_1_0_client_gets_a_closed_connection(server: int) -> None:
+    status, headers, _ = split(await exchange(server, b"GET / HTTP/1.0\r\n\r\n"))
+    assert status == 200
+    assert headers["connection"] == "close"
+
+
+async def test_a_client_that_leaves_mid_body_does_not_hurt_others(server: int) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", server)
+    writer.write(b"POST /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\npartial")
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.05)
+    status, _, _ = split(await exchange(server, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    assert status == 200
