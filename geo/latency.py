@@ -15,7 +15,7 @@ import random
 
 from geo.params import LatencyParams
 from geo.places import Coordinate, Place, resolve_place
-from geo.world import Country, Region, World
+from geo.world import Region, World
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -81,8 +81,9 @@ class LatencyModel:
         """Modeled mean round-trip time between two places, in ms."""
         return self.rtt_for_distance_ms(self.distance_km(a, b))
 
-    def one_way_delay_ms(self, country: Country | str, region: Region | str, rng: random.Random) -> float:
-        """One simulated one-way delay between a country's clients and a region's PoP.
+    def one_way_delay_ms(self, country: Place | str, region: Place | str, rng: random.Random) -> float:
+        """One simulated one-way delay between a client's place (usually a country, or the
+        coordinates a geo database gave) and a region's PoP.
 
         Half the modeled RTT plus uniform jitter of at most ``jitter_ms`` either way, and
         never below the time light in fiber needs on the great circle: jitter may not

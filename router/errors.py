@@ -53,11 +53,6 @@ class UpstreamTimeoutError(RouterError):
     kind = "upstream_timeout"
 
 
-class BadRequestError(RouterError):
-    status = 400
-    kind = "bad_request"
-
-
 class InventoryError(RouterError):
     """The edge inventory given by flags or file is wrong (a start-up error, not a request's)."""
 

@@ -21,11 +21,10 @@ from typing import Any, cast
 
 import httptools
 
-from router.upstream import WriteFlowControl
+from router.upstream import RawHeaders, WriteFlowControl
 
 logger = logging.getLogger(__name__)
 
-RawHeaders = list[tuple[bytes, bytes]]
 MAX_HEAD_BYTES = 64 * 1024
 BODY_HIGH_WATER = 1024 * 1024
 INTERNAL_ERROR = b'{"error": "router_error", "message": "the router failed unexpectedly"}'

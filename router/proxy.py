@@ -73,7 +73,7 @@ class WanSettings:
         if not self.enabled or location.latitude is None or location.longitude is None:
             return 0.0
         origin = Coordinate(latitude=location.latitude, longitude=location.longitude)
-        return self.latency.one_way_delay_ms(origin, region, self.rng)  # type: ignore[arg-type]
+        return self.latency.one_way_delay_ms(origin, region, self.rng)
 
 
 class _AttemptFailedError(Exception):
