@@ -11,6 +11,7 @@ from geo.errors import GeoError
 from geo.forwarding import parse_networks
 from router.config import RouterConfig
 from router.errors import RouterError
+from router.frontend import ClientTimeouts
 from router.health import HealthSettings
 from router.server import SERVICE_NAME, run
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
@@ -152,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
         convert=float,
         help="longest ejection, seconds",
     )
+    client_defaults = ClientTimeouts()
+    add_flag(
+        parser,
+        "--client-timeout",
+        env="EDGE_ROUTER_CLIENT_TIMEOUT",
+        default=client_defaults.head_s,
+        convert=float,
+        help="seconds a client may take to send a request head, or between bytes of a body (408 / closed)",
+    )
+    add_flag(
+        parser,
+        "--keepalive-timeout",
+        env="EDGE_ROUTER_KEEPALIVE_TIMEOUT",
+        default=client_defaults.idle_s,
+        convert=float,
+        help="seconds an idle kept-alive client connection stays open",
+    )
     add_flag(
         parser,
         "--upstream-timeout",
@@ -209,6 +227,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[RouterConfig, str]:
                 base_ejection_s=args.ejection,
                 max_ejection_s=args.max_ejection,
             ),
+            client_timeouts=_client_timeouts(args.client_timeout, args.keepalive_timeout),
             upstream_timeout_s=args.upstream_timeout,
             trace_sample_ratio=args.trace_sample_ratio,
             ready_file=args.ready_file,
@@ -216,6 +235,13 @@ def parse_config(argv: Sequence[str] | None) -> tuple[RouterConfig, str]:
     except ConfigError as exc:
         fail(PROG, str(exc))
     return config, args.log_level
+
+
+def _client_timeouts(client_s: float, keepalive_s: float) -> ClientTimeouts:
+    try:
+        return ClientTimeouts(head_s=client_s, body_s=client_s, idle_s=keepalive_s)
+    except ValueError:
+        fail(PROG, f"--client-timeout {client_s:g} / --keepalive-timeout {keepalive_s:g}: must be positive")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

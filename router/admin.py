@@ -16,8 +16,8 @@ from urllib.parse import parse_qs
 from geo.errors import InvalidAddressError
 from geo.world import World
 from router.fleet import Fleet
-from router.frontend import FrontRequest
 from router.headers import describe_candidates
+from router.messages import FrontRequest
 from router.metrics import RouterMetrics
 from router.policy import ClientPlace, RoutingPolicy
 from router.proxy import RouterHandler

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from geo.forwarding import IPNetwork
+from router.frontend import ClientTimeouts
 from router.health import HealthSettings
 from runtime.errors import ConfigError
 
@@ -31,6 +32,7 @@ class RouterConfig:
     geo_dbs: tuple[Path, ...] = ()
     geo_cache_dir: Path = Path(".edgecdn/geo")
     health: HealthSettings = field(default_factory=HealthSettings)
+    client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
     upstream_timeout_s: float = 30.0
     trace_sample_ratio: float = 1.0
     ready_file: Path | None = None

@@ -6,7 +6,10 @@ bytes. Measured on these machines this costs a fraction of aiohttp's server mach
 (bench/README.md, Router). One request at a time per connection: a pipelined next
 request waits (reading pauses) until the current answer is written. Bodies stream in
 with flow control; ``Expect: 100-continue`` is answered at once; a malformed request gets
-400, a head over the limit 431, and the connection closes; nothing else is affected.
+400, a head over the limit 431, a head too slow 408, and that connection closes; nothing
+else is affected. Idle and stalled connections are closed by one sweeper per server
+(``ClientTimeouts``), not by a timer per request. The request and its answer's writer
+are in ``router.messages``.
 """
 
 from __future__ import annotations
@@ -15,172 +18,39 @@ import asyncio
 import collections
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from http import HTTPStatus
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, cast
 
 import httptools
 
+from router.messages import BODY_HIGH_WATER, FrontRequest, Handler, ResponseWriter, reason_phrase
 from router.upstream import RawHeaders, WriteFlowControl
 
 logger = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
-BODY_HIGH_WATER = 1024 * 1024
 INTERNAL_ERROR = b'{"error": "router_error", "message": "the router failed unexpectedly"}'
 
 
-class FrontRequest:
-    """One client request: its head, and its body as it arrives."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientTimeouts:
+    """How long a client may take: to send a request head, to keep sending a body (between
+    bytes), and to sit idle on a kept-alive connection (nginx: client_header_timeout,
+    client_body_timeout, keepalive_timeout)."""
 
-    __slots__ = (
-        "_buffered",
-        "_chunks",
-        "_conn",
-        "_done",
-        "_waiter",
-        "body_exists",
-        "chunked",
-        "content_length",
-        "expect_continue",
-        "headers",
-        "keep_alive",
-        "method",
-        "peer",
-        "target",
-        "version",
-    )
+    head_s: float = 30.0
+    body_s: float = 30.0
+    idle_s: float = 75.0
 
-    def __init__(self, conn: _ClientConnection, method: str, target: bytes, headers: RawHeaders) -> None:
-        self._conn = conn
-        self.method = method
-        self.target = target
-        self.headers = headers
-        self.peer = conn.peer
-        self.version = "1.1"
-        self.keep_alive = True
-        self.content_length: int | None = None
-        self.chunked = False
-        self.expect_continue = False
-        self.body_exists = False
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._buffered = 0
-        self._done = True
-        self._waiter: asyncio.Future[None] | None = None
+    def __post_init__(self) -> None:
+        if min(self.head_s, self.body_s, self.idle_s) <= 0:
+            raise ValueError("client timeouts must be positive")
 
     @property
-    def path(self) -> str:
-        return self.target.split(b"?", 1)[0].decode("latin-1")
-
-    @property
-    def query(self) -> str:
-        parts = self.target.split(b"?", 1)
-        return parts[1].decode("latin-1") if len(parts) > 1 else ""
-
-    def header(self, name: bytes) -> str | None:
-        """The first value of header ``name`` (lower case), decoded."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value.decode("latin-1")
-        return None
-
-    async def body(self) -> AsyncIterator[bytes]:
-        """The body as it arrives (read it once)."""
-        while True:
-            if self._chunks:
-                chunk = self._chunks.popleft()
-                self._buffered -= len(chunk)
-                if self._buffered <= BODY_HIGH_WATER // 4:
-                    self._conn.body_drained(self)
-                yield chunk
-                continue
-            if self._done:
-                return
-            if self._conn.closed:
-                raise ConnectionResetError("the client closed the connection mid-body")
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-
-    @property
-    def fully_read(self) -> bool:
-        return self._done and not self._chunks
-
-    def _feed(self, chunk: bytes) -> int:
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        self._wake()
-        return self._buffered
-
-    def _end(self) -> None:
-        self._done = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-
-class ResponseWriter:
-    """Writes one answer: a head, then the body (length-framed, chunked, or none)."""
-
-    __slots__ = ("_chunked", "_conn", "head_only", "started")
-
-    def __init__(self, conn: _ClientConnection, *, head_only: bool) -> None:
-        self._conn = conn
-        self.head_only = head_only
-        self._chunked = False
-        self.started = False
-
-    async def start(self, status: int, reason: str, headers: RawHeaders, *, length: int | None) -> None:
-        """Write the head; without a ``length`` the body goes chunked."""
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, (reason or _reason(status)).encode("latin-1"))]
-        lines.extend(b"%s: %s\r\n" % pair for pair in headers)
-        if length is not None:
-            lines.append(b"content-length: %d\r\n" % length)
-        elif not self.head_only and status >= 200 and status not in {204, 304}:
-            self._chunked = True
-            lines.append(b"transfer-encoding: chunked\r\n")
-        if not self._conn.keep_alive:
-            lines.append(b"connection: close\r\n")
-        lines.append(b"\r\n")
-        self.started = True
-        await self._conn.write(b"".join(lines))
-
-    async def write(self, chunk: bytes) -> None:
-        if self.head_only or not chunk:
-            return
-        await self._conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if self._chunked else chunk)
-
-    async def end(self) -> None:
-        if self._chunked and not self.head_only:
-            await self._conn.write(b"0\r\n\r\n")
-
-    async def respond(self, status: int, headers: RawHeaders, body: bytes, *, reason: str = "") -> None:
-        """A whole small answer in one write."""
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, (reason or _reason(status)).encode("latin-1"))]
-        lines.extend(b"%s: %s\r\n" % pair for pair in headers)
-        lines.append(b"content-length: %d\r\n" % len(body))
-        if not self._conn.keep_alive:
-            lines.append(b"connection: close\r\n")
-        lines.append(b"\r\n")
-        if not self.head_only:
-            lines.append(body)
-        self.started = True
-        await self._conn.write(b"".join(lines))
-
-    def abort(self) -> None:
-        """Cut the connection: the client sees a broken answer (too late for an error status)."""
-        self._conn.abort()
-
-
-Handler = Callable[[FrontRequest, ResponseWriter], Awaitable[None]]
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    def sweep_s(self) -> float:
+        """How often connections are checked: often enough to keep every timeout within 50%."""
+        return min(1.0, self.head_s / 2, self.body_s / 2, self.idle_s / 2)
 
 
 class _ClientConnection(WriteFlowControl):
@@ -190,6 +60,9 @@ class _ClientConnection(WriteFlowControl):
         self._server = server
         self._parser = httptools.HttpRequestParser(self)
         self._loop = asyncio.get_running_loop()
+        # Deadlines are checked by the server's sweeper, not a timer per request (the hot path).
+        self._last_read = self._loop.time()
+        self._head_started: float | None = None
         self._transport: asyncio.Transport | None = None
         self.peer = ""
         self._url = b""
@@ -212,6 +85,7 @@ class _ClientConnection(WriteFlowControl):
         self.peer = str(peer[0]) if peer else ""
 
     def data_received(self, data: bytes) -> None:
+        self._last_read = self._loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -233,6 +107,7 @@ class _ClientConnection(WriteFlowControl):
     # httptools callbacks
 
     def on_message_begin(self) -> None:
+        self._head_started = self._last_read
         self._url = b""
         self._headers = []
         self._head_bytes = 0
@@ -246,6 +121,7 @@ class _ClientConnection(WriteFlowControl):
         self._count(len(name) + len(value) + 4)
 
     def on_headers_complete(self) -> None:
+        self._head_started = None
         request = FrontRequest(self, self._parser.get_method().decode("ascii"), self._url, self._headers)
         request.version = self._parser.get_http_version()
         request.keep_alive = self._parser.should_keep_alive()
@@ -332,13 +208,29 @@ class _ClientConnection(WriteFlowControl):
             self._transport.close()
         self.closed = True
 
+    def check_deadlines(self, now: float, timeouts: ClientTimeouts) -> None:
+        """Called by the sweeper: end connections whose client is too slow, or idle too long."""
+        if self.closed:
+            return
+        if self._head_started is not None and now - self._head_started > timeouts.head_s:
+            self._reject(408, f"the request head did not arrive within {timeouts.head_s:g}s")
+        elif not self._pending and now - self._last_read > timeouts.idle_s:
+            self.close()
+        elif (
+            self._parsing is not None
+            and not self._parsing.fully_sent
+            and now - self._last_read > timeouts.body_s
+        ):
+            logger.info("client %s sent no body bytes for %gs; closing", self.peer, timeouts.body_s)
+            self.abort()  # the handler reading the body sees the client gone
+
     def _reject(self, status: int, message: str) -> None:
         if self._transport is None or self.closed:
             return
         body = json.dumps({"error": "bad_request", "message": message}).encode()
         self._transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%b" % (status, _reason(status).encode(), len(body), body)
+            b"connection: close\r\n\r\n%b" % (status, reason_phrase(status).encode(), len(body), body)
         )
         self._transport.close()
         self.closed = True
@@ -366,11 +258,13 @@ class _HeadTooLargeError(Exception):
 class FrontendServer:
     """Listens and serves until closed; in-flight requests get ``grace_s`` to finish."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, timeouts: ClientTimeouts | None = None) -> None:
         self.handler = handler
+        self.timeouts = timeouts or ClientTimeouts()
         self.connections: set[_ClientConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro, name="router-request")
@@ -380,14 +274,26 @@ class FrontendServer:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _ClientConnection(self), host, port, backlog=1024)
+        self._sweeper = loop.create_task(self._sweep(), name="router-client-deadlines")
         address = self._server.sockets[0].getsockname()
         return str(address[0]), int(address[1])
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.timeouts.sweep_s)
+            now = loop.time()
+            for conn in list(self.connections):
+                conn.check_deadlines(now, self.timeouts)
 
     async def close(self, grace_s: float) -> None:
         """Stop listening, let in-flight requests finish (up to ``grace_s``), close every connection."""
         if self._server is None:
             return
         self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
             for task in pending:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from geo.forwarding import FORWARDING_HEADERS, RESERVED_HEADER_PREFIXES, RESERVED_HEADERS
-from router.frontend import FrontRequest
+from router.messages import FrontRequest
 from router.policy import Candidate
 from router.upstream import RawHeaders
 

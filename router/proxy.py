@@ -39,7 +39,6 @@ from router.errors import (
     UpstreamUnavailableError,
 )
 from router.fleet import Fleet
-from router.frontend import FrontRequest, ResponseWriter
 from router.headers import (
     RESPONSE_SKIP,
     ROUTE_HEADER_BYTES,
@@ -47,6 +46,7 @@ from router.headers import (
     forward_headers,
     route_header,
 )
+from router.messages import FrontRequest, ResponseWriter
 from router.metrics import RouterMetrics
 from router.policy import Candidate, ClientPlace, NodeView, RoutingPolicy
 from router.telemetry import RouterTelemetry, RouteSpan

@@ -23,7 +23,7 @@ from router.admin import ADMIN_PREFIXES, AdminEndpoint, admin_endpoints
 from router.checker import run_health_checks
 from router.config import RouterConfig
 from router.fleet import Fleet
-from router.frontend import FrontendServer, FrontRequest, ResponseWriter
+from router.frontend import FrontendServer
 from router.health import HealthBook
 from router.inventory import (
     Inventory,
@@ -32,6 +32,7 @@ from router.inventory import (
     parse_edge_flags,
     read_edges_file,
 )
+from router.messages import FrontRequest, ResponseWriter
 from router.metrics import RouterMetrics
 from router.policy import RoutingPolicy
 from router.proxy import RouterHandler, WanSettings
@@ -164,7 +165,7 @@ async def _follow_inventory(
 
 async def _listen(stack: AsyncExitStack, dispatch: _Dispatch, config: RouterConfig) -> str:
     """Bind the listener (stopped when ``stack`` closes) and return its URL."""
-    server = FrontendServer(dispatch)
+    server = FrontendServer(dispatch, config.client_timeouts)
     host, port = await server.start(config.host, config.port)
     stack.push_async_callback(server.close, SHUTDOWN_GRACE_S)
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from router.frontend import MAX_HEAD_BYTES, FrontendServer, FrontRequest, ResponseWriter
+from router.frontend import MAX_HEAD_BYTES, ClientTimeouts, FrontendServer
+from router.messages import FrontRequest, ResponseWriter
 
 
 async def echo(request: FrontRequest, writer: ResponseWriter) -> None:
@@ -165,3 +166,56 @@ async def test_a_client_that_leaves_mid_body_does_not_hurt_others(server: int) -
     await asyncio.sleep(0.05)
     status, _, _ = split(await exchange(server, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
     assert status == 200
+
+
+@pytest.fixture
+async def impatient() -> AsyncIterator[int]:
+    front = FrontendServer(echo, ClientTimeouts(head_s=0.3, body_s=0.3, idle_s=0.5))
+    _, port = await front.start("127.0.0.1", 0)
+    try:
+        yield port
+    finally:
+        await front.close(1.0)
+
+
+async def test_a_head_sent_too_slowly_gets_408(impatient: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient)
+    writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n")  # and never the blank line (slowloris)
+    async with asyncio.timeout(5):
+        status, _, body = split(await reader.read())
+    writer.close()
+    assert status == 408
+    assert "did not arrive within 0.3s" in json.loads(body)["message"]
+
+
+async def test_an_idle_kept_alive_connection_is_closed(impatient: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient)
+    writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    async with asyncio.timeout(5):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        started = asyncio.get_running_loop().time()
+        await reader.read()  # the body, then EOF once the idle timeout passes
+        waited = asyncio.get_running_loop().time() - started
+    writer.close()
+    assert 0.4 <= waited < 3
+
+
+async def test_a_stalled_body_closes_that_connection_only(impatient: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient)
+    writer.write(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nonly this")
+    async with asyncio.timeout(5):
+        assert await reader.read() == b""  # cut: no answer for a body that never came
+    writer.close()
+    status, _, _ = split(await exchange(impatient, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    assert status == 200
+
+
+async def test_a_busy_keep_alive_connection_is_not_closed_early(impatient: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient)
+    for _ in range(4):  # each request within the idle timeout keeps the connection open
+        writer.write(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        async with asyncio.timeout(5):
+            _, headers, _ = split(await reader.readuntil(b"\r\n\r\n"))
+            await reader.readexactly(int(headers["content-length"]))
+        await asyncio.sleep(0.3)
+    writer.close()
