@@ -12,7 +12,6 @@ node swaps apps while it runs.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -23,41 +22,24 @@ from edge_node.errors import EdgeNodeError
 from edge_node.geo_headers import NodeIdentity
 from edge_node.pipeline import Exchange
 from tracing.attributes import (
-    CLIENT_ADDRESS as K_CLIENT,
+    CLIENT_ADDRESS,
+    CLIENT_COUNTRY,
+    ERROR_TYPE,
+    HTTP_METHOD,
+    HTTP_STATUS,
+    URL_FULL,
+    URL_PATH,
 )
-from tracing.attributes import (
-    CLIENT_COUNTRY as K_COUNTRY,
-)
-from tracing.attributes import (
-    ERROR_TYPE as K_ERROR,
-)
-from tracing.attributes import (
-    HTTP_METHOD as K_METHOD,
-)
-from tracing.attributes import (
-    HTTP_STATUS as K_STATUS,
-)
-from tracing.attributes import (
-    URL_FULL as K_URL,
-)
-from tracing.attributes import (
-    URL_PATH as K_PATH,
-)
-from tracing.exporter import OtlpBatchExporter
-from tracing.lean import LeanTracer, RequestTrace
-from tracing.sampling import ParentBasedRatioSampler
-from tracing.settings import ExportSettings, edgecdn_version, export_settings, resource_attributes
+from tracing.lean import LeanTracer, RequestTrace, start_lean_tracer
+from tracing.settings import ExportSettings, edgecdn_version, resource_attributes
 from tracing.wire import (
     AttributeKey,
     SpanKind,
     SpanName,
     StatusCode,
-    encode_resource,
-    encode_scope,
     status_field,
 )
 
-logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "edge-node"
 SCOPE = "edgecdn.edge_node"
@@ -88,9 +70,8 @@ class EdgeTelemetry:
     the path, the client and the wasm duration are written.
     """
 
-    def __init__(self, *, tracer: LeanTracer, exporter: OtlpBatchExporter | None = None) -> None:
+    def __init__(self, *, tracer: LeanTracer) -> None:
         self.tracer = tracer
-        self.exporter = exporter
         self._server: dict[tuple[str, str, str], tuple[SpanName, bytes]] = {}
         self._modules: dict[tuple[str, str, str], tuple[SpanName, bytes]] = {}
         self._statuses: dict[int, bytes] = {}
@@ -126,21 +107,21 @@ class EdgeTelemetry:
                         STAGES[name], start_ns, end_ns, _error_attrs(stage_error), _status(stage_error)
                     )
         span_name, attributes = self._server_attrs(exchange)
-        attributes += self._status_attr(status) + K_PATH.str(exchange.path)
+        attributes += self._status_attr(status) + URL_PATH.str(exchange.path)
         if exchange.location.country:
-            attributes += K_COUNTRY.str(exchange.location.country)
+            attributes += CLIENT_COUNTRY.str(exchange.location.country)
         if exchange.client is not None:
-            attributes += K_CLIENT.str(exchange.client.address)
+            attributes += CLIENT_ADDRESS.str(exchange.client.address)
         if exchange.cache_status is not None:
             attributes += K_CACHE.str(exchange.cache_status)
         if error is not None:
-            attributes += K_ERROR.str(error.kind)
+            attributes += ERROR_TYPE.str(error.kind)
         trace.finish(span_name, attributes, _status(error) if status >= _SERVER_ERROR else b"")
 
     def _status_attr(self, status: int) -> bytes:
         cached = self._statuses.get(status)
         if cached is None:
-            cached = self._statuses[status] = K_STATUS.int(status)
+            cached = self._statuses[status] = HTTP_STATUS.int(status)
         return cached
 
     def _server_attrs(self, exchange: Exchange) -> tuple[SpanName, bytes]:
@@ -149,7 +130,7 @@ class EdgeTelemetry:
         key = (exchange.method, route, f"{app.name}@{app.version}" if app is not None else "")
         cached = self._server.get(key)
         if cached is None:
-            attributes = K_METHOD.str(exchange.method)
+            attributes = HTTP_METHOD.str(exchange.method)
             if route:
                 attributes += K_ROUTE.str(route)
             if app is not None:
@@ -193,7 +174,7 @@ class EdgeTelemetry:
     ) -> None:
         match = exchange.match
         origin = match.origin if match is not None and match.origin is not None else ""
-        attributes = K_URL.str(origin.rstrip("/") + exchange.path) + K_METHOD.str(exchange.method)
+        attributes = URL_FULL.str(origin.rstrip("/") + exchange.path) + HTTP_METHOD.str(exchange.method)
         if exchange.response is not None and error is None:
             attributes += self._status_attr(exchange.response.status)
         if exchange.cache_status is not None:
@@ -223,7 +204,7 @@ def _status(error: EdgeNodeError | None) -> bytes:
 
 
 def _error_attrs(error: EdgeNodeError | None) -> bytes:
-    return b"" if error is None else K_ERROR.str(error.kind)
+    return b"" if error is None else ERROR_TYPE.str(error.kind)
 
 
 def resource(node: NodeIdentity) -> dict[str, str]:
@@ -249,17 +230,14 @@ async def start_telemetry(
     sample_ratio: float,
     settings: ExportSettings | None = None,
 ) -> EdgeTelemetry | None:
-    """Tracing for this node, exporting until ``stack`` closes; None when there is nowhere
-    to send spans (no control plane, no OTEL endpoint) or OTEL_SDK_DISABLED is set."""
-    settings = settings or export_settings(os.environ, control_plane=control_plane, token=token or None)
-    if settings is None:
-        logger.info("tracing off: no --control-plane and no OTEL_EXPORTER_OTLP_ENDPOINT")
-        return None
-    exporter = await stack.enter_async_context(
-        OtlpBatchExporter(
-            settings, resource=encode_resource(resource(node)), scope=encode_scope(SCOPE, edgecdn_version())
-        )
+    """Tracing for this process until ``stack`` closes; None when tracing is off."""
+    tracer = await start_lean_tracer(
+        stack,
+        resource=resource(node),
+        scope=SCOPE,
+        control_plane=control_plane,
+        token=token,
+        sample_ratio=sample_ratio,
+        settings=settings,
     )
-    logger.info("tracing to %s, sampling %g of new traces", settings.target, sample_ratio)
-    tracer = LeanTracer(sampler=ParentBasedRatioSampler(ratio=sample_ratio), sink=exporter)
-    return EdgeTelemetry(tracer=tracer, exporter=exporter)
+    return None if tracer is None else EdgeTelemetry(tracer=tracer)

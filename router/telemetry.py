@@ -11,7 +11,6 @@ request); spans leave as OTLP/gRPC, batched, to the control plane or to
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from contextlib import AsyncExitStack
@@ -20,41 +19,24 @@ from dataclasses import dataclass
 from geo.lookup import Location
 from router.policy import Candidate, NodeView
 from tracing.attributes import (
-    CLIENT_ADDRESS as K_CLIENT,
+    CLIENT_ADDRESS,
+    CLIENT_COUNTRY,
+    ERROR_TYPE,
+    HTTP_METHOD,
+    HTTP_STATUS,
+    URL_FULL,
+    URL_PATH,
 )
-from tracing.attributes import (
-    CLIENT_COUNTRY as K_COUNTRY,
-)
-from tracing.attributes import (
-    ERROR_TYPE as K_ERROR,
-)
-from tracing.attributes import (
-    HTTP_METHOD as K_METHOD,
-)
-from tracing.attributes import (
-    HTTP_STATUS as K_STATUS,
-)
-from tracing.attributes import (
-    URL_FULL as K_URL,
-)
-from tracing.attributes import (
-    URL_PATH as K_PATH,
-)
-from tracing.exporter import OtlpBatchExporter
-from tracing.lean import LeanTracer, RequestTrace
-from tracing.sampling import ParentBasedRatioSampler
-from tracing.settings import ExportSettings, edgecdn_version, export_settings, resource_attributes
+from tracing.lean import LeanTracer, RequestTrace, start_lean_tracer
+from tracing.settings import ExportSettings, edgecdn_version, resource_attributes
 from tracing.wire import (
     AttributeKey,
     SpanKind,
     SpanName,
     StatusCode,
-    encode_resource,
-    encode_scope,
     status_field,
 )
 
-logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "edge-router"
 SCOPE = "edgecdn.router"
@@ -89,9 +71,8 @@ class Hop:
 class RouterTelemetry:
     """Starts request traces and records their spans."""
 
-    def __init__(self, *, tracer: LeanTracer, exporter: OtlpBatchExporter | None = None) -> None:
+    def __init__(self, *, tracer: LeanTracer) -> None:
         self.tracer = tracer
-        self.exporter = exporter
         self._names: dict[tuple[str, SpanKind], SpanName] = {}
 
     def _name(self, name: str, kind: SpanKind) -> SpanName:
@@ -116,12 +97,12 @@ class RouterTelemetry:
     ) -> None:
         start_ns = span.trace.ns_at(hop.started)
         end_ns = span.trace.ns_at(time.perf_counter())
-        attributes = K_NODE.str(node.node_id) + K_REGION.str(node.region) + K_URL.str(node.url)
+        attributes = K_NODE.str(node.node_id) + K_REGION.str(node.region) + URL_FULL.str(node.url)
         status_bytes = b""
         if status is not None:
-            attributes += K_STATUS.int(status)
+            attributes += HTTP_STATUS.int(status)
         if error is not None:
-            attributes += K_ERROR.str(error)
+            attributes += ERROR_TYPE.str(error)
             status_bytes = status_field(StatusCode.ERROR, error)
         elif status is not None and status >= _SERVER_ERROR:
             status_bytes = status_field(StatusCode.ERROR, f"edge node answered {status}")
@@ -136,10 +117,13 @@ class RouterTelemetry:
 
     def finish(self, span: RouteSpan, method: str, path: str, chosen: Candidate | None, status: int) -> None:
         attributes = (
-            K_METHOD.str(method) + K_PATH.str(path) + K_STATUS.int(status) + K_CLIENT.str(span.client)
+            HTTP_METHOD.str(method)
+            + URL_PATH.str(path)
+            + HTTP_STATUS.int(status)
+            + CLIENT_ADDRESS.str(span.client)
         )
         if span.country:
-            attributes += K_COUNTRY.str(span.country)
+            attributes += CLIENT_COUNTRY.str(span.country)
         if chosen is not None:
             attributes += K_REGION.str(chosen.node.region) + K_NODE.str(chosen.node.node_id)
             attributes += K_REASON.str(chosen.reason)
@@ -173,19 +157,14 @@ async def start_telemetry(
     sample_ratio: float,
     settings: ExportSettings | None = None,
 ) -> RouterTelemetry | None:
-    """Tracing for the router, exporting until ``stack`` closes; None when there is nowhere to
-    send spans (no control plane, no OTEL endpoint) or OTEL_SDK_DISABLED is set."""
-    settings = settings or export_settings(os.environ, control_plane=control_plane, token=token or None)
-    if settings is None:
-        logger.info("tracing off: no --control-plane and no OTEL_EXPORTER_OTLP_ENDPOINT")
-        return None
-    exporter = await stack.enter_async_context(
-        OtlpBatchExporter(
-            settings,
-            resource=encode_resource(resource(router_id)),
-            scope=encode_scope(SCOPE, edgecdn_version()),
-        )
+    """Tracing for this process until ``stack`` closes; None when tracing is off."""
+    tracer = await start_lean_tracer(
+        stack,
+        resource=resource(router_id),
+        scope=SCOPE,
+        control_plane=control_plane,
+        token=token,
+        sample_ratio=sample_ratio,
+        settings=settings,
     )
-    logger.info("tracing to %s, sampling %g of new traces", settings.target, sample_ratio)
-    tracer = LeanTracer(sampler=ParentBasedRatioSampler(ratio=sample_ratio), sink=exporter)
-    return RouterTelemetry(tracer=tracer, exporter=exporter)
+    return None if tracer is None else RouterTelemetry(tracer=tracer)

@@ -8,14 +8,28 @@ with ``perf_counter`` (monotonic, so stage spans nest exactly inside their paren
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import Protocol
 
 from tracing.context import TraceParent, format_traceparent, new_span_id, new_trace_id, parse_traceparent
+from tracing.exporter import OtlpBatchExporter
 from tracing.sampling import ParentBasedRatioSampler
-from tracing.wire import SpanName, encode_plain_child, encode_span_parts, trace_state_field
+from tracing.settings import ExportSettings, edgecdn_version, export_settings
+from tracing.wire import (
+    SpanName,
+    encode_plain_child,
+    encode_resource,
+    encode_scope,
+    encode_span_parts,
+    trace_state_field,
+)
+
+logger = logging.getLogger(__name__)
 
 _ID_MASK = (1 << 64) - 1
 
@@ -149,3 +163,29 @@ class LeanTracer:
             if not self._sampler.should_sample(trace_id, None):
                 return None
         return RequestTrace(trace_id=trace_id, parent=parent, rng=self._rng, sink=self._sink)
+
+
+async def start_lean_tracer(
+    stack: AsyncExitStack,
+    *,
+    resource: Mapping[str, str],
+    scope: str,
+    control_plane: str | None,
+    token: str,
+    sample_ratio: float,
+    settings: ExportSettings | None = None,
+) -> LeanTracer | None:
+    """A tracer whose spans go, batched over OTLP/gRPC, to the control plane (with ``token``) or
+    to ``OTEL_EXPORTER_OTLP_ENDPOINT``, until ``stack`` closes; None when there is nowhere to
+    send spans or OTEL_SDK_DISABLED is set. Shared by the edge node and the router."""
+    settings = settings or export_settings(os.environ, control_plane=control_plane, token=token or None)
+    if settings is None:
+        logger.info("tracing off: no --control-plane and no OTEL_EXPORTER_OTLP_ENDPOINT")
+        return None
+    exporter = await stack.enter_async_context(
+        OtlpBatchExporter(
+            settings, resource=encode_resource(resource), scope=encode_scope(scope, edgecdn_version())
+        )
+    )
+    logger.info("tracing to %s, sampling %g of new traces", settings.target, sample_ratio)
+    return LeanTracer(sampler=ParentBasedRatioSampler(ratio=sample_ratio), sink=exporter)
