@@ -40,7 +40,6 @@ from tracing.wire import (
     status_field,
 )
 
-
 SERVICE_NAME = "edge-node"
 SCOPE = "edgecdn.edge_node"
 _SERVER_ERROR = 500

@@ -37,7 +37,6 @@ from tracing.wire import (
     status_field,
 )
 
-
 SERVICE_NAME = "edge-router"
 SCOPE = "edgecdn.router"
 K_REGION = AttributeKey("edgecdn.route.region")
