@@ -111,28 +111,17 @@ class Fleet:
         return traffic
 
     def connect_failed(self, node_id: str, reason: str) -> None:
-        before = self.health.record(node_id).ejections_total
-        self.health.connect_failed(node_id, self._clock(), reason)
-        if self.health.record(node_id).ejections_total != before:
+        if self.health.connect_failed(node_id, self._clock(), reason):
             self.invalidate()
 
     def answered(self, node_id: str, status: int) -> None:
-        if status < 500:
-            self.health.answered(node_id, status, self._clock())
-            return
-        before = self.health.record(node_id).ejections_total
-        self.health.answered(node_id, status, self._clock())
-        if self.health.record(node_id).ejections_total != before:
+        if self.health.answered(node_id, status, self._clock()):
             self.invalidate()
 
     def check_passed(self, node_id: str) -> None:
-        was_up = self.health.record(node_id).up
-        self.health.check_passed(node_id)
-        if not was_up and self.health.record(node_id).up:
+        if self.health.check_passed(node_id):
             self.invalidate()
 
     def check_failed(self, node_id: str, reason: str) -> None:
-        was_up = self.health.record(node_id).up
-        self.health.check_failed(node_id, reason)
-        if was_up and not self.health.record(node_id).up:
+        if self.health.check_failed(node_id, reason):
             self.invalidate()

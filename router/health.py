@@ -98,7 +98,9 @@ class HealthBook:
 
     # Active checks.
 
-    def check_passed(self, node_id: str) -> None:
+    # Each event answers whether the node's routability changed (callers cache views).
+
+    def check_passed(self, node_id: str) -> bool:
         health = self.record(node_id)
         health.check_failures = 0
         health.check_successes += 1
@@ -109,41 +111,47 @@ class HealthBook:
             health.ejected_until = 0.0
             health.ejections_in_a_row = 0
             health.consecutive_5xx = 0
+            return True
+        return False
 
-    def check_failed(self, node_id: str, reason: str) -> None:
+    def check_failed(self, node_id: str, reason: str) -> bool:
         health = self.record(node_id)
         health.check_successes = 0
         health.check_failures += 1
         health.last_check_error = reason
         if health.up and health.check_failures >= self.settings.unhealthy_after:
             health.up = False
+            return True
+        return False
 
     # Passive detection.
 
-    def connect_failed(self, node_id: str, now: float, reason: str) -> None:
-        self._eject(self.record(node_id), now, f"connect: {reason}")
+    def connect_failed(self, node_id: str, now: float, reason: str) -> bool:
+        return self._eject(self.record(node_id), now, f"connect: {reason}")
 
-    def answered(self, node_id: str, status: int, now: float) -> None:
+    def answered(self, node_id: str, status: int, now: float) -> bool:
         health = self._nodes.get(node_id)
         if health is None:
             if status < 500:
-                return  # the common case, and nothing to reset
+                return False  # the common case, and nothing to reset
             health = self.record(node_id)
         if status < 500:
             health.consecutive_5xx = 0
             if now >= health.ejected_until:
                 health.ejections_in_a_row = 0
-            return
+            return False
         health.consecutive_5xx += 1
         if health.consecutive_5xx >= self.settings.eject_after_5xx:
             health.consecutive_5xx = 0
-            self._eject(health, now, f"{self.settings.eject_after_5xx} consecutive 5xx responses")
+            return self._eject(health, now, f"{self.settings.eject_after_5xx} consecutive 5xx responses")
+        return False
 
-    def _eject(self, health: NodeHealth, now: float, reason: str) -> None:
+    def _eject(self, health: NodeHealth, now: float, reason: str) -> bool:
         if now < health.ejected_until:
-            return  # already out: concurrent failures of one outage count once
+            return False  # already out: concurrent failures of one outage count once
         health.ejections_in_a_row += 1
         health.ejections_total += 1
         seconds = min(self.settings.base_ejection_s * health.ejections_in_a_row, self.settings.max_ejection_s)
         health.ejected_until = now + seconds
         health.last_ejection_reason = reason
+        return True
