@@ -137,18 +137,11 @@ async def test_every_region_runs_its_edge_nodes(shared_world: RunningWorld) -> N
             assert info["app"]["name"] == "geo-hello"
 
 
-async def client_address(country: str) -> str:
-    """``edgecdn world addr CC``, as the README tour runs it."""
-    addr = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulator", "world", "addr", country, "--world", str(DEFAULT_WORLD),
-        stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
-    )  # fmt: skip
-    return (await addr.communicate())[0].decode().strip()
-
-
 async def get_from(country: str, url: str) -> tuple[int, str, dict[str, str]]:
-    """GET ``url`` from a simulated client of ``country`` (socket bound to its loopback address)."""
-    connector = aiohttp.TCPConnector(local_addr=(await client_address(country), 0))
+    """GET ``url`` from a simulated client of ``country``: the socket bound to the address
+    `edgecdn world addr CC` prints (tests/simulator/test_world_cmd.py runs that command)."""
+    address = load_world(DEFAULT_WORLD).country(country).client_address()
+    connector = aiohttp.TCPConnector(local_addr=(address, 0))
     async with aiohttp.ClientSession(connector=connector) as client, client.get(url) as response:
         return response.status, await response.text(), dict(response.headers)
 
