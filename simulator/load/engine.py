@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from simulator.load.client import CountryPool, RequestSpec
 from simulator.load.plan import Plan, arrivals
 from simulator.load.recorder import Recorder, new_histogram
+from simulator.load.timer import PreciseSleeper
 
 HOUSEKEEPING_S = 0.01
 TICK_S = 1.0
 STOP_DRAIN_S = 1.0
 LONG_SLEEP_S = 0.05
-# epoll rounds its timeout up to whole milliseconds, so a timer sleep of 50 µs lasts ~1 ms;
-# the last stretch before an arrival is spent yielding to the loop instead (I/O still runs).
-SPIN_S = 0.002
 MAX_BURST = 32  # requests handed over back to back before the loop gets a turn
 
 
@@ -76,10 +74,12 @@ class Engine:
         self._users_target: dict[str, int] = {}
         self._users_active: dict[str, int] = {}
         self._sending = True
+        self._sleeper: PreciseSleeper | None = None
 
     async def run(self) -> Recorder:
         loop = asyncio.get_running_loop()
         plan = self.config.plan
+        self._sleeper = PreciseSleeper(loop)
         for country in plan.countries():
             self.recorder.ensure_country(country)
             self.pools[country] = CountryPool(
@@ -108,6 +108,7 @@ class Engine:
                 housekeeping.cancel()
         finally:
             self._sending = False
+            self._sleeper.close()
             self.recorder.unanswered += sum(pool.close() for pool in self.pools.values())
             self._emit_tick(loop.time())
         return self.recorder
@@ -145,6 +146,7 @@ class Engine:
 
     async def _sleep_until(self, when: float) -> None:
         loop = asyncio.get_running_loop()
+        assert self._sleeper is not None
         while (delay := when - loop.time()) > 0 and not self.stop.is_set():
             if delay > LONG_SLEEP_S:
                 try:
@@ -152,10 +154,8 @@ class Engine:
                         await self.stop.wait()
                 except TimeoutError:
                     pass
-            elif delay > SPIN_S:
-                await asyncio.sleep(delay - SPIN_S)
             else:
-                await asyncio.sleep(0)
+                await self._sleeper.until(when)
 
     async def _open_loop(self) -> None:
         loop = asyncio.get_running_loop()
