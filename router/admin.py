@@ -67,7 +67,9 @@ def admin_endpoints(
         )
 
     def status(_: FrontRequest) -> tuple[int, bytes, bytes]:
-        return 200, JSON, _json(fleet_status(router_id=router_id, world=world, fleet=fleet, wan=wan))
+        body = fleet_status(router_id=router_id, world=world, fleet=fleet, wan=wan)
+        body["fast_path"] = {"enabled": handler.fast_path_enabled, "requests_total": handler.fast_requests}
+        return 200, JSON, _json(body)
 
     def metrics_text(_: FrontRequest) -> tuple[int, bytes, bytes]:
         for region, count in _routable_by_region(world, fleet).items():

@@ -9,7 +9,9 @@ with flow control; ``Expect: 100-continue`` is answered at once; a malformed req
 400, a head over the limit 431, a head too slow 408, and that connection closes; nothing
 else is affected. Idle and stalled connections are closed by one sweeper per server
 (``ClientTimeouts``), not by a timer per request. The request and its answer's writer
-are in ``router.messages``.
+are in ``router.messages``. A bodiless request is first offered to the server's
+``fast_path`` (``router.fastpath``), which may answer it from the callbacks; otherwise,
+and for every request with a body, the handler runs as a task.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from typing import Any, cast
 
 import httptools
 
-from router.messages import BODY_HIGH_WATER, FrontRequest, Handler, ResponseWriter, reason_phrase
+from router.messages import (
+    BODY_HIGH_WATER,
+    FastPath,
+    FrontRequest,
+    Handler,
+    ResponseWriter,
+    Serve,
+    reason_phrase,
+)
 from router.upstream import RawHeaders, WriteFlowControl
 
 logger = logging.getLogger(__name__)
@@ -156,14 +166,32 @@ class _ClientConnection(WriteFlowControl):
     def _dispatch(self) -> None:
         request = self._pending[0]
         self.keep_alive = request.keep_alive
+        fast = self._server.fast_path
+        if fast is not None and not request.body_exists and fast(request, self):
+            return  # answered from the callbacks; done() follows
         if request.expect_continue and request.body_exists and self._transport is not None:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self._server.spawn(self._serve(request))
 
-    async def _serve(self, request: FrontRequest) -> None:
+    # what the fast path needs (router.messages.ClientLink)
+
+    def send_now(self, data: bytes) -> None:
+        if not self.closed and self._transport is not None:
+            self._transport.write(data)
+
+    def done(self, request: FrontRequest) -> None:
+        self._finished(request)
+
+    def continue_async(self, request: FrontRequest, serve: Serve) -> None:
+        self._server.spawn(self._serve(request, serve))
+
+    async def _serve(self, request: FrontRequest, serve: Serve | None = None) -> None:
         writer = ResponseWriter(self, head_only=request.method == "HEAD")
         try:
-            await self._server.handler(request, writer)
+            if serve is None:
+                await self._server.handler(request, writer)
+            else:
+                await serve(writer)
         except ConnectionResetError:
             self.abort()
         except Exception:
@@ -258,8 +286,11 @@ class _HeadTooLargeError(Exception):
 class FrontendServer:
     """Listens and serves until closed; in-flight requests get ``grace_s`` to finish."""
 
-    def __init__(self, handler: Handler, timeouts: ClientTimeouts | None = None) -> None:
+    def __init__(
+        self, handler: Handler, timeouts: ClientTimeouts | None = None, *, fast_path: FastPath | None = None
+    ) -> None:
         self.handler = handler
+        self.fast_path = fast_path
         self.timeouts = timeouts or ClientTimeouts()
         self.connections: set[_ClientConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()

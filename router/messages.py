@@ -30,6 +30,23 @@ class ClientConnection(Protocol):
     def abort(self) -> None: ...
 
 
+class ClientLink(Protocol):
+    """What a request answered from the protocol callbacks (``router.fastpath``) needs of the
+    client connection it arrived on."""
+
+    peer: str
+    closed: bool
+    keep_alive: bool
+
+    def send_now(self, data: bytes) -> None: ...
+
+    def done(self, request: FrontRequest) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def continue_async(self, request: FrontRequest, serve: Serve) -> None: ...
+
+
 class FrontRequest:
     """One client request: its head, and its body as it arrives."""
 
@@ -162,16 +179,12 @@ class ResponseWriter:
 
     async def respond(self, status: int, headers: RawHeaders, body: bytes, *, reason: str = "") -> None:
         """A whole small answer in one write."""
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, (reason or reason_phrase(status)).encode("latin-1"))]
-        lines.extend(b"%s: %s\r\n" % pair for pair in headers)
-        lines.append(b"content-length: %d\r\n" % len(body))
-        if not self._conn.keep_alive:
-            lines.append(b"connection: close\r\n")
-        lines.append(b"\r\n")
-        if not self.head_only:
-            lines.append(body)
         self.started = True
-        await self._conn.write(b"".join(lines))
+        await self._conn.write(
+            whole_response(
+                status, reason, headers, body, keep_alive=self._conn.keep_alive, head_only=self.head_only
+            )
+        )
 
     def abort(self) -> None:
         """Cut the connection: the client sees a broken answer (too late for an error status)."""
@@ -179,6 +192,25 @@ class ResponseWriter:
 
 
 Handler = Callable[[FrontRequest, ResponseWriter], Awaitable[None]]
+# The rest of one request's serving, as a coroutine writing to its writer.
+Serve = Callable[[ResponseWriter], Awaitable[None]]
+# Answers a request from the callbacks if it can (True), else leaves it to the Handler.
+FastPath = Callable[[FrontRequest, ClientLink], bool]
+
+
+def whole_response(
+    status: int, reason: str, headers: RawHeaders, body: bytes, *, keep_alive: bool, head_only: bool = False
+) -> bytes:
+    """A whole answer with a length-framed body, ready to write."""
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, (reason or reason_phrase(status)).encode("latin-1"))]
+    lines.extend(b"%s: %s\r\n" % pair for pair in headers)
+    lines.append(b"content-length: %d\r\n" % len(body))
+    if not keep_alive:
+        lines.append(b"connection: close\r\n")
+    lines.append(b"\r\n")
+    if not head_only:
+        lines.append(body)
+    return b"".join(lines)
 
 
 def reason_phrase(status: int) -> str:

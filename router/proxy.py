@@ -38,6 +38,7 @@ from router.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from router.fastpath import BUFFER_LIMIT, FastExchange
 from router.fleet import Fleet
 from router.headers import (
     RESPONSE_SKIP,
@@ -46,7 +47,7 @@ from router.headers import (
     forward_headers,
     route_header,
 )
-from router.messages import FrontRequest, ResponseWriter
+from router.messages import ClientLink, FrontRequest, ResponseWriter
 from router.metrics import RouterMetrics
 from router.policy import Candidate, ClientPlace, NodeView, RoutingPolicy
 from router.telemetry import RouterTelemetry, RouteSpan
@@ -55,8 +56,6 @@ from router.upstream import RawHeaders, UpstreamPool, UpstreamResponse, request_
 logger = logging.getLogger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-# Answers up to this size are read whole and sent in one write; larger ones are streamed.
-BUFFER_LIMIT = 256 * 1024
 MAX_ATTEMPTS = 2
 MAX_CACHED_PLANS = 65536
 
@@ -76,7 +75,7 @@ class WanSettings:
         return self.latency.one_way_delay_ms(origin, region, self.rng)
 
 
-class _AttemptFailedError(Exception):
+class AttemptFailedError(Exception):
     """One attempt failed. ``sent_nothing``: the node never saw the request (a connect
     failure), so even a request with a body may go elsewhere; ``retry=False``: no retry."""
 
@@ -119,6 +118,9 @@ class RouterHandler:
         self._wan = wan
         self._metrics = metrics
         self._telemetry = telemetry
+        # The fast path (router.fastpath) needs no WAN delay to wait and no trace to record.
+        self.fast_path_enabled = not wan.enabled and telemetry is None
+        self.fast_requests = 0  # taken by the fast path (some then stream or retry on the async path)
         self._targets: dict[str, _Target] = {}
         self._plans: dict[tuple[str, str | None], list[Candidate]] = {}
         self._plans_for: tuple[NodeView, ...] = ()
@@ -129,19 +131,50 @@ class RouterHandler:
         except ValueError:
             return UNKNOWN  # a peer address we cannot parse has no place, but may be served
 
-    async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
+    @property
+    def fleet(self) -> Fleet:
+        return self._fleet
+
+    @property
+    def metrics(self) -> RouterMetrics:
+        return self._metrics
+
+    def serve_now(self, request: FrontRequest, link: ClientLink) -> bool:
+        """Answer a bodiless GET from the protocol callbacks (``router.fastpath``) when its
+        node has a kept-alive connection free; False, having done nothing, when it cannot."""
+        if not self.fast_path_enabled or request.method != "GET":
+            return False
         started = time.perf_counter()
         facts = RequestFacts(request.headers)
-        peer = request.peer
-        trusted_peer = is_trusted(peer, self._trusted)
-        client = (
-            resolve_client(
-                peer, forwarded_for=facts.forwarded_for, forwarded=facts.forwarded, trusted=self._trusted
-            ).address
-            if trusted_peer
-            else peer
+        trusted_peer, client, location = self._client(request.peer, facts)
+        plan = self._plan(
+            ClientPlace(
+                address=client, latitude=location.latitude, longitude=location.longitude, pin=facts.pin
+            )
         )
-        location = self.locate(client)
+        if not plan:
+            return False
+        chosen = plan[0]
+        target = self._target(chosen.node.url)
+        upstream = self._upstream.idle_connection(target.host, target.port)
+        if upstream is None:
+            return False
+        outgoing = forward_headers(request, trusted_peer=trusted_peer, replace_trace_context=False)
+        exchange = FastExchange(self, request, link, chosen, started=started)
+        exchange.start(upstream, request_head("GET", request.target, outgoing), self._upstream.read_timeout_s)
+        self.fast_requests += 1
+        return True
+
+    async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
+        await self.serve(request, writer)
+
+    async def serve(
+        self, request: FrontRequest, writer: ResponseWriter, *, attempts: int = MAX_ATTEMPTS
+    ) -> None:
+        """The async path: any request, on up to ``attempts`` candidates."""
+        started = time.perf_counter()
+        facts = RequestFacts(request.headers)
+        trusted_peer, client, location = self._client(request.peer, facts)
         place = ClientPlace(
             address=client, latitude=location.latitude, longitude=location.longitude, pin=facts.pin
         )
@@ -156,7 +189,7 @@ class RouterHandler:
         error: RouterError = NoHealthyNodeError("no healthy edge node can serve this request")
         status: int | None = None
         chosen: Candidate | None = None
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(attempts):
             chosen = next(candidates, None)
             if chosen is None:
                 break
@@ -171,7 +204,7 @@ class RouterHandler:
                     first=attempt == 0,
                 )
                 break
-            except _AttemptFailedError as failure:
+            except AttemptFailedError as failure:
                 error = failure.error
                 self._metrics.upstream_failure(chosen.node.node_id, error.kind)
                 if not failure.may_retry(idempotent=idempotent, bodiless=bodiless):
@@ -184,6 +217,18 @@ class RouterHandler:
         if span is not None and self._telemetry is not None:
             self._telemetry.finish(span, request.method, request.path, chosen, status)
 
+    def _client(self, peer: str, facts: RequestFacts) -> tuple[bool, str, Location]:
+        """Whether the peer is a trusted proxy, the client's address, and its location."""
+        trusted_peer = is_trusted(peer, self._trusted)
+        client = (
+            resolve_client(
+                peer, forwarded_for=facts.forwarded_for, forwarded=facts.forwarded, trusted=self._trusted
+            ).address
+            if trusted_peer
+            else peer
+        )
+        return trusted_peer, client, self.locate(client)
+
     async def _attempt(
         self,
         request: FrontRequest,
@@ -195,7 +240,7 @@ class RouterHandler:
         span: RouteSpan | None,
         first: bool,
     ) -> int:
-        """Serve the request from ``chosen``; the status written, or _AttemptFailedError."""
+        """Serve the request from ``chosen``; the status written, or AttemptFailedError."""
         node = chosen.node
         if first:
             await self._wan_delay(location, node, span)
@@ -222,14 +267,14 @@ class RouterHandler:
         except (RouterError, OSError) as exc:
             if telemetry is not None and span is not None and hop is not None:
                 telemetry.hop_done(span, hop, node, status=None, error=type(exc).__name__)
-            raise self._failure(node, exc) from exc
+            raise self.failure(node, exc) from exc
         finally:
             traffic.in_flight -= 1
         if telemetry is not None and span is not None and hop is not None:
             telemetry.hop_done(span, hop, node, status=upstream.status)
         self._fleet.answered(node.node_id, upstream.status)
         try:
-            return await self._respond(writer, upstream, chosen, location, span)
+            return await self.respond(writer, upstream, chosen, location, span)
         finally:
             upstream.release()
 
@@ -262,23 +307,23 @@ class RouterHandler:
             target = self._targets[url] = _Target(parts.hostname or "127.0.0.1", parts.port or 80)
         return target
 
-    def _failure(self, node: NodeView, exc: BaseException) -> _AttemptFailedError:
+    def failure(self, node: NodeView, exc: BaseException) -> AttemptFailedError:
         """What a failed attempt means: passive health, the client's error, whether to retry."""
         if isinstance(exc, UpstreamConnectError):
             self._fleet.connect_failed(node.node_id, exc.message)
-            return _AttemptFailedError(exc, sent_nothing=True)
+            return AttemptFailedError(exc, sent_nothing=True)
         if isinstance(exc, UpstreamClosedError | OSError):
             # A kept-alive connection died under us (the node restarted or was killed).
             self._fleet.connect_failed(node.node_id, str(exc))
-            return _AttemptFailedError(UpstreamClosedError(f"edge node {node.node_id}: {exc}"))
+            return AttemptFailedError(UpstreamClosedError(f"edge node {node.node_id}: {exc}"))
         if isinstance(exc, UpstreamTimeoutError):
-            return _AttemptFailedError(UpstreamTimeoutError(f"edge node {node.node_id}: {exc}"), retry=False)
+            return AttemptFailedError(UpstreamTimeoutError(f"edge node {node.node_id}: {exc}"), retry=False)
         message = exc.message if isinstance(exc, RouterError) else str(exc)
-        return _AttemptFailedError(
+        return AttemptFailedError(
             UpstreamUnavailableError(f"edge node {node.node_id}: {message}"), retry=False
         )
 
-    async def _respond(
+    async def respond(
         self,
         writer: ResponseWriter,
         upstream: UpstreamResponse,

@@ -32,7 +32,7 @@ from router.inventory import (
     parse_edge_flags,
     read_edges_file,
 )
-from router.messages import FrontRequest, ResponseWriter
+from router.messages import ClientLink, FrontRequest, ResponseWriter
 from router.metrics import RouterMetrics
 from router.policy import RoutingPolicy
 from router.proxy import RouterHandler, WanSettings
@@ -63,6 +63,10 @@ class _Dispatch:
             return
         status, content_type, body = admin(request)
         await writer.respond(status, [(b"content-type", content_type)], body)
+
+    def serve_now(self, request: FrontRequest, link: ClientLink) -> bool:
+        """The proxy's fast path (``router.fastpath``), never for admin paths."""
+        return not request.target.startswith(ADMIN_PREFIXES) and self._proxy.serve_now(request, link)
 
 
 async def run(
@@ -165,7 +169,7 @@ async def _follow_inventory(
 
 async def _listen(stack: AsyncExitStack, dispatch: _Dispatch, config: RouterConfig) -> str:
     """Bind the listener (stopped when ``stack`` closes) and return its URL."""
-    server = FrontendServer(dispatch, config.client_timeouts)
+    server = FrontendServer(dispatch, config.client_timeouts, fast_path=dispatch.serve_now)
     host, port = await server.start(config.host, config.port)
     stack.push_async_callback(server.close, SHUTDOWN_GRACE_S)
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -17,7 +17,7 @@ import asyncio
 import collections
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -33,6 +33,17 @@ RawHeaders = list[tuple[bytes, bytes]]
 HIGH_WATER = 1024 * 1024
 IDLE_TIMEOUT_S = 30.0  # below aiohttp's 75 s, so the node never closes a connection we are about to use
 MAX_IDLE_PER_NODE = 256
+
+
+class ExchangeListener(Protocol):
+    """Who hears about an answer from the protocol callbacks instead of awaiting it (the
+    proxy's fast path, ``router.fastpath``)."""
+
+    def head_arrived(self, conn: UpstreamConnection) -> None: ...
+
+    def completed(self, conn: UpstreamConnection) -> None: ...
+
+    def failed(self, conn: UpstreamConnection, error: Exception) -> None: ...
 
 
 class WriteFlowControl(asyncio.Protocol):
@@ -62,7 +73,7 @@ class UpstreamResponse:
 
     __slots__ = ("_conn", "headers", "reason", "status")
 
-    def __init__(self, conn: _Connection, status: int, reason: str, headers: RawHeaders) -> None:
+    def __init__(self, conn: UpstreamConnection, status: int, reason: str, headers: RawHeaders) -> None:
         self._conn = conn
         self.status = status
         self.reason = reason
@@ -89,7 +100,7 @@ class UpstreamResponse:
         self._conn.finish()
 
 
-class _Connection(WriteFlowControl):
+class UpstreamConnection(WriteFlowControl):
     """One connection to a node; one request at a time (HTTP/1.1 without pipelining)."""
 
     def __init__(self, pool: UpstreamPool) -> None:
@@ -107,6 +118,7 @@ class _Connection(WriteFlowControl):
         self._complete = False
         self._keep_alive = False
         self._error: Exception | None = None
+        self._listener: ExchangeListener | None = None
         self.closed = False
         self.content_length: int | None = None
         self.idle_since = 0.0
@@ -155,6 +167,8 @@ class _Connection(WriteFlowControl):
             self._complete = True  # no body follows, whatever the headers say
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
+        if self._listener is not None:
+            self._listener.head_arrived(self)
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
@@ -166,9 +180,46 @@ class _Connection(WriteFlowControl):
 
     def on_message_complete(self) -> None:
         self._complete = True
-        self._wake()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.completed(self)
+        else:
+            self._wake()
 
     # the proxy's side
+
+    def begin_exchange(self, head: bytes, listener: ExchangeListener) -> None:
+        """Send a bodiless request whose answer ``listener`` hears of from the callbacks."""
+        assert self._transport is not None
+        self._listener = listener
+        self._transport.write(head)
+
+    def detach(self) -> None:
+        """The listener hands the rest of the answer to an awaiting reader."""
+        self._listener = None
+
+    @property
+    def status(self) -> int:
+        return self._parser.get_status_code()
+
+    @property
+    def reason(self) -> str:
+        return self._reason
+
+    @property
+    def headers(self) -> RawHeaders:
+        return self._headers
+
+    def take_body(self) -> bytes:
+        """The whole body of a completed answer."""
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return body
+
+    def answer(self) -> UpstreamResponse:
+        """The answer so far, for a reader that awaits the rest."""
+        return UpstreamResponse(self, self.status, self._reason, self._headers)
 
     async def send(self, head: bytes, body: AsyncIterator[bytes] | None, *, chunked: bool) -> None:
         assert self._transport is not None
@@ -196,8 +247,7 @@ class _Connection(WriteFlowControl):
         except TimeoutError:
             self.abort()
             raise UpstreamTimeoutError(f"no answer within {timeout_s:g}s") from None
-        status = self._parser.get_status_code()
-        return UpstreamResponse(self, status, self._reason, self._headers)
+        return self.answer()
 
     async def next_chunk(self) -> bytes:
         while not self._chunks:
@@ -241,6 +291,7 @@ class _Connection(WriteFlowControl):
         self._complete = False
         self._keep_alive = False
         self._error = None
+        self._listener = None
         self.content_length = None
         self.head_only = False
 
@@ -250,8 +301,11 @@ class _Connection(WriteFlowControl):
         if self._head is not None and not self._head.done():
             self._head.set_exception(error)
             self._head.exception()  # retrieved: a request abandoned mid-way logs nothing
+        listener, self._listener = self._listener, None
         self._wake()
         self.abort()
+        if listener is not None:
+            listener.failed(self, error)
 
     def _wake(self) -> None:
         if self._chunk_waiter is not None and not self._chunk_waiter.done():
@@ -264,8 +318,8 @@ class UpstreamPool:
     def __init__(self, *, connect_timeout_s: float, read_timeout_s: float) -> None:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        self._idle: dict[tuple[str, int], list[_Connection]] = {}
-        self._keys: dict[_Connection, tuple[str, int]] = {}
+        self._idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self._keys: dict[UpstreamConnection, tuple[str, int]] = {}
 
     async def request(
         self,
@@ -278,7 +332,7 @@ class UpstreamPool:
         head_only: bool = False,
     ) -> UpstreamResponse:
         """Send one request and return its answer's head; the caller reads and releases it."""
-        conn = self._idle_connection(host, port) or await self._connect(host, port)
+        conn = self.idle_connection(host, port) or await self._connect(host, port)
         conn.head_only = head_only
         try:
             await conn.send(head, body, chunked=chunked)
@@ -287,7 +341,8 @@ class UpstreamPool:
             conn.abort()
             raise
 
-    def _idle_connection(self, host: str, port: int) -> _Connection | None:
+    def idle_connection(self, host: str, port: int) -> UpstreamConnection | None:
+        """A kept-alive connection to the node that is free now, if there is one."""
         idle = self._idle.get((host, port))
         now = time.monotonic()
         while idle:
@@ -297,11 +352,11 @@ class UpstreamPool:
             conn.abort()
         return None
 
-    async def _connect(self, host: str, port: int) -> _Connection:
+    async def _connect(self, host: str, port: int) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                _, conn = await loop.create_connection(lambda: _Connection(self), host, port)
+                _, conn = await loop.create_connection(lambda: UpstreamConnection(self), host, port)
         except TimeoutError:
             raise UpstreamConnectError(
                 f"connect to {host}:{port} timed out after {self.connect_timeout_s:g}s"
@@ -311,7 +366,7 @@ class UpstreamPool:
         self._keys[conn] = (host, port)
         return conn
 
-    def put_back(self, conn: _Connection) -> None:
+    def put_back(self, conn: UpstreamConnection) -> None:
         key = self._keys.get(conn)
         if key is None:
             conn.abort()
@@ -323,7 +378,7 @@ class UpstreamPool:
         conn.idle_since = time.monotonic()
         idle.append(conn)
 
-    def forget(self, conn: _Connection) -> None:
+    def forget(self, conn: UpstreamConnection) -> None:
         key = self._keys.pop(conn, None)
         if key is not None:
             idle = self._idle.get(key)
