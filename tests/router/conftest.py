@@ -169,6 +169,13 @@ async def stub_edge(name: str) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
+    async with serving(app) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` served on a free port of 127.0.0.1; yields its URL."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

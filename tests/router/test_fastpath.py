@@ -2,8 +2,8 @@
 of two stand-in nodes of the test's own (af-south-1, where South African clients go), so
 each outcome can be produced on demand: small answers, large chunked ones, a node that
 drops a kept-alive request, a node that never answers. Each test first sends one request
-from the same client, so a kept-alive connection to its node is free and the next
-request takes the fast path; the router's /_router/status counts those.
+from the same client (``client_of``), so a kept-alive connection to its node is free and
+the next request takes the fast path; the router's /_router/status counts those.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ from aiohttp import web
 
 from geo.world import World
 from simulator.supervisor import RunningChild, Supervisor
-from tests.router.conftest import get_json, route_of, router_spec, router_status, status_node, url_of
+from tests.router.conftest import (
+    get_json,
+    route_of,
+    router_spec,
+    router_status,
+    serving,
+    status_node,
+    url_of,
+)
 
 REGION = "af-south-1"
 BIG = bytes(range(256)) * (3 * 4096)  # 3 MiB, past the size answered in one write
@@ -57,15 +65,8 @@ async def stand_in(name: str) -> AsyncIterator[str]:
     for path, handler in (("/small", small), ("/big", big), ("/drop", drop), ("/stall", stall)):
         app.router.add_get(path, handler)
     app.router.add_get("/healthz", small)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 async def fast_requests(router: RunningChild) -> int:
@@ -103,11 +104,13 @@ async def start_router(
 
 
 async def client_of(router: RunningChild, world: World, node: str) -> str:
-    """A South African client address whose requests go to ``node`` first."""
+    """A South African client address whose requests go to ``node`` first, after one
+    request from it that leaves a kept-alive connection to ``node`` free for the next."""
     for index in range(1, 64):
         address = world.country("ZA").client_address(index)
         answer = await get_json(f"{url_of(router)}/_router/resolve?ip={address}")
         if answer["route"]["node_id"] == node:
+            await fetch(router, address, "/small")
             return address
     raise AssertionError(f"no client address hashes to {node} first")
 
@@ -117,7 +120,6 @@ async def test_a_small_answer_comes_whole_from_the_fast_path(
 ) -> None:
     router = await start_router(supervisor, geo_cache_dir, two_nodes)
     address = await client_of(router, world, "steady")
-    await fetch(router, address, "/small")  # leaves a kept-alive connection to steady
     before = await fast_requests(router)
     status, body, headers = await fetch(router, address, "/small")
     assert await fast_requests(router) == before + 1
@@ -132,7 +134,6 @@ async def test_a_large_chunked_answer_streams_whole_through_the_fast_path(
 ) -> None:
     router = await start_router(supervisor, geo_cache_dir, two_nodes)
     address = await client_of(router, world, "steady")
-    await fetch(router, address, "/small")
     before = await fast_requests(router)
     for _ in range(2):  # and the connection goes back to the pool for the next one
         status, body, _ = await fetch(router, address, "/big")
@@ -146,7 +147,6 @@ async def test_a_node_that_drops_a_kept_alive_request_is_ejected_and_the_next_on
 ) -> None:
     router = await start_router(supervisor, geo_cache_dir, two_nodes)
     address = await client_of(router, world, "flaky")
-    await fetch(router, address, "/small")
     before = await fast_requests(router)
     status, body, headers = await fetch(router, address, "/drop")
     assert await fast_requests(router) == before + 1
@@ -161,7 +161,6 @@ async def test_a_node_that_never_answers_is_a_504_after_the_upstream_timeout(
 ) -> None:
     router = await start_router(supervisor, geo_cache_dir, two_nodes, "--upstream-timeout", "0.5")
     address = await client_of(router, world, "steady")
-    await fetch(router, address, "/small")
     started = time.monotonic()
     status, body, headers = await fetch(router, address, "/stall")
     waited = time.monotonic() - started
@@ -177,7 +176,6 @@ async def test_connection_close_from_the_client_is_honoured_on_the_fast_path(
 ) -> None:
     router = await start_router(supervisor, geo_cache_dir, two_nodes)
     address = await client_of(router, world, "steady")
-    await fetch(router, address, "/small")
     before = await fast_requests(router)
     host, port = url_of(router).removeprefix("http://").rsplit(":", 1)
     loop = asyncio.get_running_loop()
