@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -15,6 +16,7 @@ from wasm_host import (
     Limits,
     WasmExecutor,
     WasmRequest,
+    WasmResponse,
 )
 
 REQUEST = WasmRequest(method="GET", path="/")
@@ -94,5 +96,43 @@ async def test_queueing_on_the_pool_does_not_keep_a_fast_handler_there(make_hand
         await asyncio.gather(*(executor.handle(handler, REQUEST) for _ in range(200)))
         # ... but each ran in microseconds, which is what decides where it runs next.
         assert executor.placement(handler) == "inline"
+    finally:
+        executor.close()
+
+
+class PythonHandler:
+    """A stand-in handler: ``work`` is what one run does (the executor only times it)."""
+
+    abi = "wagi"
+    limits = Limits()
+
+    def __init__(self, name: str, work: Callable[[], None]) -> None:
+        self.name = name
+        self.digest = name * 8
+        self._work = work
+
+    def handle(self, request: WasmRequest) -> WasmResponse:
+        self._work()
+        return WasmResponse(status=200, headers=(), body=b"ok")
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+async def test_runs_are_timed_in_cpu_time_so_a_descheduled_run_stays_inline() -> None:
+    """A run that takes 20 ms of wall time but no CPU (the host descheduled the process, or
+    it waited for the GIL) says nothing about the handler; 20 ms of computing does."""
+    executor = WasmExecutor(ExecutorConfig(inline_budget_s=0.001))
+    stalled = PythonHandler("stalled", lambda: time.sleep(0.02))
+    computing = PythonHandler("computing", lambda: _spin(0.02))
+    try:
+        for _ in range(3):
+            await executor.handle(stalled, REQUEST)
+            await executor.handle(computing, REQUEST)
+        assert executor.placement(stalled) == "inline"
+        assert executor.placement(computing) == "thread"
     finally:
         executor.close()
