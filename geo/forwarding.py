@@ -8,6 +8,7 @@ Pure code: no I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,8 +44,16 @@ def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
 def is_trusted(peer: str, trusted: tuple[IPNetwork, ...]) -> bool:
     if not trusted:
         return False  # the common case for a node without proxies: no address parsing
-    address = _parse_address(peer)
-    return address is not None and any(address in network for network in trusted)
+    return _in_networks(peer, trusted)
+
+
+# Parsing an address with ipaddress costs ~4.7 µs, and an edge node behind a router asks
+# about the same few peers (the router, and each client in the forwarding chain) on every
+# request, two or three times each; a cache hit costs ~0.4 µs.
+@functools.lru_cache(maxsize=4096)
+def _in_networks(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    parsed = _parse_address(address)
+    return parsed is not None and any(parsed in network for network in networks)
 
 
 def resolve_client(
