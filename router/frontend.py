@@ -167,8 +167,15 @@ class _ClientConnection(WriteFlowControl):
         request = self._pending[0]
         self.keep_alive = request.keep_alive
         fast = self._server.fast_path
-        if fast is not None and not request.body_exists and fast(request, self):
-            return  # answered from the callbacks; done() follows
+        if fast is not None and not request.body_exists:
+            try:
+                if fast(request, self):
+                    return  # answered from the callbacks; done() follows
+            except Exception:
+                # Raised inside the parser's callback, it would read as a malformed request.
+                logger.exception(
+                    "the fast path failed on %s %r; serving it as a task", request.method, request.target
+                )
         if request.expect_continue and request.body_exists and self._transport is not None:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self._server.spawn(self._serve(request))

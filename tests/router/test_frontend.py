@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from router.frontend import MAX_HEAD_BYTES, ClientTimeouts, FrontendServer
-from router.messages import FrontRequest, ResponseWriter
+from router.messages import ClientLink, FrontRequest, ResponseWriter
 
 
 async def echo(request: FrontRequest, writer: ResponseWriter) -> None:
@@ -219,3 +219,41 @@ async def test_a_busy_keep_alive_connection_is_not_closed_early(impatient: int) 
             await reader.readexactly(int(headers["content-length"]))
         await asyncio.sleep(0.3)
     writer.close()
+
+
+async def test_a_failing_fast_path_leaves_the_request_to_the_handler() -> None:
+    """The fast path runs inside the parser's callback: what it raises must not read as a
+    malformed request (400); the request is served as a task instead."""
+
+    def broken(request: FrontRequest, link: ClientLink) -> bool:
+        raise RuntimeError("a bug in the fast path")
+
+    front = FrontendServer(echo, fast_path=broken)
+    _, port = await front.start("127.0.0.1", 0)
+    try:
+        status, _, body = split(
+            await exchange(port, b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        )
+    finally:
+        await front.close(1.0)
+    assert status == 200
+    assert json.loads(body)["path"] == "/x"
+
+
+async def test_a_fast_path_that_declines_leaves_the_request_to_the_handler() -> None:
+    offered: list[str] = []
+
+    def declines(request: FrontRequest, link: ClientLink) -> bool:
+        offered.append(request.path)
+        return False
+
+    front = FrontendServer(echo, fast_path=declines)
+    _, port = await front.start("127.0.0.1", 0)
+    try:
+        get = b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        post = b"POST /y HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+        answers = [split(await exchange(port, data)) for data in (get, post)]
+    finally:
+        await front.close(1.0)
+    assert [status for status, _, _ in answers] == [200, 200]
+    assert offered == ["/x"]  # only bodiless requests are offered
