@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from geo.lookup import UNKNOWN
 from router.errors import RouterError, UpstreamTimeoutError
-from router.headers import RESPONSE_SKIP, ROUTE_HEADER_BYTES, route_header
+from router.headers import RESPONSE_SKIP, ROUTE_HEADER_BYTES, error_answer, route_header
 from router.messages import ClientLink, FrontRequest, ResponseWriter, whole_response
 from router.policy import Candidate
 from router.upstream import UpstreamConnection, UpstreamResponse
@@ -141,8 +140,7 @@ class FastExchange:
             self._handler.fleet.answered(self.chosen.node.node_id, status)
 
     def _answer_error(self, error: RouterError) -> None:
-        headers = [(b"content-type", b"application/json"), self._route]
-        body = json.dumps(error.to_json()).encode()
+        headers, body = error_answer(error, self.chosen)
         self._client.send_now(
             whole_response(error.status, "", headers, body, keep_alive=self._client.keep_alive)
         )

@@ -8,9 +8,11 @@ untrusted client are dropped here, and the forwarding chain is rebuilt.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from geo.forwarding import FORWARDING_HEADERS, RESERVED_HEADER_PREFIXES, RESERVED_HEADERS
+from router.errors import RouterError
 from router.messages import FrontRequest
 from router.policy import Candidate
 from router.upstream import RawHeaders
@@ -38,6 +40,14 @@ RESPONSE_SKIP = HOP_BY_HOP | {b"content-length"}
 def route_header(chosen: Candidate) -> str:
     rtt = "" if chosen.rtt_ms is None else f"{chosen.rtt_ms:.1f}"
     return f"region={chosen.node.region}; node={chosen.node.node_id}; reason={chosen.reason}; rtt_ms={rtt}"
+
+
+def error_answer(error: RouterError, chosen: Candidate | None) -> tuple[RawHeaders, bytes]:
+    """The headers and JSON body of the router's own error answer (with the route, if any)."""
+    headers = [(b"content-type", b"application/json")]
+    if chosen is not None:
+        headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
+    return headers, json.dumps(error.to_json()).encode()
 
 
 def forward_headers(request: FrontRequest, *, trusted_peer: bool, replace_trace_context: bool) -> RawHeaders:

@@ -155,18 +155,16 @@ class ResponseWriter:
 
     async def start(self, status: int, reason: str, headers: RawHeaders, *, length: int | None) -> None:
         """Write the head; without a ``length`` the body goes chunked."""
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, (reason or reason_phrase(status)).encode("latin-1"))]
-        lines.extend(b"%s: %s\r\n" % pair for pair in headers)
+        framing = b""
         if length is not None:
-            lines.append(b"content-length: %d\r\n" % length)
+            framing = b"content-length: %d\r\n" % length
         elif not self.head_only and status >= 200 and status not in {204, 304}:
             self._chunked = True
-            lines.append(b"transfer-encoding: chunked\r\n")
-        if not self._conn.keep_alive:
-            lines.append(b"connection: close\r\n")
-        lines.append(b"\r\n")
+            framing = b"transfer-encoding: chunked\r\n"
         self.started = True
-        await self._conn.write(b"".join(lines))
+        await self._conn.write(
+            response_head(status, reason, headers, framing, keep_alive=self._conn.keep_alive)
+        )
 
     async def write(self, chunk: bytes) -> None:
         if self.head_only or not chunk:
@@ -202,14 +200,23 @@ def whole_response(
     status: int, reason: str, headers: RawHeaders, body: bytes, *, keep_alive: bool, head_only: bool = False
 ) -> bytes:
     """A whole answer with a length-framed body, ready to write."""
+    head = response_head(
+        status, reason, headers, b"content-length: %d\r\n" % len(body), keep_alive=keep_alive
+    )
+    return head if head_only else head + body
+
+
+def response_head(
+    status: int, reason: str, headers: RawHeaders, framing: bytes, *, keep_alive: bool
+) -> bytes:
+    """Status line, ``headers``, the ``framing`` header line (or none), ``connection: close``
+    when the connection ends after this answer, and the blank line."""
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, (reason or reason_phrase(status)).encode("latin-1"))]
     lines.extend(b"%s: %s\r\n" % pair for pair in headers)
-    lines.append(b"content-length: %d\r\n" % len(body))
+    lines.append(framing)
     if not keep_alive:
         lines.append(b"connection: close\r\n")
     lines.append(b"\r\n")
-    if not head_only:
-        lines.append(body)
     return b"".join(lines)
 
 

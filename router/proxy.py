@@ -15,7 +15,6 @@ failure is a JSON error for that one request.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -25,7 +24,6 @@ from urllib.parse import urlsplit
 
 from geo.forwarding import (
     IPNetwork,
-    is_trusted,
     resolve_client,
 )
 from geo.latency import Coordinate, LatencyModel
@@ -44,6 +42,7 @@ from router.headers import (
     RESPONSE_SKIP,
     ROUTE_HEADER_BYTES,
     RequestFacts,
+    error_answer,
     forward_headers,
     route_header,
 )
@@ -146,12 +145,8 @@ class RouterHandler:
             return False
         started = time.perf_counter()
         facts = RequestFacts(request.headers)
-        trusted_peer, client, location = self._client(request.peer, facts)
-        plan = self._plan(
-            ClientPlace(
-                address=client, latitude=location.latitude, longitude=location.longitude, pin=facts.pin
-            )
-        )
+        trusted_peer, place, _ = self._place(request.peer, facts)
+        plan = self._plan(place)
         if not plan:
             return False
         chosen = plan[0]
@@ -174,12 +169,9 @@ class RouterHandler:
         """The async path: any request, on up to ``attempts`` candidates."""
         started = time.perf_counter()
         facts = RequestFacts(request.headers)
-        trusted_peer, client, location = self._client(request.peer, facts)
-        place = ClientPlace(
-            address=client, latitude=location.latitude, longitude=location.longitude, pin=facts.pin
-        )
+        trusted_peer, place, location = self._place(request.peer, facts)
         span = (
-            self._telemetry.begin(facts.traceparent, facts.tracestate, client, location)
+            self._telemetry.begin(facts.traceparent, facts.tracestate, place.address, location)
             if self._telemetry is not None
             else None
         )
@@ -217,17 +209,17 @@ class RouterHandler:
         if span is not None and self._telemetry is not None:
             self._telemetry.finish(span, request.method, request.path, chosen, status)
 
-    def _client(self, peer: str, facts: RequestFacts) -> tuple[bool, str, Location]:
-        """Whether the peer is a trusted proxy, the client's address, and its location."""
-        trusted_peer = is_trusted(peer, self._trusted)
-        client = (
-            resolve_client(
-                peer, forwarded_for=facts.forwarded_for, forwarded=facts.forwarded, trusted=self._trusted
-            ).address
-            if trusted_peer
-            else peer
+    def _place(self, peer: str, facts: RequestFacts) -> tuple[bool, ClientPlace, Location]:
+        """Whether the peer is a trusted proxy, and the client behind it: its place for the
+        policy, and its location."""
+        client = resolve_client(
+            peer, forwarded_for=facts.forwarded_for, forwarded=facts.forwarded, trusted=self._trusted
         )
-        return trusted_peer, client, self.locate(client)
+        location = self.locate(client.address)
+        place = ClientPlace(
+            address=client.address, latitude=location.latitude, longitude=location.longitude, pin=facts.pin
+        )
+        return client.via_trusted_proxy, place, location
 
     async def _attempt(
         self,
@@ -370,10 +362,8 @@ class RouterHandler:
 
 
 async def _write_error(writer: ResponseWriter, error: RouterError, chosen: Candidate | None) -> None:
-    headers = [(b"content-type", b"application/json")]
-    if chosen is not None:
-        headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
-    await writer.respond(error.status, headers, json.dumps(error.to_json()).encode())
+    headers, body = error_answer(error, chosen)
+    await writer.respond(error.status, headers, body)
 
 
 def _request_body(request: FrontRequest, outgoing: RawHeaders) -> tuple[AsyncIterator[bytes] | None, bool]:
