@@ -6,38 +6,50 @@ so their paths are reserved: an app route at one of them is never reached.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
-
-from aiohttp import web
 
 from edge_node.geo_headers import NodeIdentity
 from edge_node.metrics import EdgeMetrics
 from edge_node.state import NodeState
 
-AdminEndpoint = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 ADMIN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/_edge/info"})
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAnswer:
+    status: int
+    content_type: str
+    body: bytes
+
+    @classmethod
+    def json(cls, document: dict[str, Any], status: int = 200) -> AdminAnswer:
+        return cls(status, "application/json", json.dumps(document).encode())
+
+
+# Admin answers are computed from in-memory state: no I/O, so no awaiting.
+AdminEndpoint = Callable[[], AdminAnswer]
 
 
 def admin_endpoints(
     *, node: NodeIdentity, state: NodeState, metrics: EdgeMetrics
 ) -> Mapping[str, AdminEndpoint]:
-    async def healthz(_: web.BaseRequest) -> web.StreamResponse:
-        return web.json_response({"status": "ok", "node": node.node_id})
+    def healthz() -> AdminAnswer:
+        return AdminAnswer.json({"status": "ok", "node": node.node_id})
 
-    async def readyz(_: web.BaseRequest) -> web.StreamResponse:
+    def readyz() -> AdminAnswer:
         app = state.app
         if app is None:
-            return web.json_response({"status": "not_ready", "reason": "no app assigned yet"}, status=503)
-        return web.json_response({"status": "ready", "app": app.name, "version": app.version})
+            return AdminAnswer.json({"status": "not_ready", "reason": "no app assigned yet"}, status=503)
+        return AdminAnswer.json({"status": "ready", "app": app.name, "version": app.version})
 
-    async def metrics_text(_: web.BaseRequest) -> web.StreamResponse:
-        response = web.Response(body=metrics.exposition())
-        response.headers["content-type"] = metrics.content_type
-        return response
+    def metrics_text() -> AdminAnswer:
+        return AdminAnswer(200, metrics.content_type, metrics.exposition())
 
-    async def info(_: web.BaseRequest) -> web.StreamResponse:
-        return web.json_response(node_info(node, state))
+    def info() -> AdminAnswer:
+        return AdminAnswer.json(node_info(node, state))
 
     return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_text, "/_edge/info": info}
 

@@ -3,17 +3,21 @@
 ``ResolveClient -> ResolveGeo -> Route -> CacheLookup -> Execute (wasm | origin) ->
 CacheStore -> Respond``. Each stage is a small object with a ``name`` (its span and its
 ``server-timing`` entry). Stages are synchronous where they do no I/O; only the origin
-fetch awaits. The aiohttp handler in server.py is a thin adapter around ``Pipeline.serve``.
+fetch, and a wasm handler the executor has moved to its thread pool, await. So the HTTP
+adapter in server.py runs ``Pipeline.prepare`` and ``Pipeline.execute_now`` straight from
+the parser's callbacks, and awaits ``Pipeline.execute`` (as a task) only when that is
+needed: most requests never become a task.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge_node.app import LoadedApp, RouteMatch
+from edge_node.app import LoadedApp, LoadedModule, RouteMatch
 from edge_node.errors import HandlerFailedError, HeadersTooLargeError, NoAppError, RouteNotFoundError
 from edge_node.geo_headers import NodeIdentity, edge_headers, geo_headers
 from edge_node.http_cache import CacheKey, ResponseCache, request_allows_cache
@@ -165,31 +169,55 @@ class ExecuteWasm:
     metrics: EdgeMetrics
     name: str = "wasm"
 
+    def runs_now(self, exchange: Exchange) -> bool:
+        """True when this request's handler runs inline (``run_now``), not on the thread pool."""
+        return self.executor.runs_inline(self._module(exchange).handler)
+
+    def run_now(self, exchange: Exchange) -> None:
+        module = self._module(exchange)
+        with self._handling(exchange, module):
+            exchange.response = self.executor.handle_inline(module.handler, _wasm_request(exchange))
+
     async def run(self, exchange: Exchange) -> None:
+        module = self._module(exchange)
+        with self._handling(exchange, module):
+            exchange.response = await self.executor.handle(module.handler, _wasm_request(exchange))
+
+    @contextmanager
+    def _handling(self, exchange: Exchange, module: LoadedModule) -> Iterator[None]:
+        """Time the run for the latency histogram; a guest's failure names its module."""
+        started = time.perf_counter()
+        try:
+            yield
+        except HandlerError as exc:
+            raise HandlerFailedError(exc, module=module.name, digest=module.digest) from exc
+        finally:
+            self.metrics.observe_handler(exchange.route_label, "wasm", time.perf_counter() - started)
+
+    @staticmethod
+    def _module(exchange: Exchange) -> LoadedModule:
         match, app = exchange.match, exchange.app
         assert match is not None
         assert app is not None
         assert match.module is not None
-        module = app.modules[match.module]
-        request = WasmRequest(
-            method=exchange.method,
-            path=exchange.path,
-            query=exchange.query,
-            headers=tuple(exchange.headers),
-            body=exchange.body,
-            remote_addr=exchange.client.address if exchange.client else exchange.peer,
-            server_name=exchange.host,
-            server_port=exchange.port,
-            matched_route=match.route,
-            full_url=_full_url(exchange),
-        )
-        started = time.perf_counter()
-        try:
-            exchange.response = await self.executor.handle(module.handler, request)
-        except HandlerError as exc:
-            raise HandlerFailedError(exc, module=match.module, digest=module.digest) from exc
-        finally:
-            self.metrics.observe_handler(match.route, "wasm", time.perf_counter() - started)
+        return app.modules[match.module]
+
+
+def _wasm_request(exchange: Exchange) -> WasmRequest:
+    match = exchange.match
+    assert match is not None
+    return WasmRequest(
+        method=exchange.method,
+        path=exchange.path,
+        query=exchange.query,
+        headers=tuple(exchange.headers),
+        body=exchange.body,
+        remote_addr=exchange.client.address if exchange.client else exchange.peer,
+        server_name=exchange.host,
+        server_port=exchange.port,
+        matched_route=match.route,
+        full_url=_full_url(exchange),
+    )
 
 
 def response_headers(exchange: Exchange, node: NodeIdentity) -> list[tuple[str, str]]:
@@ -238,9 +266,10 @@ class Pipeline:
     clock: Callable[[], float]
     metrics: EdgeMetrics
 
-    async def serve(self, exchange: Exchange) -> WasmResponse:
+    def prepare(self, exchange: Exchange) -> None:
+        """The stages before execution, in order: client, geo, route, cache."""
         timings = exchange.timings
-        for stage in self.before_execute:
+        for stage in self.before_execute:  # _stage() inlined: this loop is the hot path
             started = time.perf_counter()
             try:
                 stage.run(exchange)
@@ -249,22 +278,32 @@ class Pipeline:
                 raise
             finally:
                 timings.append((stage.name, started, time.perf_counter() - started))
+
+    def execute_now(self, exchange: Exchange) -> bool:
+        """Finish the request on this thread if nothing needs awaiting: a cache hit, or a wasm
+        handler that runs inline. False leaves it to ``execute``."""
+        if exchange.response is not None:
+            return True
+        match = exchange.match
+        assert match is not None
+        if match.origin is not None or not self.execute_wasm.runs_now(exchange):
+            return False
+        with _stage(exchange, self.execute_wasm.name):
+            self.execute_wasm.run_now(exchange)
+        return True
+
+    async def execute(self, exchange: Exchange) -> WasmResponse:
+        """Execution after ``prepare``: the route's wasm handler or origin fetch, unless a
+        cached answer is already there."""
+        match = exchange.match
+        assert match is not None
         if exchange.response is None:
-            match = exchange.match
-            assert match is not None
-            name = "origin" if match.origin is not None else self.execute_wasm.name
-            started = time.perf_counter()
-            try:
+            with _stage(exchange, "origin" if match.origin is not None else self.execute_wasm.name):
                 if match.origin is not None:
                     exchange.response = await self.origin.fetch(exchange, match.origin)
                     self._store(exchange)
                 else:
                     await self.execute_wasm.run(exchange)
-            except BaseException:
-                exchange.failed_stage = name
-                raise
-            finally:
-                timings.append((name, started, time.perf_counter() - started))
         assert exchange.response is not None
         return exchange.response
 
@@ -278,3 +317,16 @@ class Pipeline:
             key, status=response.status, headers=response.headers, body=response.body, now=self.clock()
         )
         self.metrics.response_cache.labels("stored" if stored else "uncacheable").inc()
+
+
+@contextmanager
+def _stage(exchange: Exchange, name: str) -> Iterator[None]:
+    """Record a stage's start and duration for ``server-timing``, and its name if it fails."""
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        exchange.failed_stage = name
+        raise
+    finally:
+        exchange.timings.append((name, started, time.perf_counter() - started))

@@ -1,48 +1,34 @@
-"""The edge node's HTTP adapter and process lifecycle.
-
-A low-level aiohttp ``web.Server`` (no router, no middleware: the pipeline is the router)
-hands each request to ``EdgeHttpHandler``, which reads the body within its limit, runs the
-pipeline, and turns the outcome (or an ``EdgeNodeError``) into a response. Everything a
-handler can do wrong ends as a JSON error for that one request; the node keeps serving.
+"""The edge node's process lifecycle: build the engine, geo database, app, pipeline and
+HTTP adapter (``edge_node.http_adapter``) on an ``httpfront`` server, join the control
+plane when one is given, and stop in order (listener first).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import AsyncExitStack
 
 import aiohttp
-from aiohttp import web
-from multidict import CIMultiDict
 
 from cpclient import DirectoryModuleStore, NodeSession, SessionSettings
 from cpclient import NodeIdentity as SessionIdentity
-from edge_node.admin import AdminEndpoint, admin_endpoints
+from edge_node.admin import admin_endpoints
 from edge_node.agent import AssignmentApplier
 from edge_node.app import load_app
 from edge_node.config import EdgeNodeConfig
-from edge_node.errors import BodyTooLargeError, EdgeNodeError
 from edge_node.geo_headers import NodeIdentity
+from edge_node.http_adapter import EdgeHttpHandler
 from edge_node.http_cache import ResponseCache
 from edge_node.load import LoadTracker
 from edge_node.metrics import EdgeMetrics
 from edge_node.origin import AiohttpOriginFetcher
-from edge_node.pipeline import (
-    CacheLookup,
-    Exchange,
-    ExecuteWasm,
-    Pipeline,
-    ResolveClient,
-    ResolveGeo,
-    Route,
-    response_headers,
-)
+from edge_node.pipeline import CacheLookup, ExecuteWasm, Pipeline, ResolveClient, ResolveGeo, Route
 from edge_node.state import NodeState
-from edge_node.telemetry import EdgeTelemetry, start_telemetry
+from edge_node.telemetry import start_telemetry
 from geo.lookup import GeoLocator
 from geo.world import load_world
+from httpfront.server import FrontendServer
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
 from wasm_host.cache import ModuleCache
@@ -55,110 +41,6 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "edge-node"
 ORIGIN_TIMEOUT_S = 10.0
 SHUTDOWN_GRACE_S = 2.0
-# Responses the handler must not set itself: aiohttp frames the body.
-FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
-# Response headers only the node may state (which node, region, PoP; cache outcome).
-NODE_FACT_PREFIXES = ("x-edge-", "x-cache")
-
-
-class EdgeHttpHandler:
-    """The aiohttp request handler: admin paths, else the pipeline."""
-
-    def __init__(
-        self,
-        *,
-        pipeline: Pipeline,
-        node: NodeIdentity,
-        metrics: EdgeMetrics,
-        load: LoadTracker,
-        admin: dict[str, AdminEndpoint],
-        max_body_bytes: int,
-        telemetry: EdgeTelemetry | None = None,
-    ) -> None:
-        self._pipeline = pipeline
-        self._telemetry = telemetry
-        self._node = node
-        self._metrics = metrics
-        self._load = load
-        self._admin = admin
-        self._max_body_bytes = max_body_bytes
-        self.server_port = 80  # set once the listener is bound; SERVER_PORT for handlers
-
-    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        admin = self._admin.get(request.path)
-        if admin is not None:
-            return await admin(request)
-        self._metrics.in_flight.inc()
-        self._load.started()
-        exchange = _exchange(request, self.server_port)
-        telemetry = self._telemetry
-        if telemetry is not None:
-            exchange.trace = telemetry.begin(request.headers)
-        error: EdgeNodeError | None = None
-        try:
-            exchange.body = await _read_body(request, self._max_body_bytes)
-            result = await self._pipeline.serve(exchange)
-            headers = CIMultiDict((k, v) for k, v in result.headers if k not in FRAMING_HEADERS)
-            for name, value in response_headers(exchange, self._node):
-                if name.startswith(NODE_FACT_PREFIXES):
-                    headers[name] = value  # the node's own facts replace what a handler claimed
-                else:
-                    headers.add(name, value)
-            response = web.Response(status=result.status, body=result.body, headers=headers)
-        except EdgeNodeError as exc:
-            error = exc
-            response = self._error(exchange, exc)
-        except Exception:
-            logger.exception("unexpected failure serving %s %s", request.method, request.path)
-            error = EdgeNodeError("the edge node failed unexpectedly")
-            response = self._error(exchange, error)
-        finally:
-            self._metrics.in_flight.dec()
-        self._metrics.count_request(exchange.route_label, response.status)
-        self._load.finished(response.status)
-        if exchange.trace is not None and telemetry is not None:
-            telemetry.record(exchange.trace, exchange, response.status, error)
-        return response
-
-    def _error(self, exchange: Exchange, error: EdgeNodeError) -> web.Response:
-        headers = CIMultiDict(response_headers(exchange, self._node))
-        headers["content-type"] = "application/json"
-        response = web.Response(
-            status=error.status, body=json.dumps(error.to_json()).encode(), headers=headers
-        )
-        if isinstance(error, BodyTooLargeError):
-            response.force_close()  # the rest of the body is still on the wire
-        return response
-
-
-def _exchange(request: web.BaseRequest, server_port: int) -> Exchange:
-    host = request.host.rsplit(":", 1)[0] if request.host else "localhost"
-    return Exchange(
-        method=request.method,
-        path=request.path,
-        query=request.query_string,
-        headers=list(request.headers.items()),
-        body=b"",
-        peer=request.remote or "",
-        scheme=request.scheme,
-        host=host,
-        port=server_port,
-    )
-
-
-async def _read_body(request: web.BaseRequest, limit: int) -> bytes:
-    if not request.body_exists:
-        return b""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLargeError(
-            f"request body of {request.content_length} bytes exceeds the limit of {limit}", limit_bytes=limit
-        )
-    body = bytearray()
-    while chunk := await request.content.readany():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLargeError(f"request body exceeds the limit of {limit} bytes", limit_bytes=limit)
-    return bytes(body)
 
 
 async def run(
@@ -273,21 +155,12 @@ def _pipeline(
 
 async def _listen(stack: AsyncExitStack, handler: EdgeHttpHandler, config: EdgeNodeConfig) -> str:
     """Bind the data-plane port (stopped first on the way down) and return its URL."""
-    # The parser's own limits sit well above ours so that our check answers 431 with a
-    # JSON reason; only a single line beyond them is refused by aiohttp itself (400).
-    parser_limit = max(64 * 1024, 2 * config.max_header_bytes)
-    # access_log goes to the low-level Server itself (a ServerRunner ignores it): no log
-    # line per request on the hot path.
-    server = web.Server(handler, max_line_size=parser_limit, max_field_size=parser_limit, access_log=None)
-    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
-    await runner.setup()
-    stack.push_async_callback(runner.cleanup)  # LIFO: listeners stop first
-    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
-    await site.start()
-    handler.server_port = runner.addresses[0][1]
-    return _url(runner)
-
-
-def _url(runner: web.ServerRunner) -> str:
-    host, port = runner.addresses[0][:2]
+    # The server's own head limit sits well above ours so that the pipeline's check answers
+    # 431 with a JSON reason; only heads beyond it are refused by the server itself.
+    server = FrontendServer(
+        handler, fast_path=handler.serve_now, max_head_bytes=max(64 * 1024, 2 * config.max_header_bytes)
+    )
+    host, port = await server.start(config.host, config.port)
+    stack.push_async_callback(server.close, SHUTDOWN_GRACE_S)  # LIFO: listeners stop first
+    handler.server_port = port
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -13,7 +13,6 @@ node swaps apps while it runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import TypeVar
 
@@ -75,8 +74,9 @@ class EdgeTelemetry:
         self._modules: dict[tuple[str, str, str], tuple[SpanName, bytes]] = {}
         self._statuses: dict[int, bytes] = {}
 
-    def begin(self, headers: Mapping[str, str]) -> RequestTrace | None:
-        return self.tracer.begin(headers.get("traceparent"), headers.get("tracestate"))
+    def begin(self, traceparent: str | None, tracestate: str | None) -> RequestTrace | None:
+        """A trace for this request if it is sampled (continuing the caller's, if any)."""
+        return self.tracer.begin(traceparent, tracestate)
 
     def record(
         self, trace: RequestTrace, exchange: Exchange, status: int, error: EdgeNodeError | None

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from geo.errors import GeoError
 from geo.forwarding import parse_networks
+from httpfront.server import ClientTimeouts
 from router.config import RouterConfig
 from router.errors import RouterError
-from router.frontend import ClientTimeouts
 from router.health import HealthSettings
 from router.server import SERVICE_NAME, run
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser

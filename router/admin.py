@@ -15,9 +15,9 @@ from urllib.parse import parse_qs
 
 from geo.errors import InvalidAddressError
 from geo.world import World
+from httpfront.messages import FrontRequest
 from router.fleet import Fleet
 from router.headers import describe_candidates
-from router.messages import FrontRequest
 from router.metrics import RouterMetrics
 from router.policy import ClientPlace, RoutingPolicy
 from router.proxy import RouterHandler

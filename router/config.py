@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from geo.forwarding import IPNetwork
-from router.frontend import ClientTimeouts
+from httpfront.server import ClientTimeouts
 from router.health import HealthSettings
 from runtime.errors import ConfigError
 

@@ -24,9 +24,9 @@ import time
 from typing import TYPE_CHECKING
 
 from geo.lookup import UNKNOWN
+from httpfront.messages import ClientLink, FrontRequest, ResponseWriter, whole_response
 from router.errors import RouterError, UpstreamTimeoutError
 from router.headers import RESPONSE_SKIP, ROUTE_HEADER_BYTES, error_answer, route_header
-from router.messages import ClientLink, FrontRequest, ResponseWriter, whole_response
 from router.policy import Candidate
 from router.upstream import UpstreamConnection, UpstreamResponse
 

@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterable
 
 from geo.forwarding import FORWARDING_HEADERS, RESERVED_HEADER_PREFIXES, RESERVED_HEADERS
+from httpfront.flow import RawHeaders
+from httpfront.messages import FrontRequest
 from router.errors import RouterError
-from router.messages import FrontRequest
 from router.policy import Candidate
-from router.upstream import RawHeaders
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are for one connection, never forwarded; nor is
 # Expect (the router answers 100-continue itself) or the router's own pin header.

@@ -28,6 +28,8 @@ from geo.forwarding import (
 )
 from geo.latency import Coordinate, LatencyModel
 from geo.lookup import UNKNOWN, GeoLocator, Location
+from httpfront.flow import RawHeaders
+from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
 from router.errors import (
     NoHealthyNodeError,
     RouterError,
@@ -46,11 +48,10 @@ from router.headers import (
     forward_headers,
     route_header,
 )
-from router.messages import ClientLink, FrontRequest, ResponseWriter
 from router.metrics import RouterMetrics
 from router.policy import Candidate, ClientPlace, NodeView, RoutingPolicy
 from router.telemetry import RouterTelemetry, RouteSpan
-from router.upstream import RawHeaders, UpstreamPool, UpstreamResponse, request_head
+from router.upstream import UpstreamPool, UpstreamResponse, request_head
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,12 @@ from cpclient.inventory import NodeInventory
 from geo.latency import LatencyModel
 from geo.lookup import GeoLocator
 from geo.world import World, load_world
+from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
+from httpfront.server import FrontendServer
 from router.admin import ADMIN_PREFIXES, AdminEndpoint, admin_endpoints
 from router.checker import run_health_checks
 from router.config import RouterConfig
 from router.fleet import Fleet
-from router.frontend import FrontendServer
 from router.health import HealthBook
 from router.inventory import (
     Inventory,
@@ -32,7 +33,6 @@ from router.inventory import (
     parse_edge_flags,
     read_edges_file,
 )
-from router.messages import ClientLink, FrontRequest, ResponseWriter
 from router.metrics import RouterMetrics
 from router.policy import RoutingPolicy
 from router.proxy import RouterHandler, WanSettings

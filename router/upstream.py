@@ -21,6 +21,7 @@ from typing import Protocol, cast
 
 import httptools
 
+from httpfront.flow import RawHeaders, WriteFlowControl
 from router.errors import (
     UpstreamClosedError,
     UpstreamConnectError,
@@ -28,7 +29,6 @@ from router.errors import (
     UpstreamTimeoutError,
 )
 
-RawHeaders = list[tuple[bytes, bytes]]
 # Reading pauses while this much of an answer waits for the downstream client.
 HIGH_WATER = 1024 * 1024
 IDLE_TIMEOUT_S = 30.0  # below aiohttp's 75 s, so the node never closes a connection we are about to use
@@ -44,28 +44,6 @@ class ExchangeListener(Protocol):
     def completed(self, conn: UpstreamConnection) -> None: ...
 
     def failed(self, conn: UpstreamConnection, error: Exception) -> None: ...
-
-
-class WriteFlowControl(asyncio.Protocol):
-    """asyncio's write flow control for a protocol: ``drain()`` waits while the transport's
-    buffer is over its high-water mark, and returns at once when the connection is gone."""
-
-    _write_ready: asyncio.Future[None] | None = None
-
-    def pause_writing(self) -> None:
-        if self._write_ready is None or self._write_ready.done():
-            self._write_ready = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        self._release_writers()
-
-    def _release_writers(self) -> None:
-        if self._write_ready is not None and not self._write_ready.done():
-            self._write_ready.set_result(None)
-
-    async def drain(self) -> None:
-        if self._write_ready is not None and not self._write_ready.done():
-            await self._write_ready
 
 
 class UpstreamResponse:

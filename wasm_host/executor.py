@@ -55,7 +55,8 @@ class ExecutorConfig:
 
 
 class WasmExecutor:
-    """Runs handlers for an asyncio server: ``await executor.handle(handler, request)``."""
+    """Runs handlers for an asyncio server: ``await executor.handle(handler, request)``, or,
+    when ``runs_inline(handler)``, ``handle_inline`` without awaiting."""
 
     def __init__(self, config: ExecutorConfig | None = None) -> None:
         self.config = config or ExecutorConfig()
@@ -72,14 +73,23 @@ class WasmExecutor:
         average = self._average.get(handler.digest + handler.name, 0.0)
         return "thread" if average > self.config.inline_budget_s else "inline"
 
+    def runs_inline(self, handler: Handler) -> bool:
+        """True when the next request for ``handler`` runs on the calling thread: then a server
+        may call ``handle_inline`` straight from its protocol callbacks, with no task."""
+        return self.placement(handler) == "inline"
+
+    def handle_inline(self, handler: Handler, request: WasmRequest) -> WasmResponse:
+        """Run ``handler`` on this thread, timed like every run (see ``runs_inline``)."""
+        start = time.thread_time()
+        try:
+            return handler.handle(request)
+        finally:
+            self._record(handler, time.thread_time() - start)
+
     async def handle(self, handler: Handler, request: WasmRequest) -> WasmResponse:
         """Run ``handler`` for ``request``; raises the handler's ``HandlerError`` subclasses."""
         if self.placement(handler) == "inline":
-            start = time.thread_time()
-            try:
-                return handler.handle(request)
-            finally:
-                self._record(handler, time.thread_time() - start)
+            return self.handle_inline(handler, request)
         loop = asyncio.get_running_loop()
         ran_for: list[float] = []
 

@@ -135,6 +135,55 @@ async def test_body_over_the_limit_is_413(edge_node: RunningChild, world: World)
             assert response.status == 413
 
 
+async def raw_exchange(world: World, url: str, data: bytes, *, country: str = "KR") -> bytes:
+    """Send ``data`` as is from ``country``'s address; everything the node answers until it closes."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(
+        host, int(port), local_addr=(world.country(country).client_address(), 0)
+    )
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await asyncio.wait_for(reader.read(-1), 10)
+    finally:
+        writer.close()
+
+
+async def test_pipelined_requests_head_and_encoded_paths_on_one_connection(
+    edge_node: RunningChild, world: World
+) -> None:
+    answer = await raw_exchange(
+        world,
+        node_url(edge_node),
+        b"GET /prefix/caf%C3%A9?q=%20 HTTP/1.1\r\nhost: edge.test\r\n\r\n"
+        b"HEAD /m/env HTTP/1.1\r\nhost: edge.test\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nhost: edge.test\r\nconnection: close\r\n\r\n",
+    )
+    first, rest = answer.split(b"\r\n\r\n", 1)
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\ndate: " in first  # RFC 9110: an origin server with a clock sends one
+    length = int(first.split(b"content-length: ")[1].split(b"\r\n")[0])
+    env = environ(rest[:length].decode())
+    assert env["PATH_INFO"] == "/café"  # decoded, as CGI/1.1 has it (after the matched prefix)
+    assert env["QUERY_STRING"] == "q=%20"  # never decoded
+    assert env["SERVER_NAME"] == "edge.test"
+    head, rest = rest[length:].split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert int(head.split(b"content-length: ")[1].split(b"\r\n")[0]) > 0
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")  # HEAD sent no body: the next answer follows
+    assert rest.endswith(b'"status": "ok", "node": "ap-northeast-2-a"}')
+
+
+async def test_body_over_the_limit_closes_the_connection(edge_node: RunningChild, world: World) -> None:
+    answer = await raw_exchange(
+        world,
+        node_url(edge_node),
+        b"POST /m/env HTTP/1.1\r\nhost: edge.test\r\ncontent-length: 70000\r\n\r\n" + b"x" * 1000,
+    )
+    assert answer.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+    assert b"\r\nconnection: close\r\n" in answer
+
+
 async def test_oversized_headers_are_431(edge_node: RunningChild, world: World) -> None:
     headers = {f"x-filler-{i}": "v" * 1000 for i in range(20)}
     async with (

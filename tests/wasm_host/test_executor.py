@@ -31,6 +31,10 @@ async def test_fast_handler_runs_inline(make_handler: MakeHandler) -> None:
         for _ in range(5):
             assert (await executor.handle(handler, REQUEST)).body == b"fast"
         assert executor.placement(handler) == "inline"
+        assert executor.runs_inline(handler)
+        # What a server calls from its protocol callbacks: no awaiting, timed all the same.
+        assert executor.handle_inline(handler, REQUEST).body == b"fast"
+        assert executor.runs_inline(handler)
     finally:
         executor.close()
 

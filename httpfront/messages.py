@@ -1,4 +1,4 @@
-"""One client request and the writer of its answer: what the router's front end hands a
+"""One client request and the writer of its answer: what ``httpfront.server`` hands a
 handler. Heads are raw ``(name, value)`` byte pairs; bodies stream both ways.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Protocol
 
-from router.upstream import RawHeaders
+from httpfront.flow import RawHeaders
 
 # Reading a client's body pauses while this much of it waits for the handler.
 BODY_HIGH_WATER = 1024 * 1024
@@ -31,8 +31,8 @@ class ClientConnection(Protocol):
 
 
 class ClientLink(Protocol):
-    """What a request answered from the protocol callbacks (``router.fastpath``) needs of the
-    client connection it arrived on."""
+    """What a request answered from the protocol callbacks (a server's fast path) needs of
+    the client connection it arrived on."""
 
     peer: str
     closed: bool
@@ -175,9 +175,13 @@ class ResponseWriter:
         if self._chunked and not self.head_only:
             await self._conn.write(b"0\r\n\r\n")
 
-    async def respond(self, status: int, headers: RawHeaders, body: bytes, *, reason: str = "") -> None:
-        """A whole small answer in one write."""
+    async def respond(
+        self, status: int, headers: RawHeaders, body: bytes, *, reason: str = "", close: bool = False
+    ) -> None:
+        """A whole small answer in one write; ``close`` ends the connection after it."""
         self.started = True
+        if close:
+            self._conn.keep_alive = False
         await self._conn.write(
             whole_response(
                 status, reason, headers, body, keep_alive=self._conn.keep_alive, head_only=self.head_only

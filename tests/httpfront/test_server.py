@@ -1,4 +1,4 @@
-"""The router's HTTP/1.1 front end with raw sockets: bad input gets a clear answer and only
+"""The lean HTTP/1.1 server with raw sockets: bad input gets a clear answer and only
 its own connection closes; pipelining, 100-continue, HEAD and chunked bodies behave."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from router.frontend import MAX_HEAD_BYTES, ClientTimeouts, FrontendServer
-from router.messages import ClientLink, FrontRequest, ResponseWriter
+from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
+from httpfront.server import DEFAULT_MAX_HEAD_BYTES, ClientTimeouts, FrontendServer
 
 
 async def echo(request: FrontRequest, writer: ResponseWriter) -> None:
@@ -89,7 +89,7 @@ async def test_malformed_requests_get_400_and_the_server_goes_on(server: int, ga
 
 
 async def test_a_head_over_the_limit_gets_431(server: int) -> None:
-    big = b"x" * (MAX_HEAD_BYTES + 10)
+    big = b"x" * (DEFAULT_MAX_HEAD_BYTES + 10)
     status, _, body = split(await exchange(server, b"GET / HTTP/1.1\r\nX-Big: " + big + b"\r\n\r\n"))
     assert status == 431
     assert "exceeds" in json.loads(body)["message"]

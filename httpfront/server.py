@@ -1,17 +1,18 @@
-"""The router's HTTP/1.1 server: an asyncio protocol on ``httptools``, as uvicorn's is.
+"""A lean HTTP/1.1 server: an asyncio protocol on ``httptools``, as uvicorn's is.
 
-A proxy's request needs no request or response objects: the client's head is parsed once
-(llhttp), handed to the handler with the raw header pairs, and the answer is written as
-bytes. Measured on these machines this costs a fraction of aiohttp's server machinery
-(bench/README.md, Router). One request at a time per connection: a pipelined next
-request waits (reading pauses) until the current answer is written. Bodies stream in
-with flow control; ``Expect: 100-continue`` is answered at once; a malformed request gets
-400, a head over the limit 431, a head too slow 408, and that connection closes; nothing
-else is affected. Idle and stalled connections are closed by one sweeper per server
-(``ClientTimeouts``), not by a timer per request. The request and its answer's writer
-are in ``router.messages``. A bodiless request is first offered to the server's
-``fast_path`` (``router.fastpath``), which may answer it from the callbacks; otherwise,
-and for every request with a body, the handler runs as a task.
+Used by the router and the edge node. A request needs no request or response objects:
+the client's head is parsed once (llhttp), handed to the handler with the raw header
+pairs, and the answer is written as bytes. Measured on these machines this costs a
+fraction of aiohttp's server machinery (bench/README.md, Router and Edge node). One request
+at a time per connection: a pipelined next request waits (reading pauses) until the
+current answer is written. Bodies stream in with flow control; ``Expect: 100-continue`` is
+answered at once; a malformed request gets 400, a head over ``max_head_bytes`` 431, a head
+too slow 408, and that connection closes; nothing else is affected. Idle and stalled
+connections are closed by one sweeper per server (``ClientTimeouts``), not by a timer per
+request. The request and its answer's writer are in ``httpfront.messages``. A bodiless
+request is first offered to the server's ``fast_path``, which may answer it from the
+callbacks (no task: the router's ``router.fastpath``, the edge node's synchronous
+pipeline); otherwise, and for every request with a body, the handler runs as a task.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any, cast
 
 import httptools
 
-from router.messages import (
+from httpfront.flow import RawHeaders, WriteFlowControl
+from httpfront.messages import (
     BODY_HIGH_WATER,
     FastPath,
     FrontRequest,
@@ -35,12 +37,11 @@ from router.messages import (
     Serve,
     reason_phrase,
 )
-from router.upstream import RawHeaders, WriteFlowControl
 
 logger = logging.getLogger(__name__)
 
-MAX_HEAD_BYTES = 64 * 1024
-INTERNAL_ERROR = b'{"error": "router_error", "message": "the router failed unexpectedly"}'
+DEFAULT_MAX_HEAD_BYTES = 64 * 1024
+INTERNAL_ERROR = b'{"error": "internal_error", "message": "the server failed unexpectedly"}'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,8 +103,9 @@ class _ClientConnection(WriteFlowControl):
             self._reject(501, "protocol upgrades are not proxied")
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raises: the head-size check shows as a flag.
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._reject(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
+            limit = self._server.max_head_bytes
+            if self._head_bytes > limit:
+                self._reject(431, f"request head exceeds {limit} bytes")
             else:
                 self._reject(400, f"malformed HTTP request: {exc}")
 
@@ -180,7 +182,7 @@ class _ClientConnection(WriteFlowControl):
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self._server.spawn(self._serve(request))
 
-    # what the fast path needs (router.messages.ClientLink)
+    # what the fast path needs (httpfront.messages.ClientLink)
 
     def send_now(self, data: bytes) -> None:
         if not self.closed and self._transport is not None:
@@ -272,7 +274,7 @@ class _ClientConnection(WriteFlowControl):
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
+        if self._head_bytes > self._server.max_head_bytes:
             raise _HeadTooLargeError  # stops the parser; data_received answers 431
 
     def _pause_reading(self) -> None:
@@ -294,10 +296,16 @@ class FrontendServer:
     """Listens and serves until closed; in-flight requests get ``grace_s`` to finish."""
 
     def __init__(
-        self, handler: Handler, timeouts: ClientTimeouts | None = None, *, fast_path: FastPath | None = None
+        self,
+        handler: Handler,
+        timeouts: ClientTimeouts | None = None,
+        *,
+        fast_path: FastPath | None = None,
+        max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
     ) -> None:
         self.handler = handler
         self.fast_path = fast_path
+        self.max_head_bytes = max_head_bytes
         self.timeouts = timeouts or ClientTimeouts()
         self.connections: set[_ClientConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -1,0 +1,247 @@
+"""The edge node's HTTP adapter: ``httpfront`` requests in, the pipeline, bytes out.
+
+Served on the lean ``httpfront`` server rather than aiohttp's: measured under ``wrk -c50``
+(bench/README.md, Edge node throughput), aiohttp's request and response objects and its
+task per request cost more than the reactor handler itself. A bodiless request (nearly
+every GET) is served straight from the parser's callback by ``serve_now``: the stages
+before execution are synchronous, and so is a wasm handler the executor runs inline, so
+the answer is written before the callback returns and no task is created. A request with
+a body, an origin route, or a handler moved to the thread pool continues as a task.
+
+Everything a handler can do wrong ends as a JSON error for that one request; the node
+keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from email.utils import formatdate
+from typing import NamedTuple
+from urllib.parse import unquote
+
+from edge_node.admin import AdminEndpoint
+from edge_node.errors import BodyTooLargeError, EdgeNodeError
+from edge_node.geo_headers import NodeIdentity
+from edge_node.load import LoadTracker
+from edge_node.metrics import EdgeMetrics
+from edge_node.pipeline import Exchange, Pipeline, response_headers
+from edge_node.telemetry import EdgeTelemetry
+from httpfront.flow import RawHeaders
+from httpfront.messages import ClientLink, FrontRequest, ResponseWriter, whole_response
+from wasm_host.values import Headers
+
+logger = logging.getLogger(__name__)
+
+# Response headers the handler must not set itself: the server frames the body.
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+# Response headers only the node may state (which node, region, PoP; cache outcome).
+NODE_FACT_PREFIXES = ("x-edge-", "x-cache")
+
+
+class EdgeHttpHandler:
+    """Admin paths, else the pipeline; ``serve_now`` is the server's fast path and the
+    instance itself its handler for what must be awaited."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        node: NodeIdentity,
+        metrics: EdgeMetrics,
+        load: LoadTracker,
+        admin: dict[str, AdminEndpoint],
+        max_body_bytes: int,
+        telemetry: EdgeTelemetry | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._telemetry = telemetry
+        self._node = node
+        self._metrics = metrics
+        self._load = load
+        self._admin = admin
+        self._max_body_bytes = max_body_bytes
+        self._date = _HttpDate()
+        self.server_port = 80  # set once the listener is bound; SERVER_PORT for handlers
+
+    def serve_now(self, request: FrontRequest, link: ClientLink) -> bool:
+        """Answer a bodiless request from the parser's callback (always True: a request that
+        needs awaiting is handed on with ``link.continue_async``)."""
+        answer = self._admin_answer(request)
+        if answer is None:
+            exchange = self._begin(request)
+            try:
+                self._pipeline.prepare(exchange)
+                if not self._pipeline.execute_now(exchange):
+                    link.continue_async(request, lambda writer: self._execute(exchange, writer))
+                    return True
+                answer = self._finish(exchange, None)
+            except EdgeNodeError as exc:
+                answer = self._finish(exchange, exc)
+            except Exception:
+                logger.exception("unexpected failure serving %s %r", request.method, request.target)
+                answer = self._finish(exchange, _unexpected_failure())
+        if answer.close:
+            link.keep_alive = False
+        link.send_now(
+            whole_response(
+                answer.status,
+                "",
+                answer.headers,
+                answer.body,
+                keep_alive=link.keep_alive,
+                head_only=request.method == "HEAD",
+            )
+        )
+        link.done(request)
+        return True
+
+    async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
+        """A request with a body (or one the fast path was not offered)."""
+        answer = self._admin_answer(request)
+        if answer is None:
+            exchange = self._begin(request)
+            try:
+                exchange.body = await _read_body(request, self._max_body_bytes)
+                self._pipeline.prepare(exchange)
+                await self._pipeline.execute(exchange)
+                answer = self._finish(exchange, None)
+            except EdgeNodeError as exc:
+                answer = self._finish(exchange, exc)
+            except Exception:
+                logger.exception("unexpected failure serving %s %r", request.method, request.target)
+                answer = self._finish(exchange, _unexpected_failure())
+        await writer.respond(answer.status, answer.headers, answer.body, close=answer.close)
+
+    async def _execute(self, exchange: Exchange, writer: ResponseWriter) -> None:
+        """The rest of a request ``serve_now`` began: an origin fetch or a pooled handler."""
+        try:
+            await self._pipeline.execute(exchange)
+            answer = self._finish(exchange, None)
+        except EdgeNodeError as exc:
+            answer = self._finish(exchange, exc)
+        except Exception:
+            logger.exception("unexpected failure serving %s", exchange.path)
+            answer = self._finish(exchange, _unexpected_failure())
+        await writer.respond(answer.status, answer.headers, answer.body, close=answer.close)
+
+    def _admin_answer(self, request: FrontRequest) -> Answer | None:
+        endpoint = self._admin.get(request.path)
+        if endpoint is None:
+            return None
+        admin = endpoint()
+        headers = [(b"content-type", admin.content_type.encode()), self._date.header()]
+        return Answer(admin.status, headers, admin.body)
+
+    def _begin(self, request: FrontRequest) -> Exchange:
+        self._metrics.in_flight.inc()
+        self._load.started()
+        exchange = _exchange(request, self.server_port)
+        if self._telemetry is not None:
+            exchange.trace = self._telemetry.begin(
+                exchange.header("traceparent"), exchange.header("tracestate")
+            )
+        return exchange
+
+    def _finish(self, exchange: Exchange, error: EdgeNodeError | None) -> Answer:
+        """Count the request, record its trace, and make its answer: the handler's, or the
+        error as JSON."""
+        self._metrics.in_flight.dec()
+        result = exchange.response
+        close = False
+        if error is None and result is not None:
+            status, body = result.status, result.body
+            headers = self._answer_headers(exchange, result.headers)
+        else:
+            error = error or EdgeNodeError("the pipeline ended without an answer")
+            status, body = error.status, json.dumps(error.to_json()).encode()
+            headers = self._answer_headers(exchange, (("content-type", "application/json"),))
+            close = isinstance(error, BodyTooLargeError)  # the rest of the body is still on the wire
+        self._metrics.count_request(exchange.route_label, status)
+        self._load.finished(status)
+        if exchange.trace is not None and self._telemetry is not None:
+            self._telemetry.record(exchange.trace, exchange, status, error)
+        return Answer(status, headers, body, close)
+
+    def _answer_headers(self, exchange: Exchange, handler_headers: Headers) -> RawHeaders:
+        """The handler's headers (less framing, and less any fact the node states itself),
+        then the node's: who served it, how long each stage took, the date."""
+        facts = response_headers(exchange, self._node)
+        overridden = {name for name, _ in facts if name.startswith(NODE_FACT_PREFIXES)}
+        headers: RawHeaders = [
+            (name.encode(), value.encode("utf-8", "surrogateescape"))  # as the client sent it
+            for name, value in handler_headers
+            if name not in FRAMING_HEADERS and name not in overridden
+        ]
+        headers.extend((name.encode(), value.encode()) for name, value in facts)
+        headers.append(self._date.header())
+        return headers
+
+
+class Answer(NamedTuple):
+    """A whole answer; ``close`` ends the connection after it."""
+
+    status: int
+    headers: RawHeaders
+    body: bytes
+    close: bool = False
+
+
+def _unexpected_failure() -> EdgeNodeError:
+    """A bug, not the client's doing: logged where it is caught, answered as a 500."""
+    return EdgeNodeError("the edge node failed unexpectedly")
+
+
+def _exchange(request: FrontRequest, server_port: int) -> Exchange:
+    headers = [(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+               for name, value in request.headers]  # fmt: skip
+    path = request.path
+    if "%" in path:
+        path = unquote(path)  # PATH_INFO and route matching see the decoded path (CGI/1.1)
+    exchange = Exchange(
+        method=request.method,
+        path=path,
+        query=request.query,
+        headers=headers,
+        body=b"",
+        peer=request.peer,
+        port=server_port,
+    )
+    host = exchange.header("host")
+    if host:
+        exchange.host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return exchange
+
+
+async def _read_body(request: FrontRequest, limit: int) -> bytes:
+    if not request.body_exists:
+        return b""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLargeError(
+            f"request body of {request.content_length} bytes exceeds the limit of {limit}", limit_bytes=limit
+        )
+    body = bytearray()
+    async for chunk in request.body():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLargeError(f"request body exceeds the limit of {limit} bytes", limit_bytes=limit)
+    return bytes(body)
+
+
+class _HttpDate:
+    """The ``date`` header (RFC 9110 section 6.6.1: an origin server with a clock sends it),
+    formatted once per second rather than per request."""
+
+    __slots__ = ("_header", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._header = (b"date", b"")
+
+    def header(self) -> tuple[bytes, bytes]:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._header = (b"date", formatdate(now, usegmt=True).encode())
+        return self._header
