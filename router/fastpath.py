@@ -5,10 +5,10 @@ connection free. For those (and only when there is no WAN delay to wait out and 
 to record) the proxy writes the request head from the client's parser callback and this
 exchange hears the answer from the upstream parser's callbacks: a small, length-framed
 answer goes back to the client in one write from ``completed``; a large or chunked one is
-handed to the async path to stream, from where it stands. One timer per request covers
-the read timeout. Measured on the 2-core VM, the async path costs a task, three futures,
-two timeout scopes and an async generator per request; this costs none of them (see
-bench/README.md, Router).
+handed to the async path to stream, from where it stands. The read timeout is an entry
+in the handler's ``Deadlines`` (one timer for every exchange in flight, not one each).
+Measured on the 2-core VM, the async path costs a task, three futures, two timeout scopes
+and an async generator per request; this costs none of them (see bench/README.md, Router).
 
 What fails is treated exactly as on the async path (``router.proxy``): passive health,
 the same JSON errors, and a failed attempt on a kept-alive connection (the node died or
@@ -17,7 +17,6 @@ closed it) is retried once on the next candidate, by the async path.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -43,7 +42,10 @@ BUFFER_LIMIT = 256 * 1024
 class FastExchange:
     """One request in flight on the fast path; the upstream connection's listener."""
 
-    __slots__ = ("_client", "_handler", "_request", "_route", "_started", "_timer", "_traffic", "chosen")
+    __slots__ = (
+        "_client", "_handler", "_request", "_route", "_started", "_timeout_s", "_traffic", "_upstream",
+        "chosen",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -60,12 +62,14 @@ class FastExchange:
         self.chosen = chosen
         self._started = started
         self._route = (ROUTE_HEADER_BYTES, route_header(chosen).encode())
-        self._timer: asyncio.TimerHandle | None = None
         self._traffic: NodeTraffic | None = None
+        self._upstream: UpstreamConnection | None = None
+        self._timeout_s = 0.0
 
     def start(self, upstream: UpstreamConnection, head: bytes, timeout_s: float) -> None:
         self._traffic = self._handler.fleet.sent(self.chosen.node.node_id)
-        self._timer = asyncio.get_running_loop().call_later(timeout_s, self._timed_out, upstream, timeout_s)
+        self._upstream, self._timeout_s = upstream, timeout_s
+        self._handler.deadlines.add(self, timeout_s, self._timed_out)
         upstream.begin_exchange(head, self)
 
     # router.upstream.ExchangeListener
@@ -111,12 +115,15 @@ class FastExchange:
 
     # the rest
 
-    def _timed_out(self, conn: UpstreamConnection, timeout_s: float) -> None:
-        self._timer = None
+    def _timed_out(self) -> None:
+        conn = self._upstream
+        assert conn is not None
         conn.detach()
         conn.abort()
         self._settle(None)
-        error = UpstreamTimeoutError(f"edge node {self.chosen.node.node_id}: no answer within {timeout_s:g}s")
+        error = UpstreamTimeoutError(
+            f"edge node {self.chosen.node.node_id}: no answer within {self._timeout_s:g}s"
+        )
         self._handler.metrics.upstream_failure(self.chosen.node.node_id, error.kind)
         self._answer_error(error)
 
@@ -129,10 +136,9 @@ class FastExchange:
             self._handler.metrics.observe(self.chosen, status, time.perf_counter() - self._started)
 
     def _settle(self, status: int | None) -> None:
-        """The node answered (``status``) or failed: no more timer, one less in flight."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The node answered (``status``) or failed: no more deadline, one less in flight."""
+        self._handler.deadlines.discard(self)
+        self._upstream = None
         if self._traffic is not None:
             self._traffic.in_flight -= 1
             self._traffic = None

@@ -30,6 +30,7 @@ from geo.latency import Coordinate, LatencyModel
 from geo.lookup import UNKNOWN, GeoLocator, Location
 from httpfront.flow import RawHeaders
 from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
+from router.deadlines import Deadlines
 from router.errors import (
     NoHealthyNodeError,
     RouterError,
@@ -121,6 +122,8 @@ class RouterHandler:
         # The fast path (router.fastpath) needs no WAN delay to wait and no trace to record.
         self.fast_path_enabled = not wan.enabled and telemetry is None
         self.fast_requests = 0  # taken by the fast path (some then stream or retry on the async path)
+        # The fast path's read timeouts: one timer for all, firing up to a quarter late (at most 1 s).
+        self.deadlines = Deadlines(resolution_s=min(1.0, upstream.read_timeout_s / 4))
         self._targets: dict[str, _Target] = {}
         self._plans: dict[tuple[str, str | None], list[Candidate]] = {}
         self._plans_for: tuple[NodeView, ...] = ()
