@@ -1,8 +1,14 @@
-"""Prometheus metrics of one edge node, in a registry of its own (no global state)."""
+"""Prometheus metrics of one edge node, in a registry of its own (no global state).
+
+What every request updates is a ``runtime.hotmetrics`` family (no lock, no bucket walk);
+module and response cache outcomes use prometheus_client's own types.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+from runtime.hotmetrics import CounterChild, HotMetrics
 
 # Buckets from 50 µs to 2.5 s: wasm handlers live in the first few, origin fetches further out.
 LATENCY_BUCKETS = (
@@ -17,18 +23,15 @@ class EdgeMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "edge_requests",
-            "Requests served, by matched route and response status.",
-            ("route", "status"),
-            registry=self.registry,
+        hot = HotMetrics(self.registry)
+        self.requests = hot.counter(
+            "edge_requests", "Requests served, by matched route and response status.", ("route", "status")
         )
-        self.handler_seconds = Histogram(
+        self.handler_seconds = hot.histogram(
             "edge_handler_duration_seconds",
             "Time spent executing the route's handler (wasm or origin), by route.",
             ("route", "kind"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
         self.module_cache = Counter(
             "edge_module_cache",
@@ -42,23 +45,18 @@ class EdgeMetrics:
             ("result",),
             registry=self.registry,
         )
-        self.in_flight = Gauge("edge_requests_in_flight", "Requests being served.", registry=self.registry)
-        self._request_counters: dict[tuple[str, int], Counter] = {}
-        self._handler_histograms: dict[tuple[str, str], Histogram] = {}
+        self.in_flight = hot.gauge("edge_requests_in_flight", "Requests being served.").labels()
+        self._request_counters: dict[tuple[str, int], CounterChild] = {}
 
     def count_request(self, route: str, status: int) -> None:
         key = (route, status)
         counter = self._request_counters.get(key)
-        if counter is None:  # labels() takes a lock and builds a key; do that once per pair
+        if counter is None:  # the status as a label string: made once per pair
             counter = self._request_counters[key] = self.requests.labels(route, str(status))
-        counter.inc()
+        counter.value += 1
 
     def observe_handler(self, route: str, kind: str, seconds: float) -> None:
-        key = (route, kind)
-        histogram = self._handler_histograms.get(key)
-        if histogram is None:
-            histogram = self._handler_histograms[key] = self.handler_seconds.labels(route, kind)
-        histogram.observe(seconds)
+        self.handler_seconds.labels(route, kind).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

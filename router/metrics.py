@@ -1,10 +1,15 @@
-"""Prometheus metrics of the router, in a registry of its own (no global state)."""
+"""Prometheus metrics of the router, in a registry of its own (no global state).
+
+What every request updates is a ``runtime.hotmetrics`` family (no lock, no bucket walk);
+the rare events use prometheus_client's own types.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from router.policy import Candidate
+from runtime.hotmetrics import CounterChild, HotMetrics
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -19,18 +24,17 @@ class RouterMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
+        hot = HotMetrics(self.registry)
+        self.requests = hot.counter(
             "router_requests",
             "Requests answered, by serving region, node, routing reason and status.",
             ("region", "node", "reason", "status"),
-            registry=self.registry,
         )
-        self.duration = Histogram(
+        self.duration = hot.histogram(
             "router_request_duration_seconds",
             "Time from request to response (WAN emulation included), by serving region.",
             ("region",),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
         )
         self.upstream_failures = Counter(
             "router_upstream_failures",
@@ -45,8 +49,7 @@ class RouterMetrics:
             "router_nodes_routable", "Edge nodes that may receive traffic, by region.", ("region",),
             registry=self.registry,
         )  # fmt: skip
-        self._counters: dict[tuple[str, str, str, int], Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
+        self._counters: dict[tuple[str, str, str, int], CounterChild] = {}
 
     def observe(self, chosen: Candidate | None, status: int, seconds: float) -> None:
         region = chosen.node.region if chosen is not None else NO_NODE
@@ -56,13 +59,10 @@ class RouterMetrics:
             else (NO_NODE, NO_NODE, NO_NODE, status)
         )
         counter = self._counters.get(key)
-        if counter is None:  # labels() takes a lock and builds a key; do that once per combination
+        if counter is None:  # the status as a label string: made once per combination
             counter = self._counters[key] = self.requests.labels(key[0], key[1], key[2], str(status))
-        counter.inc()
-        histogram = self._histograms.get(region)
-        if histogram is None:
-            histogram = self._histograms[region] = self.duration.labels(region)
-        histogram.observe(seconds)
+        counter.value += 1
+        self.duration.labels(region).observe(seconds)
 
     def upstream_failure(self, node_id: str, kind: str) -> None:
         self.upstream_failures.labels(node_id, kind).inc()
