@@ -67,10 +67,12 @@ class FastExchange:
         self._timeout_s = 0.0
 
     def start(self, upstream: UpstreamConnection, head: bytes, timeout_s: float) -> None:
+        # The head leaves first: the bookkeeping after it is off the client's critical path
+        # (no answer can be read before this callback returns to the event loop).
+        upstream.begin_exchange(head, self)
         self._traffic = self._handler.fleet.sent(self.chosen.node.node_id)
         self._upstream, self._timeout_s = upstream, timeout_s
         self._handler.deadlines.add(self, timeout_s, self._timed_out)
-        upstream.begin_exchange(head, self)
 
     # router.upstream.ExchangeListener
 
@@ -85,14 +87,16 @@ class FastExchange:
     def completed(self, conn: UpstreamConnection) -> None:
         try:
             status = conn.status
-            self._settle(status)
             headers = [pair for pair in conn.headers if pair[0].lower() not in RESPONSE_SKIP]
             headers.append(self._route)
             answer = whole_response(
                 status, conn.reason, headers, conn.take_body(), keep_alive=self._client.keep_alive
             )
-            conn.finish()  # back to the pool before the client can send its next request
+            # The client first; the rest is bookkeeping, all done before this callback returns,
+            # so the connection is back in the pool before the client's next request is read.
             self._client.send_now(answer)
+            conn.finish()
+            self._settle(status)
             self._done(status)
         except Exception:
             logger.exception("unexpected failure serving GET %r", self._request.target)
