@@ -7,7 +7,10 @@ fraction of aiohttp's server machinery (bench/README.md, Router and Edge node). 
 at a time per connection: a pipelined next request waits (reading pauses) until the
 current answer is written. Bodies stream in with flow control; ``Expect: 100-continue`` is
 answered at once; a malformed request gets 400, a head over ``max_head_bytes`` 431, a head
-too slow 408, and that connection closes; nothing else is affected. Idle and stalled
+too slow 408, and that connection closes; nothing else is affected. A connection that
+closes with part of a request unread (an early 413, a rejected head) closes lingering:
+FIN after the answer, the rest read and dropped for up to ``LINGER_S``, so no reset can
+destroy the answer on its way. Idle and stalled
 connections are closed by one sweeper per server (``ClientTimeouts``), not by a timer per
 request. The request and its answer's writer are in ``httpfront.messages``. A bodiless
 request is first offered to the server's ``fast_path``, which may answer it from the
@@ -41,6 +44,11 @@ from httpfront.messages import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_HEAD_BYTES = 64 * 1024
+# After an answer that leaves part of the request unread (an early 413, a rejected head),
+# the rest is read and dropped for up to this long before the connection closes: closing a
+# socket with unread data sends a reset, and the client could lose the answer with it
+# (nginx's lingering close, aiohttp's lingering time).
+LINGER_S = 5.0
 INTERNAL_ERROR = b'{"error": "internal_error", "message": "the server failed unexpectedly"}'
 
 
@@ -84,6 +92,7 @@ class _ClientConnection(WriteFlowControl):
         self._reading_paused = False
         self.closed = False
         self.keep_alive = True
+        self._lingering_since: float | None = None
 
     # asyncio.Protocol
 
@@ -97,6 +106,8 @@ class _ClientConnection(WriteFlowControl):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self._loop.time()
+        if self._lingering_since is not None:
+            return  # the rest of an answered request: dropped
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -216,8 +227,10 @@ class _ClientConnection(WriteFlowControl):
         self._pending.popleft()
         if self.closed or self._transport is None:
             return
-        if not self.keep_alive or not request.fully_read:
-            # An unread body is still on the wire: the connection cannot carry another request.
+        if not request.fully_read:
+            self._linger()  # an unread body is still on the wire: no further request can follow
+            return
+        if not self.keep_alive:
             self._transport.close()
             self.closed = True
             return
@@ -241,12 +254,14 @@ class _ClientConnection(WriteFlowControl):
         self.closed = True
 
     def close(self) -> None:
-        if self._transport is not None and not self.closed:
+        if self._transport is not None and (not self.closed or self._lingering_since is not None):
             self._transport.close()
         self.closed = True
 
     def check_deadlines(self, now: float, timeouts: ClientTimeouts) -> None:
         """Called by the sweeper: end connections whose client is too slow, or idle too long."""
+        if self._lingering_since is not None and now - self._lingering_since > LINGER_S:
+            self.abort()
         if self.closed:
             return
         if self._head_started is not None and now - self._head_started > timeouts.head_s:
@@ -269,8 +284,20 @@ class _ClientConnection(WriteFlowControl):
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n%b" % (status, reason_phrase(status).encode(), len(body), body)
         )
-        self._transport.close()
-        self.closed = True
+        self._linger()
+
+    def _linger(self) -> None:
+        """Answered, but the client may still be sending: say we are done (FIN), drop what
+        still arrives, and close when the client does or after ``LINGER_S`` (the sweeper)."""
+        assert self._transport is not None
+        self._resume_reading()
+        self.closed = True  # nothing more is written or dispatched
+        self._lingering_since = self._loop.time()
+        self._parsing = None
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+        else:
+            self._transport.close()
 
     def _count(self, size: int) -> None:
         self._head_bytes += size

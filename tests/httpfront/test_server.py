@@ -257,3 +257,58 @@ async def test_a_fast_path_that_declines_leaves_the_request_to_the_handler() -> 
         await front.close(1.0)
     assert [status for status, _, _ in answers] == [200, 200]
     assert offered == ["/x"]  # only bodiless requests are offered
+
+
+async def refuse_bodies(request: FrontRequest, writer: ResponseWriter) -> None:
+    """Answers 413 at once, reading none of the body (as the edge node does past its limit)."""
+    await writer.respond(413, [(b"content-type", b"text/plain")], b"too large", close=True)
+
+
+@pytest.fixture
+async def refusing() -> AsyncIterator[FrontendServer]:
+    front = FrontendServer(refuse_bodies)
+    await front.start("127.0.0.1", 0)
+    try:
+        yield front
+    finally:
+        await front.close(1.0)
+
+
+def port_of(front: FrontendServer) -> int:
+    assert front._server is not None
+    return int(front._server.sockets[0].getsockname()[1])
+
+
+async def test_an_early_answer_reaches_a_client_still_sending_its_body(refusing: FrontendServer) -> None:
+    """Closing with the body unread would reset the connection and could lose the 413: the
+    server drops the rest of the body (lingering close) and the client reads its answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(refusing))
+    size = 8 * 1024 * 1024
+    writer.write(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
+    async with asyncio.timeout(10):
+        for _ in range(size // 65536):
+            writer.write(b"x" * 65536)
+            await writer.drain()  # a reset would fail here
+        status, headers, body = split(await reader.read())
+    assert (status, body) == (413, b"too large")
+    assert headers["connection"] == "close"
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_lingering_connection_is_cut_after_the_linger_time(
+    refusing: FrontendServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("httpfront.server.LINGER_S", 0.2)
+    refusing.timeouts = ClientTimeouts(head_s=0.2, body_s=5, idle_s=5)  # sweeps every 0.1 s
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(refusing))
+    writer.write(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\nsome")
+    async with asyncio.timeout(5):
+        status, _, _ = split(await reader.read())  # the answer, then the server's FIN
+        assert status == 413
+    for _ in range(100):  # the client never finishes: cut after LINGER_S
+        if not refusing.connections:
+            break
+        await asyncio.sleep(0.05)
+    assert not refusing.connections
+    writer.close()
