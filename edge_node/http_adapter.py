@@ -82,6 +82,7 @@ class EdgeHttpHandler:
             except Exception:
                 logger.exception("unexpected failure serving %s %r", request.method, request.target)
                 answer = self._finish(exchange, _unexpected_failure())
+            self._metrics.answered_in_callback.value += 1
         if answer.close:
             link.keep_alive = False
         link.send_now(

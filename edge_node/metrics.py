@@ -46,6 +46,10 @@ class EdgeMetrics:
             registry=self.registry,
         )
         self.in_flight = hot.gauge("edge_requests_in_flight", "Requests being served.").labels()
+        self.answered_in_callback = hot.counter(
+            "edge_requests_answered_in_callback",
+            "Requests answered straight from the HTTP parser's callback, with no task (the fast path).",
+        ).labels()
         self._request_counters: dict[tuple[str, int], CounterChild] = {}
 
     def count_request(self, route: str, status: int) -> None:

@@ -226,3 +226,27 @@ async def test_admin_endpoints(edge_node: RunningChild, world: World) -> None:
     assert 'edge_requests_total{route="/m/env",status="200"}' in metrics
     assert "edge_handler_duration_seconds_bucket" in metrics
     assert "edge_module_cache_total" in metrics
+
+
+async def answered_in_callback(url: str) -> float:
+    async with aiohttp.ClientSession() as client, client.get(f"{url}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("edge_requests_answered_in_callback_total "):
+                return float(line.split()[1])
+    raise AssertionError("no edge_requests_answered_in_callback_total in /metrics")
+
+
+async def test_bodiless_requests_to_inline_handlers_are_answered_from_the_callback(
+    edge_node: RunningChild, world: World
+) -> None:
+    """The fast path (no task per request) is what makes the node's throughput: a change that
+    silently sends every request down the awaited path must fail here, not only in a benchmark."""
+    url = node_url(edge_node)
+    before = await answered_in_callback(url)
+    async with client_from(world, "JP") as client:
+        for _ in range(5):
+            async with client.get(f"{url}/m/env") as response:
+                assert response.status == 200
+        async with client.post(f"{url}/m/env", data=b"a body") as response:
+            assert response.status == 200  # a body is read by the awaited path
+    assert await answered_in_callback(url) == before + 5
