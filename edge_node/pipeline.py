@@ -12,8 +12,7 @@ needed: most requests never become a task.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -183,16 +182,8 @@ class ExecuteWasm:
         with self._handling(exchange, module):
             exchange.response = await self.executor.handle(module.handler, _wasm_request(exchange))
 
-    @contextmanager
-    def _handling(self, exchange: Exchange, module: LoadedModule) -> Iterator[None]:
-        """Time the run for the latency histogram; a guest's failure names its module."""
-        started = time.perf_counter()
-        try:
-            yield
-        except HandlerError as exc:
-            raise HandlerFailedError(exc, module=module.name, digest=module.digest) from exc
-        finally:
-            self.metrics.observe_handler(exchange.route_label, "wasm", time.perf_counter() - started)
+    def _handling(self, exchange: Exchange, module: LoadedModule) -> _Handling:
+        return _Handling(self.metrics, exchange.route_label, module)
 
     @staticmethod
     def _module(exchange: Exchange) -> LoadedModule:
@@ -269,7 +260,7 @@ class Pipeline:
     def prepare(self, exchange: Exchange) -> None:
         """The stages before execution, in order: client, geo, route, cache."""
         timings = exchange.timings
-        for stage in self.before_execute:  # _stage() inlined: this loop is the hot path
+        for stage in self.before_execute:  # _Stage inlined: this loop is the hot path
             started = time.perf_counter()
             try:
                 stage.run(exchange)
@@ -288,7 +279,7 @@ class Pipeline:
         assert match is not None
         if match.origin is not None or not self.execute_wasm.runs_now(exchange):
             return False
-        with _stage(exchange, self.execute_wasm.name):
+        with _Stage(exchange, self.execute_wasm.name):
             self.execute_wasm.run_now(exchange)
         return True
 
@@ -298,7 +289,7 @@ class Pipeline:
         match = exchange.match
         assert match is not None
         if exchange.response is None:
-            with _stage(exchange, "origin" if match.origin is not None else self.execute_wasm.name):
+            with _Stage(exchange, "origin" if match.origin is not None else self.execute_wasm.name):
                 if match.origin is not None:
                     exchange.response = await self.origin.fetch(exchange, match.origin)
                     self._store(exchange)
@@ -319,14 +310,42 @@ class Pipeline:
         self.metrics.response_cache.labels("stored" if stored else "uncacheable").inc()
 
 
-@contextmanager
-def _stage(exchange: Exchange, name: str) -> Iterator[None]:
-    """Record a stage's start and duration for ``server-timing``, and its name if it fails."""
-    started = time.perf_counter()
-    try:
-        yield
-    except BaseException:
-        exchange.failed_stage = name
-        raise
-    finally:
-        exchange.timings.append((name, started, time.perf_counter() - started))
+class _Stage:
+    """Records a stage's start and duration for ``server-timing``, and its name if it fails.
+    A class, not ``@contextmanager``: a generator-based one measured ~1.5 µs a use."""
+
+    __slots__ = ("_exchange", "_name", "_started")
+
+    def __init__(self, exchange: Exchange, name: str) -> None:
+        self._exchange = exchange
+        self._name = name
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self._exchange.failed_stage = self._name
+        self._exchange.timings.append((self._name, self._started, time.perf_counter() - self._started))
+
+
+class _Handling:
+    """Times a wasm run for the latency histogram; a guest's failure names its module."""
+
+    __slots__ = ("_metrics", "_module", "_route", "_started")
+
+    def __init__(self, metrics: EdgeMetrics, route: str, module: LoadedModule) -> None:
+        self._metrics = metrics
+        self._route = route
+        self._module = module
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._metrics.observe_handler(self._route, "wasm", time.perf_counter() - self._started)
+        if isinstance(exc, HandlerError):
+            module = self._module
+            raise HandlerFailedError(exc, module=module.name, digest=module.digest) from exc
