@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(log_level)
     ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
     try:
-        serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
+        serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop), fast_loop=True)
     except (GeoError, RouterError, TracingError, OSError) as exc:
         fail(PROG, str(exc), code=1)
     return 0
