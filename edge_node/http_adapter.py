@@ -166,14 +166,16 @@ class EdgeHttpHandler:
         return Answer(status, headers, body, close)
 
     def _answer_headers(self, exchange: Exchange, handler_headers: Headers) -> RawHeaders:
-        """The handler's headers (less framing, and less any fact the node states itself),
-        then the node's: who served it, how long each stage took, the date."""
+        """The handler's headers (less framing, and less any fact the node states itself,
+        the date included, as nginx does for an upstream's), then the node's: who served it,
+        how long each stage took, the date."""
         facts = response_headers(exchange, self._node)
         overridden = {name for name, _ in facts if name.startswith(NODE_FACT_PREFIXES)}
         headers: RawHeaders = [
-            (name.encode(), value.encode("utf-8", "surrogateescape"))  # as the client sent it
+            # UTF-8 as aiohttp wrote them; an origin's undecodable bytes go back unchanged.
+            (name.encode(), value.encode("utf-8", "surrogateescape"))
             for name, value in handler_headers
-            if name not in FRAMING_HEADERS and name not in overridden
+            if name not in FRAMING_HEADERS and name not in overridden and name != "date"
         ]
         headers.extend((name.encode(), value.encode()) for name, value in facts)
         headers.append(self._date.header())

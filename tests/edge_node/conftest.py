@@ -31,6 +31,13 @@ TEST_MODULES: dict[str, tuple[str, str]] = {
     "trap": (wat.WAGI_UNREACHABLE, ""),
     "flood": (wat.wagi_flood(40), ""),
     "garbage": (wat.wagi_print(b"this is not a CGI response"), ""),
+    "claims": (
+        wat.wagi_print(
+            b"content-type: text/plain\ndate: Mon, 01 Jan 2001 00:00:00 GMT\n"
+            b"x-edge-node: impostor\nx-handler: kept\n\nhi"
+        ),
+        "",
+    ),
 }
 
 

@@ -71,6 +71,18 @@ async def test_responses_say_who_served_them(edge_node: RunningChild, world: Wor
     assert "wasm;dur=" in timing
 
 
+async def test_the_node_states_who_served_it_and_when_whatever_the_handler_claims(
+    edge_node: RunningChild, world: World
+) -> None:
+    async with client_from(world, "KR") as client, client.get(f"{node_url(edge_node)}/m/claims") as response:
+        assert await response.read() == b"hi"
+        assert response.headers.getall("x-edge-node") == [f"{REGION}-a"]
+        dates = response.headers.getall("date")
+        assert response.headers["x-handler"] == "kept"
+    assert len(dates) == 1
+    assert "2001" not in dates[0]
+
+
 async def test_prefix_route_and_body_on_stdin(edge_node: RunningChild, world: World) -> None:
     async with (
         client_from(world, "FR") as client,
