@@ -265,24 +265,22 @@ async def refuse_bodies(request: FrontRequest, writer: ResponseWriter) -> None:
 
 
 @pytest.fixture
-async def refusing() -> AsyncIterator[FrontendServer]:
+async def refusing() -> AsyncIterator[tuple[FrontendServer, int]]:
     front = FrontendServer(refuse_bodies)
-    await front.start("127.0.0.1", 0)
+    _, port = await front.start("127.0.0.1", 0)
     try:
-        yield front
+        yield front, port
     finally:
         await front.close(1.0)
 
 
-def port_of(front: FrontendServer) -> int:
-    assert front._server is not None
-    return int(front._server.sockets[0].getsockname()[1])
-
-
-async def test_an_early_answer_reaches_a_client_still_sending_its_body(refusing: FrontendServer) -> None:
+async def test_an_early_answer_reaches_a_client_still_sending_its_body(
+    refusing: tuple[FrontendServer, int],
+) -> None:
     """Closing with the body unread would reset the connection and could lose the 413: the
     server drops the rest of the body (lingering close) and the client reads its answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(refusing))
+    _, port = refusing
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     size = 8 * 1024 * 1024
     writer.write(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
     async with asyncio.timeout(10):
@@ -297,18 +295,19 @@ async def test_an_early_answer_reaches_a_client_still_sending_its_body(refusing:
 
 
 async def test_a_lingering_connection_is_cut_after_the_linger_time(
-    refusing: FrontendServer, monkeypatch: pytest.MonkeyPatch
+    refusing: tuple[FrontendServer, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    front, port = refusing
     monkeypatch.setattr("httpfront.server.LINGER_S", 0.2)
-    refusing.timeouts = ClientTimeouts(head_s=0.2, body_s=5, idle_s=5)  # sweeps every 0.1 s
-    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(refusing))
+    front.timeouts = ClientTimeouts(head_s=0.2, body_s=5, idle_s=5)  # sweeps every 0.1 s
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\nsome")
     async with asyncio.timeout(5):
         status, _, _ = split(await reader.read())  # the answer, then the server's FIN
         assert status == 413
     for _ in range(100):  # the client never finishes: cut after LINGER_S
-        if not refusing.connections:
+        if not front.connections:
             break
         await asyncio.sleep(0.05)
-    assert not refusing.connections
+    assert not front.connections
     writer.close()
