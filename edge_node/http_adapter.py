@@ -77,11 +77,8 @@ class EdgeHttpHandler:
                     link.continue_async(request, lambda writer: self._execute(exchange, writer))
                     return True
                 answer = self._finish(exchange, None)
-            except EdgeNodeError as exc:
-                answer = self._finish(exchange, exc)
-            except Exception:
-                logger.exception("unexpected failure serving %s %r", request.method, request.target)
-                answer = self._finish(exchange, _unexpected_failure())
+            except Exception as exc:  # noqa: BLE001 - every failure is answered; _failed logs bugs
+                answer = self._failed(exchange, exc)
             self._metrics.answered_in_callback.value += 1
         if answer.close:
             link.keep_alive = False
@@ -108,11 +105,8 @@ class EdgeHttpHandler:
                 self._pipeline.prepare(exchange)
                 await self._pipeline.execute(exchange)
                 answer = self._finish(exchange, None)
-            except EdgeNodeError as exc:
-                answer = self._finish(exchange, exc)
-            except Exception:
-                logger.exception("unexpected failure serving %s %r", request.method, request.target)
-                answer = self._finish(exchange, _unexpected_failure())
+            except Exception as exc:  # noqa: BLE001 - every failure is answered; _failed logs bugs
+                answer = self._failed(exchange, exc)
         await writer.respond(answer.status, answer.headers, answer.body, close=answer.close)
 
     async def _execute(self, exchange: Exchange, writer: ResponseWriter) -> None:
@@ -120,11 +114,8 @@ class EdgeHttpHandler:
         try:
             await self._pipeline.execute(exchange)
             answer = self._finish(exchange, None)
-        except EdgeNodeError as exc:
-            answer = self._finish(exchange, exc)
-        except Exception:
-            logger.exception("unexpected failure serving %s", exchange.path)
-            answer = self._finish(exchange, _unexpected_failure())
+        except Exception as exc:  # noqa: BLE001 - every failure is answered; _failed logs bugs
+            answer = self._failed(exchange, exc)
         await writer.respond(answer.status, answer.headers, answer.body, close=answer.close)
 
     def _admin_answer(self, request: FrontRequest) -> Answer | None:
@@ -144,6 +135,14 @@ class EdgeHttpHandler:
                 exchange.header("traceparent"), exchange.header("tracestate")
             )
         return exchange
+
+    def _failed(self, exchange: Exchange, exc: Exception) -> Answer:
+        """The answer to a request that failed: its ``EdgeNodeError`` as JSON; anything else
+        is a bug, not the client's doing, logged with its traceback and answered as a 500."""
+        if not isinstance(exc, EdgeNodeError):
+            logger.error("unexpected failure serving %s %s", exchange.method, exchange.path, exc_info=exc)
+            exc = EdgeNodeError("the edge node failed unexpectedly")
+        return self._finish(exchange, exc)
 
     def _finish(self, exchange: Exchange, error: EdgeNodeError | None) -> Answer:
         """Count the request, record its trace, and make its answer: the handler's, or the
@@ -189,11 +188,6 @@ class Answer(NamedTuple):
     headers: RawHeaders
     body: bytes
     close: bool = False
-
-
-def _unexpected_failure() -> EdgeNodeError:
-    """A bug, not the client's doing: logged where it is caught, answered as a 500."""
-    return EdgeNodeError("the edge node failed unexpectedly")
 
 
 def _exchange(request: FrontRequest, server_port: int) -> Exchange:
