@@ -4,9 +4,10 @@
 CacheStore -> Respond``. Each stage is a small object with a ``name`` (its span and its
 ``server-timing`` entry). Stages are synchronous where they do no I/O; only the origin
 fetch, and a wasm handler the executor has moved to its thread pool, await. So the HTTP
-adapter in server.py runs ``Pipeline.prepare`` and ``Pipeline.execute_now`` straight from
-the parser's callbacks, and awaits ``Pipeline.execute`` (as a task) only when that is
-needed: most requests never become a task.
+adapter (``edge_node.http_adapter``) runs ``Pipeline.prepare`` and
+``Pipeline.execute_now`` straight from the parser's callbacks, and awaits
+``Pipeline.execute`` (as a task) only when that is needed: most requests never become a
+task.
 """
 
 from __future__ import annotations
@@ -174,16 +175,13 @@ class ExecuteWasm:
 
     def run_now(self, exchange: Exchange) -> None:
         module = self._module(exchange)
-        with self._handling(exchange, module):
+        with _Handling(self.metrics, exchange.route_label, module):
             exchange.response = self.executor.handle_inline(module.handler, _wasm_request(exchange))
 
     async def run(self, exchange: Exchange) -> None:
         module = self._module(exchange)
-        with self._handling(exchange, module):
+        with _Handling(self.metrics, exchange.route_label, module):
             exchange.response = await self.executor.handle(module.handler, _wasm_request(exchange))
-
-    def _handling(self, exchange: Exchange, module: LoadedModule) -> _Handling:
-        return _Handling(self.metrics, exchange.route_label, module)
 
     @staticmethod
     def _module(exchange: Exchange) -> LoadedModule:

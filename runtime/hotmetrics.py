@@ -80,26 +80,33 @@ class _Family(Generic[Child]):
         raise NotImplementedError
 
 
-class HotCounter(_Family[CounterChild]):
+Scalar = TypeVar("Scalar", bound=CounterChild)
+
+
+class _ScalarFamily(_Family[Scalar]):
+    """A family whose children are one number each, exposed as ``family_type``."""
+
+    family_type: type[CounterMetricFamily | GaugeMetricFamily]
+
+    def metric(self) -> Metric:
+        family = self.family_type(self.name, self.documentation, labels=self.labelnames)
+        for values, child in self.children.items():
+            family.add_metric(values, child.value)
+        return family
+
+
+class HotCounter(_ScalarFamily[CounterChild]):
+    family_type = CounterMetricFamily
+
     def _new_child(self) -> CounterChild:
         return CounterChild()
 
-    def metric(self) -> Metric:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, child in self.children.items():
-            family.add_metric(values, child.value)
-        return family
 
+class HotGauge(_ScalarFamily[GaugeChild]):
+    family_type = GaugeMetricFamily
 
-class HotGauge(_Family[GaugeChild]):
     def _new_child(self) -> GaugeChild:
         return GaugeChild()
-
-    def metric(self) -> Metric:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for values, child in self.children.items():
-            family.add_metric(values, child.value)
-        return family
 
 
 class HotHistogram(_Family[HistogramChild]):

@@ -88,7 +88,7 @@ class WasmExecutor:
 
     async def handle(self, handler: Handler, request: WasmRequest) -> WasmResponse:
         """Run ``handler`` for ``request``; raises the handler's ``HandlerError`` subclasses."""
-        if self.placement(handler) == "inline":
+        if self.runs_inline(handler):
             return self.handle_inline(handler, request)
         loop = asyncio.get_running_loop()
         ran_for: list[float] = []
