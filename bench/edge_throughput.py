@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.harness import REPO_ROOT, PeerMissingError, WrkResult, free_port, run_wrk
+from bench.harness import REPO_ROOT, CpuClock, PeerMissingError, WrkResult, free_port, run_wrk
 from simulator.supervisor import ChildSpec, Supervisor
 
 WORLD = REPO_ROOT / "deploy" / "local" / "world.toml"
@@ -88,8 +88,10 @@ async def fetch(url: str) -> tuple[bytes, str]:
         return await response.read(), response.headers.get("content-type", "text/plain")
 
 
-async def measure(seconds: float, connections: int) -> dict[str, WrkResult]:
+async def measure(seconds: float, connections: int) -> tuple[dict[str, WrkResult], dict[str, float]]:
+    """Each server's wrk result, and the percent of CPU time the host stole during its run."""
     results: dict[str, WrkResult] = {}
+    steal: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="edgecdn-bench-") as tmp_name:
         tmp = Path(tmp_name)
         async with Supervisor(tmp / "run") as supervisor:
@@ -111,25 +113,28 @@ async def measure(seconds: float, connections: int) -> dict[str, WrkResult]:
                 }
                 for name, url in targets.items():
                     await run_wrk(url, connections=connections, seconds=min(2.0, seconds))  # warm-up
-                    results[name] = await run_wrk(url, connections=connections, seconds=seconds)
+                    before = CpuClock.now()
+                    result = await run_wrk(url, connections=connections, seconds=seconds)
+                    results[name] = result
+                    steal[name] = CpuClock.now().steal_percent_since(before)
             finally:
                 workerd.terminate()
                 await workerd.wait()
-    return results
+    return results, steal
 
 
-def report(results: dict[str, WrkResult]) -> dict[str, object]:
+def report(results: dict[str, WrkResult], steal: dict[str, float]) -> dict[str, object]:
     wagi_ratio = results["edge-node WAGI"].requests_per_second / results["plain aiohttp"].requests_per_second
     reactor_ratio = (
         results["edge-node reactor"].requests_per_second
         / results["workerd (JS + same wasm)"].requests_per_second
     )
-    print(f"{'server':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    print(f"{'server':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'steal %':>9}")
     for name, result in results.items():
         failures = result.errors + result.non_2xx
         print(
             f"{name:<28}{result.requests_per_second:>10.0f}{result.latency_p50_ms:>10.2f}"
-            f"{result.latency_p99_ms:>10.2f}{failures:>8}"
+            f"{result.latency_p99_ms:>10.2f}{failures:>8}{steal[name]:>9.1f}"
         )
     print(f"WAGI / plain aiohttp:  {wagi_ratio:.2f}x (target >= 0.60x)")
     print(f"reactor / workerd:     {reactor_ratio:.2f}x (target >= 1.00x)")
@@ -137,6 +142,7 @@ def report(results: dict[str, WrkResult]) -> dict[str, object]:
         "results": {name: asdict(result) for name, result in results.items()},
         "wagi_vs_plain_aiohttp": wagi_ratio,
         "reactor_vs_workerd": reactor_ratio,
+        "host_steal_percent": steal,
     }
 
 
@@ -147,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     try:
-        results = asyncio.run(measure(args.seconds, args.connections))
+        results, steal = asyncio.run(measure(args.seconds, args.connections))
     except PeerMissingError as exc:
         print(f"bench.edge_throughput: {exc}", file=sys.stderr)
         return 2
-    summary = report(results)
+    summary = report(results, steal)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0

@@ -83,6 +83,31 @@ async def run_wrk(url: str, *, connections: int = 50, threads: int = 1, seconds:
     return parse_wrk(output.decode())
 
 
+@dataclass(frozen=True, slots=True)
+class CpuClock:
+    """The machine's CPU time so far (all CPUs, in ticks), and how much of it the hypervisor
+    gave to other guests ("steal", /proc/stat)."""
+
+    total: int
+    steal: int
+
+    @classmethod
+    def now(cls) -> CpuClock:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(value) for value in fields[:8]]  # user .. steal; guest time is inside user
+        return cls(total=sum(ticks), steal=ticks[7] if len(ticks) > 7 else 0)
+
+    def steal_percent_since(self, earlier: CpuClock) -> float:
+        """Percent of the CPU time between ``earlier`` and this reading that was stolen.
+
+        A VM's host can take a core away for seconds; a run during which it did is slower
+        for reasons that have nothing to do with the code, so benchmarks print this beside
+        their figures rather than leave readers to guess.
+        """
+        total = self.total - earlier.total
+        return 100.0 * (self.steal - earlier.steal) / total if total > 0 else 0.0
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of ``pid`` from /proc (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
