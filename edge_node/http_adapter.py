@@ -191,7 +191,9 @@ class Answer(NamedTuple):
 
 
 def _exchange(request: FrontRequest, server_port: int) -> Exchange:
-    headers = [(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+    # Names lower-cased once here (bytes.lower: ASCII, as field names are), so that every
+    # lookup along the pipeline is a plain comparison.
+    headers = [(name.lower().decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
                for name, value in request.headers]  # fmt: skip
     path = request.path
     if "%" in path:

@@ -37,7 +37,7 @@ class Exchange:
     method: str
     path: str
     query: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]]  # names in lower case
     body: bytes
     peer: str
     scheme: str = "http"
@@ -56,9 +56,9 @@ class Exchange:
     origin_span_id: bytes = b""  # the origin fetch's span, named in its traceparent
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
+        """The first value of header ``name`` (lower case, as every name here is)."""
         for key, value in self.headers:
-            if key.lower() == wanted:
+            if key == name:
                 return value
         return None
 

@@ -224,8 +224,9 @@ def response_head(
     return b"".join(lines)
 
 
+_REASON_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def reason_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    # A table, not HTTPStatus(status): the enum lookup costs ~1 us on every answer.
+    return _REASON_PHRASES.get(status, "Unknown")

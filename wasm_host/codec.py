@@ -42,14 +42,16 @@ def encode_request(request: WasmRequest) -> bytes:
     route = _enc(request.matched_route)
     parts = [b"", method, path, query, remote, route]
     pack = _PAIR.pack
+    append = parts.append
     for name, value in request.headers:
-        raw_name = _enc(name.lower())
-        raw_value = _enc(value)
-        parts.append(pack(len(raw_name), len(raw_value)))
-        parts.append(raw_name)
-        parts.append(raw_value)
+        # _enc inlined: this loop runs for every header of every reactor request.
+        raw_name = name.lower().encode("utf-8", "surrogateescape")
+        raw_value = value.encode("utf-8", "surrogateescape")
+        append(pack(len(raw_name), len(raw_value)))
+        append(raw_name)
+        append(raw_value)
     body = request.body
-    parts.append(body)
+    append(body)
     parts[0] = _REQUEST_HEAD.pack(
         VERSION, len(method), len(path), len(query), len(remote), len(route), len(request.headers), len(body)
     )

@@ -49,7 +49,8 @@ async def test_trusted_proxy_may_name_the_client(
     korean_client = world.country("KR").client_address()
     async with (
         aiohttp.ClientSession() as proxy,  # connects from 127.0.0.1, like the router
-        proxy.get(f"{node_url(node)}/m/env", headers={"x-forwarded-for": korean_client}) as response,
+        # Spelled as nginx sends it: field names are case-insensitive.
+        proxy.get(f"{node_url(node)}/m/env", headers={"X-Forwarded-For": korean_client}) as response,
     ):
         body = await response.text()
     assert "HTTP_CF_IPCOUNTRY=KR" in body
