@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import wasmtime
 
 from manifest import AppManifest, load_manifest, read_module
 from wasm_host import Handler, Limits, ModuleCache, WasmEngine, WasmRequest, create_handler
@@ -196,3 +197,28 @@ def test_granted_environment_reaches_the_real_module(
     assert granted.handle(_hello("ZZ")).body.startswith(b"Servus! ")
     assert bare.handle(_hello("ZZ")).body.startswith(b"Hello! ")
     assert granted.handle(_hello("KR")).body.startswith("안녕하세요! ".encode())
+
+
+@pytest.mark.parametrize("module", [*GEO_HELLO, "sensor-stats"])
+def test_shipped_handlers_start_with_little_memory(engine: WasmEngine, app: AppManifest, module: str) -> None:
+    """Every request pays for a module's initial memory (a fresh instance in a cleared pool
+    slot), so handlers/build.sh links small stacks: toolchain defaults gave 2 pages for C and
+    17 for Rust (docs/abi.md)."""
+    compiled = ModuleCache(engine).load(read_module(app, app.modules[module]))
+    memories = [exp.type for exp in compiled.module.exports if isinstance(exp.type, wasmtime.MemoryType)]
+    assert len(memories) == 1
+    assert memories[0].limits.min <= 2, f"{module} starts with {memories[0].limits.min} pages"
+
+
+def test_sensor_stats_deepest_allowed_nesting_fits_its_small_stack(handlers: dict[str, Handler]) -> None:
+    # The parser recurses once per level, up to its limit; the deepest document it accepts
+    # must be parsed in full within the 64 KiB stack (then refused as not readings), and a
+    # deeper one refused by the limit, never by a stack-overflow trap.
+    for depth, reason in [
+        (65, "reading 0 is not an object"),
+        (66, "nested too deeply"),
+        (10_000, "nested too deeply"),
+    ]:
+        response = handlers["sensor-stats"].handle(_stats(b"[" * depth + b"]" * depth))
+        assert response.status == 400
+        assert reason in json.loads(response.body)["error"], depth
