@@ -114,8 +114,7 @@ async def measure(seconds: float, connections: int) -> tuple[dict[str, WrkResult
                 for name, url in targets.items():
                     await run_wrk(url, connections=connections, seconds=min(2.0, seconds))  # warm-up
                     before = CpuClock.now()
-                    result = await run_wrk(url, connections=connections, seconds=seconds)
-                    results[name] = result
+                    results[name] = await run_wrk(url, connections=connections, seconds=seconds)
                     steal[name] = CpuClock.now().steal_percent_since(before)
             finally:
                 workerd.terminate()

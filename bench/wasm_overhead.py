@@ -106,20 +106,23 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e6, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6
 
 
-def timed(call: Callable[[], object], requests: int) -> tuple[float, float]:
-    """p50/p99 of ``call`` after a warm-up, with the collector off as a server would rarely hit it."""
+def _warm_up(call: Callable[[], object], requests: int) -> None:
     for _ in range(min(500, requests)):
         call()
+
+
+def _sample(call: Callable[[], object], count: int) -> list[float]:
+    """``count`` timings of ``call`` in seconds, with the collector off as a server would rarely hit it."""
     samples = []
     gc.disable()
     try:
-        for _ in range(requests):
+        for _ in range(count):
             start = time.perf_counter()
             call()
             samples.append(time.perf_counter() - start)
     finally:
         gc.enable()
-    return percentiles(samples)
+    return samples
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,13 @@ class Timing:
     p99: float
     low: float
     high: float
+
+
+def timed(call: Callable[[], object], requests: int) -> Timing:
+    """p50/p99 of ``call`` in one run after a warm-up (one round: no range)."""
+    _warm_up(call, requests)
+    p50, p99 = percentiles(_sample(call, requests))
+    return Timing(p50=p50, p99=p99, low=p50, high=p50)
 
 
 def timed_rounds(cases: dict[str, Callable[[], object]], requests: int, rounds: int) -> dict[str, Timing]:
@@ -143,19 +153,10 @@ def timed_rounds(cases: dict[str, Callable[[], object]], requests: int, rounds: 
     samples: dict[str, list[float]] = {name: [] for name in cases}
     round_p50s: dict[str, list[float]] = {name: [] for name in cases}
     for call in cases.values():
-        for _ in range(min(500, requests)):
-            call()
+        _warm_up(call, requests)
     for _ in range(rounds):
         for name, call in cases.items():
-            taken = []
-            gc.disable()
-            try:
-                for _ in range(per_round):
-                    start = time.perf_counter()
-                    call()
-                    taken.append(time.perf_counter() - start)
-            finally:
-                gc.enable()
+            taken = _sample(call, per_round)
             samples[name] += taken
             round_p50s[name].append(statistics.median(taken) * 1e6)
     return {
@@ -327,23 +328,17 @@ def main() -> int:
                 reused = ReusedReactor(reactor)
                 try:
                     # The bump allocator never frees: cap the run so the instance stays small.
-                    p50, p99 = timed(functools.partial(reused.handle, REQUEST), min(requests, 2000))
+                    reuse = timed(functools.partial(reused.handle, REQUEST), min(requests, 2000))
                 finally:
                     reused.close()
-                print(
-                    _row(
-                        "geo-hello-reactor, ONE reused instance (not chosen)",
-                        Timing(p50, p99, p50, p50),
-                        base.p50,
-                    )
-                )
+                print(_row("geo-hello-reactor, ONE reused instance (not chosen)", reuse, base.p50))
                 generic = GenericReactor(engine, reactor, reactor.limits)
                 assert generic.handle(REQUEST) == reactor.handle(REQUEST)
-                p50, p99 = timed(functools.partial(generic.handle, REQUEST), requests)
+                generic_timing = timed(functools.partial(generic.handle, REQUEST), requests)
                 print(
                     _row(
                         "geo-hello-reactor via wasmtime-py's generic API (not chosen)",
-                        Timing(p50, p99, p50, p50),
+                        generic_timing,
                         base.p50,
                     )
                 )
