@@ -13,7 +13,7 @@ task.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -147,7 +147,7 @@ class CacheLookup:
     def run(self, exchange: Exchange) -> None:
         if exchange.match is None or exchange.match.origin is None:
             return
-        if not request_allows_cache(exchange.method, _lower_map(exchange.headers)):
+        if not request_allows_cache(exchange.method, dict(exchange.headers)):
             exchange.cache_status = "BYPASS"
             return
         now = self.clock()
@@ -234,10 +234,6 @@ def _full_url(exchange: Exchange) -> str:
     authority = exchange.host if exchange.port == default_port else f"{exchange.host}:{exchange.port}"
     query = f"?{exchange.query}" if exchange.query else ""
     return f"{exchange.scheme}://{authority}{exchange.path}{query}"
-
-
-def _lower_map(headers: list[tuple[str, str]]) -> Mapping[str, str]:
-    return {k.lower(): v for k, v in headers}
 
 
 class OriginFetcher(Protocol):
