@@ -24,7 +24,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# The hot path compiled with mypyc (tools/accel.py), rebuilt when a source changed; without
+# a C compiler, or with EDGECDN_NO_EXTENSIONS=1, the same code runs as pure Python.
 setup: $(STAMP)
+	@$(BIN)/python -m tools.accel build || echo "(continuing with the pure-Python hot path)"
 
 up: setup
 	$(BIN)/edgecdn up $(UP_ARGS)
@@ -51,4 +54,5 @@ handlers:
 	handlers/build.sh
 
 clean:
-	rm -rf $(VENV) .edgecdn .pytest_cache .mypy_cache .ruff_cache
+	$(PYTHON) -m tools.accel clean
+	rm -rf $(VENV) .edgecdn .pytest_cache .mypy_cache .ruff_cache build

@@ -348,7 +348,10 @@ class FrontendServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _ClientConnection(self), host, port, backlog=1024)
         self._sweeper = loop.create_task(self._sweep(), name="router-client-deadlines")
-        address = self._server.sockets[0].getsockname()
+        # uvloop's Server.sockets is a list where typeshed says tuple; read untyped, so that
+        # the compiled module (tools.accel) does not check the annotation.
+        sockets: Any = cast("Any", self._server).sockets
+        address = sockets[0].getsockname()
         return str(address[0]), int(address[1])
 
     async def _sweep(self) -> None:

@@ -66,16 +66,32 @@ class UpstreamResponse:
         parts = [chunk async for chunk in self.iter_chunks()]
         return b"".join(parts)
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self._conn.next_chunk()
-            if not chunk:
-                return
-            yield chunk
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive."""
+        return _BodyChunks(self._conn)
 
     def release(self) -> None:
         """Back to the pool if the answer was read whole and the connection may be kept."""
         self._conn.finish()
+
+
+class _BodyChunks:
+    """An async iterator over an answer's body (a class: this module is compiled by
+    tools.accel, and mypyc does not compile async generators)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: UpstreamConnection) -> None:
+        self._conn = conn
+
+    def __aiter__(self) -> _BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._conn.next_chunk()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 class UpstreamConnection(WriteFlowControl):

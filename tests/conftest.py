@@ -9,8 +9,20 @@ from pathlib import Path
 import pytest
 
 from simulator.supervisor import ChildSpec, RunningChild, Supervisor
+from tools import accel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled module older than its source: the tests would not see the edit."""
+    outdated = accel.stale()
+    if outdated:
+        pytest.exit(
+            f"compiled modules are older than their sources: {', '.join(outdated)}; "
+            "run `make setup` to rebuild them (or `python -m tools.accel clean`)",
+            returncode=2,
+        )
 
 
 @pytest.fixture
