@@ -101,18 +101,21 @@ class FrontRequest:
                 return value.decode("latin-1")
         return None
 
-    async def body(self) -> AsyncIterator[bytes]:
+    def body(self) -> AsyncIterator[bytes]:
         """The body as it arrives (read it once)."""
+        return _RequestBody(self)
+
+    async def next_chunk(self) -> bytes | None:
+        """The next part of the body as it arrives; None at its end."""
         while True:
             if self._chunks:
                 chunk = self._chunks.popleft()
                 self._buffered -= len(chunk)
                 if self._buffered <= BODY_HIGH_WATER // 4:
                     self._conn.body_drained(self)
-                yield chunk
-                continue
+                return chunk
             if self._done:
-                return
+                return None
             if self._conn.closed:
                 raise ConnectionResetError("the client closed the connection mid-body")
             self._waiter = asyncio.get_running_loop().create_future()
@@ -140,6 +143,25 @@ class FrontRequest:
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+class _RequestBody:
+    """``FrontRequest.body()``: an async iterator class rather than an async generator,
+    which mypyc (tools.accel compiles this module) cannot compile."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: FrontRequest) -> None:
+        self._request = request
+
+    def __aiter__(self) -> _RequestBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._request.next_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
 
 class ResponseWriter:

@@ -65,6 +65,24 @@ EXTERN_MEMORY: int = ffi.WASMTIME_EXTERN_MEMORY.value
 # The union inside wasmtime_extern_t holds the func/memory handle a call takes by pointer.
 EXTERN_OF_OFFSET: int = ffi.wasmtime_extern_t.of.offset
 
+
+class ReactorSlots(ctypes.Structure):
+    """Per-request out-parameters of a reactor request's raw calls, allocated as one ctypes
+    object (here, not in ``reactor``: that module is compiled by tools.accel, and mypyc
+    does not compile ctypes structures)."""
+
+    _fields_ = (
+        ("init", Extern),
+        ("alloc", Extern),
+        ("memory", Extern),
+        ("handle", Extern),
+        ("args", ValRaw * 2),
+        ("trap", ctypes.c_void_p),
+    )
+
+
+REACTOR_TRAP_OFFSET: int = ReactorSlots.trap.offset
+
 TRAP_KINDS: dict[int, str] = {
     TrapCode.STACK_OVERFLOW.value: "stack overflow",
     TrapCode.MEMORY_OUT_OF_BOUNDS.value: "out of bounds memory access",
@@ -138,7 +156,9 @@ def cstring_array(items: list[bytes]) -> tuple[int, object]:
 
     Building a ``(c_char_p * n)`` costs ~0.2 us per element; an ``array('Q')`` of addresses
     costs a third of that, and env arrays are built on every WAGI request. Both ``items``
-    and the returned keep-alive must stay referenced until the C call returns.
+    and the returned keep-alive must stay referenced until the C call returns, so only
+    interpreted code may use it: a module compiled by tools.accel (mypyc) frees a local as
+    soon as it is dead, and ``del keep`` after the call does not keep it alive.
     """
     if _BYTES_DATA_OFFSET is None:
         fallback = (ctypes.c_char_p * len(items))(*items)

@@ -45,20 +45,7 @@ _memory_data_size = _raw.memory_data_size
 _store_delete = _raw.store_delete
 
 
-class _Slots(ctypes.Structure):
-    """Per-request out-parameters of the raw calls, allocated as one ctypes object."""
-
-    _fields_ = (
-        ("init", _raw.Extern),
-        ("alloc", _raw.Extern),
-        ("memory", _raw.Extern),
-        ("handle", _raw.Extern),
-        ("args", _raw.ValRaw * 2),
-        ("trap", ctypes.c_void_p),
-    )
-
-
-_TRAP_OFFSET: int = _Slots.trap.offset
+_TRAP_OFFSET: int = _raw.REACTOR_TRAP_OFFSET
 
 
 def _check_exports(compiled: CompiledModule) -> bool:
@@ -105,8 +92,12 @@ class ReactorHandler:
         self._engine = engine
         self._sandbox = Sandbox(engine, compiled, limits, self.abi)
         granted = check_granted_env(env or {})
-        self._env_names = [k.encode() for k in granted]
-        self._env_values = [v.encode() for v in granted.values()]
+        # The granted environment is the same for every request: its C arrays are built
+        # once and live as long as the handler, so no pointer into them can dangle (this
+        # module is compiled by tools.accel, and mypyc frees a local once it is dead).
+        self._env_count = len(granted)
+        self._env_names = (ctypes.c_char_p * len(granted))(*(k.encode() for k in granted))
+        self._env_values = (ctypes.c_char_p * len(granted))(*(v.encode() for v in granted.values()))
         self._argv = (ctypes.c_char_p * 1)(name.encode())
 
     def _wasi_config(self) -> int | None:
@@ -115,11 +106,8 @@ class ReactorHandler:
         if not self._sandbox.uses_wasi:
             return None
         config = _raw.wasi_config_new()
-        names_ptr, names_keep = _raw.cstring_array(self._env_names)
-        values_ptr, values_keep = _raw.cstring_array(self._env_values)
         _raw.wasi_config_set_argv(config, 1, self._argv)
-        _raw.wasi_config_set_env(config, len(self._env_names), names_ptr, values_ptr)
-        del names_keep, values_keep
+        _raw.wasi_config_set_env(config, self._env_count, self._env_names, self._env_values)
         return int(config)
 
     def handle(self, request: WasmRequest) -> WasmResponse:
@@ -146,7 +134,7 @@ class ReactorHandler:
         """
         size = len(payload)
         # One allocation for everything the calls fill in: export handles, params/results.
-        slots = _Slots()
+        slots = _raw.ReactorSlots()
         instance_ref = ctypes.byref(instance)
         if self._has_initialize:
             self._call(ctx, instance, self._export(ctx, instance_ref, _INITIALIZE, slots.init), slots, 0)
@@ -170,22 +158,27 @@ class ReactorHandler:
         return ctypes.string_at(_memory_data(ctx, memory) + out_ptr, out_len) if out_len else b""
 
     @staticmethod
-    def _export(ctx: int, instance_ref: Any, name: bytes, slot: _raw.Extern) -> int:
-        """Look ``name`` up into ``slot``; the address of its func/memory handle.
+    def _export(ctx: int, instance_ref: Any, name: bytes, slot: _raw.Extern) -> object:
+        """Look ``name`` up into ``slot``; a pointer to its func/memory handle.
 
         Kinds and types were checked at load time against the module, which every instance
-        shares, so only presence can differ (and cannot, short of a wasmtime bug).
+        shares, so only presence can differ (and cannot, short of a wasmtime bug). The
+        pointer is a ``byref`` that keeps ``slot`` (and the slots it lies in) alive for as
+        long as it is used: a bare address would not, since this module is compiled by
+        tools.accel and mypyc frees an object as soon as nothing uses it any more.
         """
         if not _export_get(ctx, instance_ref, name, len(name), ctypes.byref(slot)):
             raise WasmTrapError("host error", f"export {name.decode()} is missing")
-        return ctypes.addressof(slot) + _raw.EXTERN_OF_OFFSET
+        return ctypes.byref(slot, _raw.EXTERN_OF_OFFSET)
 
-    def _call(self, ctx: int, instance: _raw.Instance, func: int, slots: _Slots, count: int) -> None:
+    def _call(
+        self, ctx: int, instance: _raw.Instance, func: object, slots: _raw.ReactorSlots, count: int
+    ) -> None:
         """Call the function handle at ``func`` with ``slots.args`` through the unchecked path.
 
         Unchecked is safe because ``_check_exports`` verified every signature at load time.
         """
-        error = _call_unchecked(ctx, func, slots.args, count, ctypes.addressof(slots) + _TRAP_OFFSET)
+        error = _call_unchecked(ctx, func, slots.args, count, ctypes.byref(slots, _TRAP_OFFSET))
         trap = slots.trap
         if error or trap:
             raise self._sandbox.failure(ctx, instance, error, trap)

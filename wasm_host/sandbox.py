@@ -111,7 +111,8 @@ class Sandbox:
             return None
         if cast("int", item.kind) != _raw.EXTERN_MEMORY:
             return None
-        return int(_raw.memory_data_size(ctx, ctypes.addressof(item) + _raw.EXTERN_OF_OFFSET))
+        # byref, not an address: it keeps ``item`` alive through the call (see reactor._export).
+        return int(_raw.memory_data_size(ctx, ctypes.byref(item, _raw.EXTERN_OF_OFFSET)))
 
     def _near_cap(self, in_use: int | None) -> bool:
         # wasmtime's store limiter makes memory.grow return -1 rather than trap, so a guest
