@@ -16,6 +16,16 @@ request. The request and its answer's writer are in ``httpfront.messages``. A bo
 request is first offered to the server's ``fast_path``, which may answer it from the
 callbacks (no task: the router's ``router.fastpath``, the edge node's synchronous
 pipeline); otherwise, and for every request with a body, the handler runs as a task.
+
+Answers the fast path gives (``send_now``) are queued and written once the event loop has
+run every callback that was ready: one write per connection per loop pass, not one per
+answer as each is made. Under load a pass answers many connections, and each write to a
+waiting client wakes it, which on these VMs means an inter-processor interrupt; with the
+writes together at the end of the pass the client is still busy reading the first when the
+rest arrive. Measured under ``wrk -c50``, the edge node's system time per request fell from
+~17 to ~5 µs and its throughput rose by ~40% (bench/README.md, "Edge node throughput").
+With one request in flight the answer leaves in the same loop pass, a few µs later. Every
+other write, close or abort on a connection comes after what it has queued.
 """
 
 from __future__ import annotations
@@ -93,6 +103,7 @@ class _ClientConnection(WriteFlowControl):
         self.closed = False
         self.keep_alive = True
         self._lingering_since: float | None = None
+        self._outbox: list[bytes] = []  # answers send_now queued, written by flush()
 
     # asyncio.Protocol
 
@@ -122,6 +133,7 @@ class _ClientConnection(WriteFlowControl):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._outbox.clear()
         self._server.connections.discard(self)
         for request in self._pending:
             request._wake()
@@ -190,6 +202,7 @@ class _ClientConnection(WriteFlowControl):
                     "the fast path failed on %s %r; serving it as a task", request.method, request.target
                 )
         if request.expect_continue and request.body_exists and self._transport is not None:
+            self.flush()
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self._server.spawn(self._serve(request))
 
@@ -197,7 +210,16 @@ class _ClientConnection(WriteFlowControl):
 
     def send_now(self, data: bytes) -> None:
         if not self.closed and self._transport is not None:
-            self._transport.write(data)
+            if not self._outbox:
+                self._server.flush_soon(self)
+            self._outbox.append(data)
+
+    def flush(self) -> None:
+        """Write what ``send_now`` queued; every other write and close comes after it."""
+        outbox = self._outbox
+        if outbox and self._transport is not None and not self.closed:
+            self._transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+        outbox.clear()
 
     def done(self, request: FrontRequest) -> None:
         self._finished(request)
@@ -231,6 +253,7 @@ class _ClientConnection(WriteFlowControl):
             self._linger()  # an unread body is still on the wire: no further request can follow
             return
         if not self.keep_alive:
+            self.flush()
             self._transport.close()
             self.closed = True
             return
@@ -245,15 +268,18 @@ class _ClientConnection(WriteFlowControl):
     async def write(self, data: bytes) -> None:
         if self.closed or self._transport is None:
             raise ConnectionResetError("the client went away")
+        self.flush()
         self._transport.write(data)
         await self.drain()
 
     def abort(self) -> None:
+        self._outbox.clear()
         if self._transport is not None:
             self._transport.abort()
         self.closed = True
 
     def close(self) -> None:
+        self.flush()
         if self._transport is not None and (not self.closed or self._lingering_since is not None):
             self._transport.close()
         self.closed = True
@@ -280,6 +306,7 @@ class _ClientConnection(WriteFlowControl):
         if self._transport is None or self.closed:
             return
         body = json.dumps({"error": "bad_request", "message": message}).encode()
+        self.flush()
         self._transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n%b" % (status, reason_phrase(status).encode(), len(body), body)
@@ -290,6 +317,7 @@ class _ClientConnection(WriteFlowControl):
         """Answered, but the client may still be sending: say we are done (FIN), drop what
         still arrives, and close when the client does or after ``LINGER_S`` (the sweeper)."""
         assert self._transport is not None
+        self.flush()
         self._resume_reading()
         self.closed = True  # nothing more is written or dispatched
         self._lingering_since = self._loop.time()
@@ -335,9 +363,21 @@ class FrontendServer:
         self.max_head_bytes = max_head_bytes
         self.timeouts = timeouts or ClientTimeouts()
         self.connections: set[_ClientConnection] = set()
+        self._unflushed: list[_ClientConnection] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    def flush_soon(self, conn: _ClientConnection) -> None:
+        """Have ``conn.flush()`` called once the loop has run every ready callback."""
+        if not self._unflushed:
+            asyncio.get_running_loop().call_soon(self._flush_all)
+        self._unflushed.append(conn)
+
+    def _flush_all(self) -> None:
+        unflushed, self._unflushed = self._unflushed, []
+        for conn in unflushed:
+            conn.flush()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro, name="router-request")

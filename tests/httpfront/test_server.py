@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
-from httpfront.server import DEFAULT_MAX_HEAD_BYTES, ClientTimeouts, FrontendServer
+from httpfront.server import DEFAULT_MAX_HEAD_BYTES, ClientTimeouts, FrontendServer, _ClientConnection
 
 
 async def echo(request: FrontRequest, writer: ResponseWriter) -> None:
@@ -311,3 +311,58 @@ async def test_a_lingering_connection_is_cut_after_the_linger_time(
         await asyncio.sleep(0.05)
     assert not front.connections
     writer.close()
+
+
+class RecordingTransport(asyncio.Transport):
+    """What the connection did with its socket, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[bytes | str] = []
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.events.append(bytes(data))
+
+    def close(self) -> None:
+        self.events.append("close")
+
+    def is_closing(self) -> bool:
+        return "close" in self.events
+
+    def pause_reading(self) -> None:
+        self.events.append("pause")
+
+    def resume_reading(self) -> None:
+        self.events.append("resume")
+
+
+async def test_answers_from_one_loop_pass_leave_in_one_write_in_order_before_a_close() -> None:
+    """Fast-path answers are queued and written once the loop has run every ready callback:
+    one write (one wake-up of the client) for all a pass produced, measured to nearly halve
+    the CPU per request under load (bench/README.md, "Edge node throughput")."""
+
+    def answer(request: FrontRequest, link: ClientLink) -> bool:
+        link.send_now(b"answer %s;" % request.path.encode())
+        link.done(request)
+        return True
+
+    front = FrontendServer(echo, fast_path=answer)
+    conn = _ClientConnection(front)
+    transport = RecordingTransport()
+    conn.connection_made(transport)
+    conn.data_received(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert written(transport) == []  # nothing yet: the callbacks only queue
+    await asyncio.sleep(0)
+    assert written(transport) == [b"answer /1;answer /2;"]
+    # A close cannot wait for the loop: what is queued is written first, then the close.
+    conn.data_received(b"GET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert written(transport) == [b"answer /1;answer /2;", b"answer /3;", "close"]
+    await asyncio.sleep(0)
+    assert written(transport)[-1] == "close"
+
+
+def written(transport: RecordingTransport) -> list[bytes | str]:
+    return [event for event in transport.events if event not in ("pause", "resume")]
