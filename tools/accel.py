@@ -28,9 +28,8 @@ import sysconfig
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Only modules on the per-request path. Not wasm_host.wagi and cgi: compiled, the WAGI
-# route measured no faster under load (its cost is inside wasmtime); nor wasm_host._raw
-# (ctypes structures, which mypyc does not compile).
+# Only modules on the per-request path. Not wasm_host._raw: it holds ctypes structures,
+# which mypyc does not compile, and code that relies on a frame keeping its locals alive.
 MODULES = (
     "httpfront/server.py",
     "httpfront/flow.py",
@@ -50,6 +49,8 @@ MODULES = (
     "wasm_host/executor.py",
     "wasm_host/reactor.py",
     "wasm_host/sandbox.py",
+    "wasm_host/wagi.py",
+    "wasm_host/cgi.py",
     "httpfront/messages.py",
     "geo/lookup.py",
 )

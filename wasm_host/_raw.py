@@ -151,14 +151,29 @@ def _bytes_data_offset() -> int | None:
 _BYTES_DATA_OFFSET = _bytes_data_offset()
 
 
+def set_env(config: int, names: list[bytes], values: list[bytes]) -> bool:
+    """``wasi_config_set_env`` from parallel lists (it copies the strings).
+
+    Here, in an interpreted module, because ``cstring_array``'s keep-alives must outlive
+    the call: this frame holds them (and the lists) until it returns, which a module
+    compiled by tools.accel would not guarantee.
+    """
+    names_ptr, names_keep = cstring_array(names)
+    values_ptr, values_keep = cstring_array(values)
+    ok = bool(wasi_config_set_env(config, len(names), names_ptr, values_ptr))
+    del names_keep, values_keep
+    return ok
+
+
 def cstring_array(items: list[bytes]) -> tuple[int, object]:
     """Address of a ``const char*[]`` pointing into ``items``, and the object to keep alive.
 
     Building a ``(c_char_p * n)`` costs ~0.2 us per element; an ``array('Q')`` of addresses
     costs a third of that, and env arrays are built on every WAGI request. Both ``items``
     and the returned keep-alive must stay referenced until the C call returns, so only
-    interpreted code may use it: a module compiled by tools.accel (mypyc) frees a local as
-    soon as it is dead, and ``del keep`` after the call does not keep it alive.
+    interpreted code may use it (``set_env``): a module compiled by tools.accel (mypyc)
+    frees a local as soon as it is dead, and ``del keep`` after the call does not keep it
+    alive.
     """
     if _BYTES_DATA_OFFSET is None:
         fallback = (ctypes.c_char_p * len(items))(*items)

@@ -58,11 +58,8 @@ class WagiHandler:
     def _wasi_config(self, request: WasmRequest, stdout_path: bytes) -> int:
         config = _raw.wasi_config_new()
         names, values = cgi_environ_bytes(request, self._granted)
-        names_ptr, names_keep = _raw.cstring_array(names)
-        values_ptr, values_keep = _raw.cstring_array(values)
         ok = _raw.wasi_config_set_argv(config, 1, self._argv)
-        ok = ok and _raw.wasi_config_set_env(config, len(names), names_ptr, values_ptr)
-        del names_keep, values_keep  # wasi_config_set_env copied the strings
+        ok = ok and _raw.set_env(config, names, values)
         ok = ok and _raw.wasi_config_set_stdout_file(config, stdout_path)
         if not ok:
             _raw.wasi_config_delete(config)
@@ -83,15 +80,16 @@ class WagiHandler:
         self._engine.check_open()
         sandbox = self._sandbox
         fd = self._pool.acquire()
-        size: int | None = None
         try:
             store, ctx = sandbox.new_store(self._wasi_config(request, b"/proc/self/fd/%d" % fd))
             try:
                 instance = sandbox.instantiate(ctx)
                 start = sandbox.export(ctx, instance, _START, _raw.EXTERN_FUNC)
                 trap = ctypes.c_void_p()
+                # byref, not an address: it keeps ``start`` alive through the call (this
+                # module is compiled by tools.accel; see reactor._export).
                 error = _raw.func_call_unchecked(
-                    ctx, ctypes.addressof(start) + _raw.EXTERN_OF_OFFSET, None, 0, ctypes.byref(trap)
+                    ctx, ctypes.byref(start, _raw.EXTERN_OF_OFFSET), None, 0, ctypes.byref(trap)
                 )
                 if error or trap:
                     status = ctypes.c_int(0)
@@ -105,6 +103,10 @@ class WagiHandler:
             if size > self.limits.max_output_bytes:
                 raise OutputTooLargeError(self.limits.max_output_bytes, size)
             output = os.pread(fd, size, 0)
-        finally:
-            self._pool.release(fd, size)
+        except BaseException:
+            # No "size = None before try, release in finally": compiled by tools.accel, a
+            # variable narrowed to int in the try block is read back as int in the finally.
+            self._pool.release(fd)
+            raise
+        self._pool.release(fd, size)
         return parse_cgi_response(output)
