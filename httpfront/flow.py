@@ -1,8 +1,10 @@
-"""Raw header pairs and asyncio write flow control, shared by both sides of a connection."""
+"""Raw header pairs, asyncio write flow control and body iteration, shared by both sides
+of a connection (the server's client side, the router's upstream side)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 # Heads as parsed: (name, value) byte pairs in arrival order, names as the peer wrote them.
 RawHeaders = list[tuple[bytes, bytes]]
@@ -28,3 +30,25 @@ class WriteFlowControl(asyncio.Protocol):
     async def drain(self) -> None:
         if self._write_ready is not None and not self._write_ready.done():
             await self._write_ready
+
+
+class BodyChunks:
+    """An async iterator over a body: ``next_chunk()`` until it returns ``b""``.
+
+    A class rather than an async generator, which mypyc (tools.accel compiles the modules
+    that use it) does not compile.
+    """
+
+    __slots__ = ("_next_chunk",)
+
+    def __init__(self, next_chunk: Callable[[], Awaitable[bytes]]) -> None:
+        self._next_chunk = next_chunk
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._next_chunk()
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk

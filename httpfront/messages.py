@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Protocol
 
-from httpfront.flow import RawHeaders
+from httpfront.flow import BodyChunks, RawHeaders
 
 # Reading a client's body pauses while this much of it waits for the handler.
 BODY_HIGH_WATER = 1024 * 1024
@@ -103,10 +103,10 @@ class FrontRequest:
 
     def body(self) -> AsyncIterator[bytes]:
         """The body as it arrives (read it once)."""
-        return _RequestBody(self)
+        return BodyChunks(self.next_chunk)
 
-    async def next_chunk(self) -> bytes | None:
-        """The next part of the body as it arrives; None at its end."""
+    async def next_chunk(self) -> bytes:
+        """The next part of the body as it arrives; ``b""`` at its end."""
         while True:
             if self._chunks:
                 chunk = self._chunks.popleft()
@@ -115,7 +115,7 @@ class FrontRequest:
                     self._conn.body_drained(self)
                 return chunk
             if self._done:
-                return None
+                return b""
             if self._conn.closed:
                 raise ConnectionResetError("the client closed the connection mid-body")
             self._waiter = asyncio.get_running_loop().create_future()
@@ -131,9 +131,10 @@ class FrontRequest:
         return self._done
 
     def _feed(self, chunk: bytes) -> int:
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        self._wake()
+        if chunk:  # an empty chunk would read as the end of the body
+            self._chunks.append(chunk)
+            self._buffered += len(chunk)
+            self._wake()
         return self._buffered
 
     def _end(self) -> None:
@@ -143,25 +144,6 @@ class FrontRequest:
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
-
-
-class _RequestBody:
-    """``FrontRequest.body()``: an async iterator class rather than an async generator,
-    which mypyc (tools.accel compiles this module) cannot compile."""
-
-    __slots__ = ("_request",)
-
-    def __init__(self, request: FrontRequest) -> None:
-        self._request = request
-
-    def __aiter__(self) -> _RequestBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._request.next_chunk()
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
 
 
 class ResponseWriter:

@@ -21,7 +21,7 @@ from typing import Protocol, cast
 
 import httptools
 
-from httpfront.flow import RawHeaders, WriteFlowControl
+from httpfront.flow import BodyChunks, RawHeaders, WriteFlowControl
 from router.errors import (
     UpstreamClosedError,
     UpstreamConnectError,
@@ -68,30 +68,11 @@ class UpstreamResponse:
 
     def iter_chunks(self) -> AsyncIterator[bytes]:
         """The body's chunks as they arrive."""
-        return _BodyChunks(self._conn)
+        return BodyChunks(self._conn.next_chunk)
 
     def release(self) -> None:
         """Back to the pool if the answer was read whole and the connection may be kept."""
         self._conn.finish()
-
-
-class _BodyChunks:
-    """An async iterator over an answer's body (a class: this module is compiled by
-    tools.accel, and mypyc does not compile async generators)."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: UpstreamConnection) -> None:
-        self._conn = conn
-
-    def __aiter__(self) -> _BodyChunks:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._conn.next_chunk()
-        if not chunk:
-            raise StopAsyncIteration
-        return chunk
 
 
 class UpstreamConnection(WriteFlowControl):
