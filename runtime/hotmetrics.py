@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Sequence
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -86,7 +86,7 @@ Scalar = TypeVar("Scalar", bound=CounterChild)
 class _ScalarFamily(_Family[Scalar]):
     """A family whose children are one number each, exposed as ``family_type``."""
 
-    family_type: type[CounterMetricFamily | GaugeMetricFamily]
+    family_type: ClassVar[type[CounterMetricFamily | GaugeMetricFamily]]
 
     def metric(self) -> Metric:
         family = self.family_type(self.name, self.documentation, labels=self.labelnames)

@@ -96,8 +96,8 @@ class ReactorHandler:
         # once and live as long as the handler, so no pointer into them can dangle (this
         # module is compiled by tools.accel, and mypyc frees a local once it is dead).
         self._env_count = len(granted)
-        self._env_names = (ctypes.c_char_p * len(granted))(*(k.encode() for k in granted))
-        self._env_values = (ctypes.c_char_p * len(granted))(*(v.encode() for v in granted.values()))
+        self._env_names = (ctypes.c_char_p * len(granted))(*[k.encode() for k in granted])
+        self._env_values = (ctypes.c_char_p * len(granted))(*[v.encode() for v in granted.values()])
         self._argv = (ctypes.c_char_p * 1)(name.encode())
 
     def _wasi_config(self) -> int | None:
