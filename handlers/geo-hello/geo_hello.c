@@ -39,6 +39,13 @@ static const char *safe_or(const char *value, const char *fallback) {
 }
 
 int main(void) {
+    /* Fully buffered: the whole CGI answer leaves in one write at exit. By default stdio
+     * line-buffers stdout until it has asked whether it is a terminal, so the first line
+     * went out in writes of its own: three WASI fd_write calls (and system calls) where
+     * one will do (docs/abi.md). */
+    static char out_buffer[4096];
+    setvbuf(stdout, out_buffer, _IOFBF, sizeof out_buffer);
+
     const char *country = getenv("HTTP_CF_IPCOUNTRY");
     const char *region = safe_or(getenv("HTTP_X_EDGE_REGION"), "unknown");
     const char *accept = getenv("HTTP_ACCEPT");

@@ -56,7 +56,8 @@ fn readings(body: &str) -> Result<Vec<Reading>, String> {
 }
 
 fn respond(out: &mut impl Write, status: &str, extra: &str, body: &str) -> io::Result<()> {
-    write!(out, "status: {status}\ncontent-type: application/json\n{extra}\n{body}\n")
+    write!(out, "status: {status}\ncontent-type: application/json\n{extra}\n{body}\n")?;
+    out.flush()
 }
 
 fn error_body(message: &str) -> String {
@@ -64,7 +65,8 @@ fn error_body(message: &str) -> String {
 }
 
 fn main() -> io::Result<()> {
-    let mut out = io::stdout().lock();
+    // Buffered whole, so the answer leaves in one write however many lines it has.
+    let mut out = io::BufWriter::new(io::stdout().lock());
     let method = env::var("REQUEST_METHOD").unwrap_or_default();
     if method != "POST" {
         return respond(&mut out, "405 Method Not Allowed", "allow: POST\n", &error_body("POST a JSON array of readings"));

@@ -85,7 +85,9 @@ fn main() -> io::Result<()> {
     };
     let shown = if valid_country(&country) { country.as_str() } else { "unknown" };
 
-    let mut out = io::stdout().lock();
+    // Buffered whole: Rust's stdout writes at every newline, one WASI fd_write (and system
+    // call) per line; the CGI answer should leave in one write (docs/abi.md).
+    let mut out = io::BufWriter::new(io::stdout().lock());
     write!(out, "vary: accept, cf-ipcountry, x-edge-region\n")?;
     write!(out, "content-language: {}\nx-edge-region: {}\n", language, region)?;
     if wants_json(&accept) {
