@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # which mypyc does not compile, and code that relies on a frame keeping its locals alive.
 MODULES = (
     "httpfront/server.py",
+    "httpfront/messages.py",
     "httpfront/flow.py",
     "edge_node/http_adapter.py",
     "edge_node/pipeline.py",
@@ -41,18 +42,17 @@ MODULES = (
     "edge_node/metrics.py",
     "edge_node/load.py",
     "geo/forwarding.py",
+    "geo/lookup.py",
     "runtime/hotmetrics.py",
     "router/upstream.py",  # subclasses httpfront.flow's WriteFlowControl, so compiled with it
     "wasm_host/codec.py",
     "wasm_host/httpfields.py",
     "wasm_host/values.py",
     "wasm_host/executor.py",
-    "wasm_host/reactor.py",
     "wasm_host/sandbox.py",
+    "wasm_host/reactor.py",
     "wasm_host/wagi.py",
     "wasm_host/cgi.py",
-    "httpfront/messages.py",
-    "geo/lookup.py",
 )
 # mypyc's shared runtime for the group; inside a package, so the editable install finds it.
 GROUP = "runtime.compiled"
@@ -106,11 +106,13 @@ def in_use() -> list[str]:
 
 
 def clean() -> None:
-    """Remove every compiled module in the tree, listed or not (it may have been once)."""
+    """Remove every compiled module in the source tree, listed or not (it may have been
+    once); .venv, .edgecdn and build/ are not part of it."""
     suffix = _suffix()
-    for path in REPO_ROOT.rglob(f"*{suffix}"):
-        if not path.relative_to(REPO_ROOT).parts[0].startswith((".", "build")):
-            path.unlink()
+    for top in REPO_ROOT.iterdir():
+        if top.is_dir() and not top.name.startswith((".", "build")):
+            for path in top.rglob(f"*{suffix}"):
+                path.unlink()
 
 
 def build(*, force: bool = False) -> int:
