@@ -2,7 +2,8 @@
 # The interpreter .venv is made from: the distribution's python3 when it is 3.11+ and can
 # make a venv, else the first python3 on PATH. Debian's and Ubuntu's are built with PGO and
 # LTO; a pyenv or hand-built one usually is not, and the edge node's and router's hot paths
-# are pure Python (measured: 20% less CPU a request, bench/README.md "Interpreter").
+# run on the interpreter (measured as pure Python: 20% less CPU a request, bench/README.md
+# "Interpreter").
 # `make PYTHON=...` picks another; an existing .venv is kept until `make clean`.
 SYSTEM_PYTHON := /usr/bin/python3
 PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' \
