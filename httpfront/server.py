@@ -253,9 +253,7 @@ class _ClientConnection(WriteFlowControl):
             self._linger()  # an unread body is still on the wire: no further request can follow
             return
         if not self.keep_alive:
-            self.flush()
-            self._transport.close()
-            self.closed = True
+            self.close()  # after what is queued
             return
         if self._pending:
             self._dispatch()

@@ -63,22 +63,23 @@ def _suffix() -> str:
     return str(sysconfig.get_config_var("EXT_SUFFIX"))
 
 
+def _compiled(stem: str) -> Path:
+    """The extension module built for ``stem`` (a path in the tree without ``.py``)."""
+    return REPO_ROOT / (stem + _suffix())
+
+
 def built_files() -> list[Path]:
     """Every compiled file ``build`` makes (present or not)."""
-    suffix = _suffix()
-    files = [REPO_ROOT / source.removesuffix(".py") for source in MODULES]
-    files.append(REPO_ROOT / (GROUP.replace(".", "/") + "__mypyc"))
-    return [path.with_name(path.name + suffix) for path in files]
+    stems = [source.removesuffix(".py") for source in MODULES]
+    return [_compiled(stem) for stem in [*stems, GROUP.replace(".", "/") + "__mypyc"]]
 
 
 def stale() -> list[str]:
     """Sources whose compiled module exists but is older than they are."""
-    suffix = _suffix()
     found = []
     for source in MODULES:
-        path = REPO_ROOT / source
-        compiled = path.with_name(path.stem + suffix)
-        if compiled.exists() and compiled.stat().st_mtime < path.stat().st_mtime:
+        compiled = _compiled(source.removesuffix(".py"))
+        if compiled.exists() and compiled.stat().st_mtime < (REPO_ROOT / source).stat().st_mtime:
             found.append(source)
     return found
 
