@@ -55,8 +55,10 @@ def test_haversine_of_a_point_to_itself_is_zero(a: tuple[float, float]) -> None:
 def test_haversine_obeys_the_triangle_inequality(
     a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]
 ) -> None:
-    # A tolerance of a micrometre absorbs floating-point rounding near antipodes.
-    assert haversine_km(*a, *c) <= haversine_km(*a, *b) + haversine_km(*b, *c) + 1e-6
+    # Near antipodes asin(sqrt(a)) is ill-conditioned: a rounding error of 1e-16 in ``a``
+    # moves the distance by ~1e-4 km (Hypothesis found a 3e-6 km excess). A metre of
+    # tolerance absorbs that and still catches any real error in the formula.
+    assert haversine_km(*a, *c) <= haversine_km(*a, *b) + haversine_km(*b, *c) + 1e-3
 
 
 def test_haversine_known_distances() -> None:
