@@ -1,4 +1,4 @@
-"""Compile the data plane's hot-path modules with mypyc, in place, beside their sources.
+"""Compile the data plane's hot path in place: mypyc modules and the native WASI library.
 
     python -m tools.accel build    # compile, unless every compiled module is up to date
                                    # (what `make setup` runs; --force compiles anyway)
@@ -13,6 +13,9 @@ module before the ``.py`` beside it, and when none is built (no C compiler, or
 ``EDGECDN_NO_EXTENSIONS=1``) the same code runs interpreted. A build that fails leaves no
 extension behind and says why; nothing else depends on it.
 
+It also builds ``wasm_host/wasi_cgi.c``, the WASI preview-1 calls of WAGI commands, as a
+plain shared library (``NATIVE``); without it WAGI modules run on wasmtime's WASI.
+
 A compiled module shadows its source, so an edited source must be rebuilt: the Makefile
 rebuilds when a listed source is newer than the last build, and the test suite refuses to
 run against a stale one (``check``).
@@ -23,6 +26,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shlex
+import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -54,6 +59,8 @@ MODULES = (
     "wasm_host/wagi.py",
     "wasm_host/cgi.py",
 )
+# C sources built as shared libraries loaded with ctypes: source -> library.
+NATIVE = {"wasm_host/wasi_cgi.c": "wasm_host/_wasi_cgi.so"}
 # mypyc's shared runtime for the group; inside a package, so the editable install finds it.
 GROUP = "runtime.compiled"
 SKIP_ENV = "EDGECDN_NO_EXTENSIONS"
@@ -68,17 +75,26 @@ def _compiled(stem: str) -> Path:
     return REPO_ROOT / (stem + _suffix())
 
 
-def built_files() -> list[Path]:
-    """Every compiled file ``build`` makes (present or not)."""
+def _mypyc_files() -> list[Path]:
     stems = [source.removesuffix(".py") for source in MODULES]
     return [_compiled(stem) for stem in [*stems, GROUP.replace(".", "/") + "__mypyc"]]
+
+
+def built_files() -> list[Path]:
+    """Every compiled file ``build`` makes (present or not)."""
+    return _mypyc_files() + [REPO_ROOT / library for library in NATIVE.values()]
+
+
+def _built_from() -> list[tuple[str, Path]]:
+    """Each source with what is built from it."""
+    pairs = [(source, _compiled(source.removesuffix(".py"))) for source in MODULES]
+    return pairs + [(source, REPO_ROOT / library) for source, library in NATIVE.items()]
 
 
 def stale() -> list[str]:
     """Sources whose compiled module exists but is older than they are."""
     found = []
-    for source in MODULES:
-        compiled = _compiled(source.removesuffix(".py"))
+    for source, compiled in _built_from():
         if compiled.exists() and compiled.stat().st_mtime < (REPO_ROOT / source).stat().st_mtime:
             found.append(source)
     return found
@@ -90,7 +106,7 @@ def up_to_date() -> bool:
         oldest = min(path.stat().st_mtime for path in built_files())
     except FileNotFoundError:
         return False
-    sources = [REPO_ROOT / source for source in MODULES] + [Path(__file__)]
+    sources = [REPO_ROOT / source for source, _ in _built_from()] + [Path(__file__)]
     return all(path.stat().st_mtime <= oldest for path in sources)
 
 
@@ -114,10 +130,26 @@ def clean() -> None:
         if top.is_dir() and not top.name.startswith((".", "build")):
             for path in top.rglob(f"*{suffix}"):
                 path.unlink()
+    for library in NATIVE.values():
+        (REPO_ROOT / library).unlink(missing_ok=True)
+
+
+def build_native() -> None:
+    """Build ``NATIVE`` with the C compiler Python was built with (``cc`` as a fallback)."""
+    compiler = shlex.split(str(sysconfig.get_config_var("CC") or "cc"))
+    for source, library in NATIVE.items():
+        target = REPO_ROOT / library
+        partial = target.with_suffix(".partial")
+        command = [*compiler, "-O2", "-fPIC", "-shared", "-Wall", "-o", str(partial), str(REPO_ROOT / source)]
+        try:
+            subprocess.run(command, check=True)
+            partial.replace(target)  # never a half-written library under the name that is loaded
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 def build(*, force: bool = False) -> int:
-    """Compile ``MODULES`` in place; on any failure remove what was built and return 1."""
+    """Build ``MODULES`` and ``NATIVE`` in place; return 1 when either failed (and is absent)."""
     if os.environ.get(SKIP_ENV):
         clean()
         print(f"tools.accel: {SKIP_ENV} is set; the hot path runs as pure Python")
@@ -125,6 +157,21 @@ def build(*, force: bool = False) -> int:
     if not force and up_to_date():
         return 0
     clean()  # a module no longer listed must not keep shadowing its source
+    status = _build_mypyc()
+    try:
+        build_native()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        for library in NATIVE.values():
+            (REPO_ROOT / library).unlink(missing_ok=True)
+        print(
+            f"tools.accel: building {', '.join(NATIVE)} failed ({exc}); WAGI modules use wasmtime's WASI.",
+            file=sys.stderr,
+        )
+        return 1
+    return status
+
+
+def _build_mypyc() -> int:
     try:
         from mypyc.build import mypycify  # noqa: PLC0415 - a dev dependency, needed only here
         from setuptools import setup  # type: ignore[import-untyped]  # noqa: PLC0415
@@ -136,7 +183,7 @@ def build(*, force: bool = False) -> int:
             ext_modules=extensions,
             script_args=["--quiet", "build_ext", "--inplace", "--build-temp", "build/accel"],
         )
-        for path in built_files():
+        for path in _mypyc_files():
             path.touch()  # the in-place copy keeps the times of build/; stamp it as of now
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure means: run interpreted
         clean()

@@ -46,6 +46,19 @@ context_set_epoch_deadline = _fn("wasmtime_context_set_epoch_deadline", None, _P
 context_set_wasi = _fn("wasmtime_context_set_wasi", _P, _P, _P)
 instance_pre_instantiate = _fn("wasmtime_instance_pre_instantiate", _P, _P, _P, _P, _P)
 instance_export_get = _fn("wasmtime_instance_export_get", _BOOL, _P, _P, ctypes.c_char_p, _SIZE, _P)
+linker_define_func_unchecked = _fn(
+    "wasmtime_linker_define_func_unchecked",
+    _P,
+    _P,
+    ctypes.c_char_p,
+    _SIZE,
+    ctypes.c_char_p,
+    _SIZE,
+    _P,
+    _P,
+    _P,
+    _P,
+)
 func_call_unchecked = _fn("wasmtime_func_call_unchecked", _P, _P, _P, _P, _SIZE, _P)
 memory_data = _fn("wasmtime_memory_data", _P, _P, _P)
 memory_data_size = _fn("wasmtime_memory_data_size", _SIZE, _P, _P)
@@ -118,6 +131,14 @@ def take_error(error: int) -> tuple[int | None, str]:
         message = f"exit status {exit_status}"
     error_delete(error)
     return (code.value if exit_status is not None else None), message
+
+
+def discard(error: int | None, trap: int | None) -> None:
+    """Delete an expected error and trap (one the host raised itself to stop a guest)."""
+    if error:
+        error_delete(error)
+    if trap:
+        trap_delete(trap)
 
 
 def take_trap(trap: int) -> tuple[str, str]:

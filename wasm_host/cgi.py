@@ -146,6 +146,14 @@ def cgi_environ_bytes(
     return names, values
 
 
+def cgi_environ_block(request: WasmRequest, granted: Sequence[tuple[bytes, bytes]] = ()) -> tuple[bytes, int]:
+    """``cgi_environ_bytes`` as one ``NAME=value\0`` block and its count (for wasi_cgi.c)."""
+    names, values = cgi_environ_bytes(request, granted)
+    return b"".join([name + b"=" + value + b"\0" for name, value in zip(names, values, strict=True)]), len(
+        names
+    )
+
+
 def cgi_environ(request: WasmRequest, granted: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """``cgi_environ_bytes`` decoded to text: the readable form for tests and logs."""
     pairs = tuple((_enc(k), _enc(v)) for k, v in (granted or {}).items())

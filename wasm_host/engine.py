@@ -20,6 +20,7 @@ from wasmtime import _ffi as ffi
 from wasm_host.config import EngineConfig
 from wasm_host.errors import EngineClosedError
 from wasm_host.memfd import MemfdPool
+from wasm_host.wasi_cgi import load_native_wasi
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +63,13 @@ class WasmEngine:
     it explicitly keeps tests and shutdowns tidy.
     """
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, *, native_wasi: bool = True) -> None:
         self.config = config or EngineConfig()
         self.fingerprint = self.config.fingerprint()
         self.engine = wasmtime.Engine(_build_config(self.config))
         self.stdout_pool = MemfdPool()
+        # WAGI modules' WASI calls in wasm_host/wasi_cgi.c when it is built (and wanted).
+        self.native_wasi = load_native_wasi() if native_wasi else None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="wasm-epoch-ticker", daemon=True)
         self._ticker.start()
@@ -97,6 +100,8 @@ class WasmEngine:
             self._stop.set()
             self._ticker.join()
             self.stdout_pool.close()
+            if self.native_wasi is not None:
+                self.native_wasi.close()
             logger.debug("wasm engine %s closed", self.fingerprint[:12])
 
     def __enter__(self) -> WasmEngine:

@@ -43,10 +43,26 @@ def check_granted_env(env: Mapping[str, str]) -> dict[str, str]:
     return dict(env)
 
 
+def _reason(message: str) -> str:
+    """The line of a wasmtime error that says what went wrong: the cause when it has one
+    ("error while executing at wasm backtrace: ... Caused by: <reason>"), else the first."""
+    _, caused, cause = message.partition("Caused by:")
+    lines = (cause if caused else message).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
 class Sandbox:
     """One module prepared for many isolated runs under fixed limits."""
 
-    def __init__(self, engine: WasmEngine, compiled: CompiledModule, limits: Limits, abi: str) -> None:
+    def __init__(
+        self,
+        engine: WasmEngine,
+        compiled: CompiledModule,
+        limits: Limits,
+        abi: str,
+        *,
+        cgi_wasi: bool = False,
+    ) -> None:
         config = engine.config
         if config.allocator == "pooling" and limits.memory_bytes > config.pool_max_memory_bytes:
             raise ValueError(
@@ -58,11 +74,18 @@ class Sandbox:
         self.limits = limits
         self.digest = compiled.digest
         self.ticks = engine.deadline_ticks(limits.timeout_s)
-        linker = wasmtime.Linker(engine.engine)
-        linker.define_wasi()
         for imp in compiled.module.imports:
             if imp.module != WASI_MODULE:
                 raise AbiMismatchError(compiled.digest, abi, f"unknown import {imp.module}::{imp.name}")
+        linker = wasmtime.Linker(engine.engine)
+        native = engine.native_wasi if cgi_wasi else None
+        # True: the store's data is a wasi_cgi state and the guest's WASI calls run in
+        # wasi_cgi.c; False: a wasmtime WasiCtx per store (new_store's wasi_config).
+        self.native_wasi = native is not None and native.covers(compiled.module)
+        if native is not None and self.native_wasi:
+            native.define(linker)
+        else:
+            linker.define_wasi()
         try:
             self.pre = linker.instantiate_pre(compiled.module)
         except wasmtime.WasmtimeError as exc:
@@ -71,9 +94,12 @@ class Sandbox:
         self._engine_ptr = ctypes.cast(engine.engine.ptr(), ctypes.c_void_p).value
         self.uses_wasi = bool(compiled.module.imports)
 
-    def new_store(self, wasi_config: int | None) -> tuple[int, int]:
-        """A fresh store with the memory cap and deadline set; it takes ``wasi_config``."""
-        store = _raw.store_new(self._engine_ptr, None, None)
+    def new_store(self, wasi_config: int | None, data: int | None = None) -> tuple[int, int]:
+        """A fresh store with the memory cap and deadline set; it takes ``wasi_config``.
+
+        ``data`` becomes the store's data: the native WASI state, when ``native_wasi``.
+        """
+        store = _raw.store_new(self._engine_ptr, data, None)
         ctx = _raw.store_context(store)
         _raw.store_limiter(store, self.limits.memory_bytes, -1, -1, -1, -1)
         _raw.context_set_epoch_deadline(ctx, self.ticks)
@@ -121,6 +147,12 @@ class Sandbox:
         cap = self.limits.memory_bytes
         return in_use is not None and in_use + max(PAGE, cap // 16) > cap
 
+    def exit_failure(self, ctx: int, instance: _raw.Instance | None, status: int) -> HandlerError:
+        """The failure a non-zero exit status means (a memory-limit one near the cap)."""
+        if self._near_cap(self.memory_in_use(ctx, instance)):
+            return MemoryLimitError(self.limits.memory_bytes, f"guest exited with status {status}")
+        return HandlerExitError(status)
+
     def failure(  # noqa: PLR0911 - one return per failure kind reads best
         self, ctx: int, instance: _raw.Instance | None, error: int | None, trap: int | None
     ) -> HandlerError:
@@ -137,10 +169,8 @@ class Sandbox:
         assert error
         exit_status, message = _raw.take_error(error)
         if exit_status is not None:
-            if self._near_cap(self.memory_in_use(ctx, instance)):
-                return MemoryLimitError(self.limits.memory_bytes, f"guest exited with status {exit_status}")
-            return HandlerExitError(exit_status)
-        first = message.splitlines()[0] if message else ""
+            return self.exit_failure(ctx, instance, exit_status)
+        first = _reason(message)
         if "exceeds memory limits" in message or "memory minimum size" in message:
             return MemoryLimitError(self.limits.memory_bytes, first)
         if "maximum concurrent limit" in message:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tools import accel
+from wasm_host.wasi_cgi import load_native_wasi
 
 
 def _can_compile() -> bool:
@@ -25,6 +26,8 @@ def test_every_listed_module_runs_compiled_where_a_compiler_exists() -> None:
     # A module mypyc stopped compiling would silently fall back to Python, and lose its speed.
     assert accel.in_use() == list(accel.MODULES)
     assert accel.up_to_date()
+    # And the native WASI library: WAGI commands would quietly fall back to wasmtime's WASI.
+    assert load_native_wasi() is not None
 
 
 def test_an_edited_source_is_reported_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,6 +41,18 @@ def test_an_edited_source_is_reported_stale(tmp_path: Path, monkeypatch: pytest.
     assert accel.stale() == []
     os.utime(compiled, (500, 500))
     assert accel.stale() == ["hot.py"]
+
+
+def test_an_edited_native_source_is_reported_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lib.c").write_text("int x;\n")
+    (tmp_path / "lib.so").write_bytes(b"")
+    monkeypatch.setattr(accel, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(accel, "MODULES", ())
+    monkeypatch.setattr(accel, "NATIVE", {"lib.c": "lib.so"})
+    os.utime(tmp_path / "lib.c", (1_000, 1_000))
+    assert accel.stale() == []
+    os.utime(tmp_path / "lib.so", (500, 500))
+    assert accel.stale() == ["lib.c"]
 
 
 def test_the_pure_python_hot_path_is_the_same_code(tmp_path: Path) -> None:

@@ -16,16 +16,26 @@ from wasm_host import (
     WasmEngine,
     create_handler,
 )
+from wasm_host.wasi_cgi import LIBRARY
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
 
 MakeHandler = Callable[..., Handler]
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[WasmEngine]:
-    """A pooling engine with a short epoch tick so deadline tests stay quick."""
-    with WasmEngine(EngineConfig(epoch_tick_s=0.002, pool_total_instances=64)) as running:
+@pytest.fixture(scope="module", params=["native-wasi", "wasmtime-wasi"])
+def engine(request: pytest.FixtureRequest) -> Iterator[WasmEngine]:
+    """A pooling engine with a short epoch tick so deadline tests stay quick.
+
+    Every test runs twice: WAGI commands on wasi_cgi.c's WASI, then on wasmtime's, which
+    must behave the same (native-wasi is skipped where the library is not built).
+    """
+    native = request.param == "native-wasi"
+    if native and not LIBRARY.exists():
+        pytest.skip("wasm_host/_wasi_cgi.so is not built (no C compiler, or EDGECDN_NO_EXTENSIONS)")
+    config = EngineConfig(epoch_tick_s=0.002, pool_total_instances=64)
+    with WasmEngine(config, native_wasi=native) as running:
+        assert (running.native_wasi is not None) == native
         yield running
 
 

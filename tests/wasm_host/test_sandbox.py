@@ -76,7 +76,8 @@ def test_output_over_the_limit(make_handler: MakeHandler) -> None:
     with pytest.raises(OutputTooLargeError) as caught:
         handler.handle(REQUEST)
     assert caught.value.limit_bytes == 256 * 1024
-    assert caught.value.size_bytes == 8 * 65536 + 26
+    # wasmtime's WASI reports all it wrote; the native one stops the guest at the limit.
+    assert 256 * 1024 < caught.value.size_bytes <= 8 * 65536 + 26
 
 
 def test_the_host_keeps_serving_after_every_failure(make_handler: MakeHandler) -> None:
