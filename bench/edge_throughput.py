@@ -25,6 +25,7 @@ import aiohttp
 
 from bench.harness import REPO_ROOT, CpuClock, PeerMissingError, WrkResult, free_port, run_wrk
 from simulator.supervisor import ChildSpec, Supervisor
+from wasm_host.wasi_cgi import CHOICE_ENV
 
 WORLD = REPO_ROOT / "deploy" / "local" / "world.toml"
 # The geo-hello app serves the same greeting over WAGI at /hello and over the reactor ABI at /hello-fast.
@@ -32,17 +33,23 @@ APP = REPO_ROOT / "handlers" / "geo-hello" / "app.toml"
 REACTOR_WASM = REPO_ROOT / "handlers" / "geo-hello-reactor" / "geo_hello_reactor.wasm"
 WORKERD_DIR = REPO_ROOT / "bench" / "workerd"
 WORKERD_LOCAL = REPO_ROOT / "bench" / ".peers" / "node_modules" / ".bin" / "workerd"
+# The same node with WAGI on wasmtime's WASI: what wasm_host/wasi_cgi.c is measured against.
+WASMTIME_WASI_ROW = "  (WAGI on wasmtime's WASI)"
 WORKERD_INSTALL = "npm install --prefix bench/.peers workerd"
 
 
-def edge_node_spec(name: str, app: Path, data_dir: Path) -> ChildSpec:
-    """A node in us-east-1; wrk connects from 127.0.0.1, an unknown country, so the default greeting."""
+def edge_node_spec(name: str, app: Path, data_dir: Path, *, wasi: str = "native") -> ChildSpec:
+    """A node in us-east-1; wrk connects from 127.0.0.1, an unknown country, so the default greeting.
+
+    ``wasi="wasmtime"`` runs WAGI commands on wasmtime's WASI instead of wasm_host/wasi_cgi.c.
+    """
     return ChildSpec(
         name=name,
         argv=(
             sys.executable, "-m", "edge_node", "--app", str(app), "--region", "us-east-1",
             "--world", str(WORLD), "--data-dir", str(data_dir), "--log-level", "warning",
         ),
+        env={CHOICE_ENV: wasi},
     )  # fmt: skip
 
 
@@ -96,6 +103,9 @@ async def measure(seconds: float, connections: int) -> tuple[dict[str, WrkResult
         tmp = Path(tmp_name)
         async with Supervisor(tmp / "run") as supervisor:
             node = await supervisor.start(edge_node_spec("edge-node", APP, tmp / "node"))
+            on_wasmtime = await supervisor.start(
+                edge_node_spec("edge-node-wasmtime-wasi", APP, tmp / "node-wasmtime", wasi="wasmtime")
+            )
             wagi_url = node.report.addresses["http"] + "/hello"
             body, content_type = await fetch(wagi_url)
             (tmp / "body").write_bytes(body)
@@ -108,6 +118,7 @@ async def measure(seconds: float, connections: int) -> tuple[dict[str, WrkResult
                 targets = {
                     "plain aiohttp": plain.report.addresses["http"] + "/hello",
                     "edge-node WAGI": wagi_url,
+                    WASMTIME_WASI_ROW: on_wasmtime.report.addresses["http"] + "/hello",
                     "edge-node reactor": node.report.addresses["http"] + "/hello-fast",
                     "workerd (JS + same wasm)": workerd_url,
                 }
@@ -136,11 +147,16 @@ def report(results: dict[str, WrkResult], steal: dict[str, float]) -> dict[str, 
             f"{result.latency_p99_ms:>10.2f}{failures:>8}{steal[name]:>9.1f}"
         )
     print(f"WAGI / plain aiohttp:  {wagi_ratio:.2f}x (target >= 0.60x)")
+    native_gain = (
+        results["edge-node WAGI"].requests_per_second / results[WASMTIME_WASI_ROW].requests_per_second
+    )
+    print(f"WAGI native WASI / wasmtime's WASI: {native_gain:.2f}x")
     print(f"reactor / workerd:     {reactor_ratio:.2f}x (target >= 1.00x)")
     return {
         "results": {name: asdict(result) for name, result in results.items()},
         "wagi_vs_plain_aiohttp": wagi_ratio,
         "reactor_vs_workerd": reactor_ratio,
+        "wagi_native_vs_wasmtime_wasi": native_gain,
         "host_steal_percent": steal,
     }
 

@@ -296,11 +296,20 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---|")
     base: Timing | None = None
     for allocator in ("pooling", "on-demand"):
-        with WasmEngine(EngineConfig(allocator=allocator)) as engine:
+        with (
+            WasmEngine(EngineConfig(allocator=allocator)) as engine,
+            WasmEngine(EngineConfig(allocator=allocator), native_wasi=False) as wasmtime_wasi_engine,
+        ):
             handlers = _handlers(engine, app, ModuleCache(engine))
             cases: dict[str, Callable[[], object]] = {}
             if allocator == "pooling":
                 cases["baseline"] = functools.partial(python_geo_hello, REQUEST)
+                # WAGI on wasmtime's WASI, interleaved with the rest: what wasi_cgi.c saves.
+                on_wasmtime = _handlers(wasmtime_wasi_engine, app, ModuleCache(wasmtime_wasi_engine))[
+                    "geo-hello"
+                ]
+                assert on_wasmtime.handle(REQUEST) == handlers["geo-hello"].handle(REQUEST)
+                cases["wasmtime-wasi"] = functools.partial(on_wasmtime.handle, REQUEST)
             for name in ("geo-hello", "geo-hello-rs", "geo-hello-reactor"):
                 assert handlers[name].handle(REQUEST).body.startswith("안녕하세요".encode())
                 cases[name] = functools.partial(handlers[name].handle, REQUEST)
@@ -322,6 +331,9 @@ def main() -> int:
                     failures += [] if met else ["reactor p50"]
                 abi = "reactor" if "reactor" in name else "WAGI"
                 print(_row(f"{name} ({abi}, {allocator} allocator)", timing, base.p50, budget))
+                if name == "geo-hello" and "wasmtime-wasi" in timings:
+                    label = "geo-hello (WAGI on wasmtime's WASI, not chosen)"
+                    print(_row(label, timings["wasmtime-wasi"], base.p50))
             if allocator == "pooling":
                 reactor = handlers["geo-hello-reactor"]
                 assert isinstance(reactor, ReactorHandler)
