@@ -202,16 +202,19 @@ class UpstreamConnection(WriteFlowControl):
         self._transport.write(head)
         if body is None:
             return
+        head_seen = self._head
         async for chunk in body:
-            if not chunk:
-                continue
-            self._transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-            await self.drain()
-            if self.closed:
-                raise UpstreamClosedError(
-                    "the edge node closed the connection while the request body was sent"
-                )
-        if chunked:
+            if head_seen.done() or self.closed:
+                # The node answered before taking the whole body (an early 413, as nginx
+                # and aiohttp also send) or went away (connection_lost failed the head).
+                # Its answer, or that failure, is what response() returns; the unsent rest
+                # of the body would be read as a next request, so the connection is not kept.
+                self._keep_alive = False
+                return
+            if chunk:
+                self._transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await self.drain()
+        if chunked and not self.closed:
             self._transport.write(b"0\r\n\r\n")
 
     async def response(self, timeout_s: float) -> UpstreamResponse:

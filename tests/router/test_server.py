@@ -378,6 +378,24 @@ async def test_a_large_upload_streams_through_intact(routers: Routers, world: Wo
     assert echoed == {"length": UPLOAD_BYTES, "sha256": hashlib.sha256(data).hexdigest()}
 
 
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+async def test_a_nodes_early_answer_to_a_too_large_body_is_passed_on(
+    routers: Routers, world: World, framing: str
+) -> None:
+    """The node answers 413 before taking the whole body, then closes: the client gets that
+    413. (The router used to write the rest into the closed connection and answer 500.)"""
+    data = bytes(11 * 1024 * 1024)  # over the node's 10 MiB limit
+    body: Any = upload_chunks(data) if framing == "chunked" else io.BytesIO(data)
+    async with (
+        client_from(world, "KR") as client,
+        client.post(f"{url_of(routers.plain)}/sensors/stats", data=body) as response,
+    ):
+        assert response.status == 413
+        assert (await response.json())["error"] == "body_too_large"
+    async with client_from(world, "KR") as client, client.get(f"{url_of(routers.plain)}/hello") as again:
+        assert again.status == 200  # and the router goes on serving
+
+
 async def test_a_large_download_streams_through_intact(
     routers: Routers, origin: Origin, world: World
 ) -> None:
