@@ -76,6 +76,7 @@ def _compiled(stem: str) -> Path:
 
 
 def _mypyc_files() -> list[Path]:
+    """The extension modules mypyc makes, and its shared runtime."""
     stems = [source.removesuffix(".py") for source in MODULES]
     return [_compiled(stem) for stem in [*stems, GROUP.replace(".", "/") + "__mypyc"]]
 
