@@ -32,6 +32,11 @@ from protos.edgecdn.v1 import common_pb2, deployments_pb2, nodes_pb2
 logger = logging.getLogger(__name__)
 
 WATCH_QUEUE_SIZE = 10_000
+# A session silent this many times longer than it takes to become unreachable is ended:
+# its stream is presumably dead (a half-open connection, a cancel that never arrived), and
+# a live node reconnects. Until then an unreachable node keeps its session.
+SILENT_SESSION_FACTOR = 4
+SILENT_SESSION = "silent: "
 Progress = deployments_pb2.NodeProgress
 
 
@@ -346,9 +351,20 @@ class Fleet:
         logger.info("node %s disconnected", node.record.node_id)
 
     def sweep(self) -> None:
-        """Mark nodes whose heartbeats stopped as unreachable."""
+        """Mark nodes whose heartbeats stopped as unreachable; end sessions silent for long."""
         now = time.monotonic()
+        silent_limit_s = SILENT_SESSION_FACTOR * self._missed_allowed * self._heartbeat_interval_s
         for node in self._nodes.values():
+            if node.session is not None and now - node.last_heard > silent_limit_s:
+                # The stream's handler sees the closed session, ends the stream and reports
+                # the node disconnected (close_session).
+                node.session.close(f"{SILENT_SESSION}no heartbeat for {now - node.last_heard:.1f} s")
+                logger.warning(
+                    "node %s silent for %.1f s: ending its session",
+                    node.record.node_id,
+                    now - node.last_heard,
+                )
+                continue
             if (
                 node.session is not None
                 and node.status == nodes_pb2.NODE_STATUS_READY

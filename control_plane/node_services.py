@@ -11,7 +11,7 @@ import grpc
 
 from control_plane.assignments import regions_filter
 from control_plane.errors import ControlPlaneError
-from control_plane.fleet import Fleet
+from control_plane.fleet import SILENT_SESSION, Fleet
 from control_plane.grpc_errors import abort_with
 from control_plane.sessions import Session
 from protos.edgecdn.v1 import nodes_pb2, nodes_pb2_grpc
@@ -56,6 +56,8 @@ class NodeSessionServicer(nodes_pb2_grpc.NodeSessionServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.close_reason)
         if session.close_reason.startswith("replaced"):
             await context.abort(grpc.StatusCode.ABORTED, session.close_reason)
+        if session.close_reason.startswith(SILENT_SESSION):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, session.close_reason)
         if session.close_reason.startswith("shutting down"):
             await context.abort(grpc.StatusCode.UNAVAILABLE, session.close_reason)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -266,6 +267,35 @@ async def test_silent_node_becomes_unreachable_then_disconnected(
     connect.cancel()
     while seen[-1] != nodes_pb2.NODE_STATUS_DISCONNECTED:
         seen.append((await read(watch)).node.status)
+    watch.cancel()
+
+
+async def test_a_session_silent_for_long_is_ended(live: LiveControlPlane, channel: grpc.aio.Channel) -> None:
+    """A node that stays connected but sends nothing (a half-open connection, or a cancel
+    the server never saw: in-process, under load, about one in twelve) is disconnected
+    after four times the unreachable threshold, and its stream ends with UNAVAILABLE."""
+    stub = nodes_pb2_grpc.NodeServiceStub(channel)
+    watch = stub.WatchNodes(nodes_pb2.WatchNodesRequest(), metadata=live.md("viewer"), timeout=10)
+    assert (await read(watch)).kind == nodes_pb2.NodeEvent.KIND_SNAPSHOT_END
+    connect = nodes_pb2_grpc.NodeSessionServiceStub(channel).Connect(metadata=live.md("node"), timeout=10)
+    await connect.write(nodes_pb2.NodeMessage(hello=nodes_pb2.NodeHello(node_id="mute", region="eu-1")))
+    params = (await read(connect)).params
+    started = time.monotonic()
+    seen = [(await read(watch)).node.status]
+    while seen[-1] != nodes_pb2.NODE_STATUS_DISCONNECTED:
+        seen.append((await read(watch)).node.status)
+    elapsed = time.monotonic() - started
+    assert seen == [
+        nodes_pb2.NODE_STATUS_READY,
+        nodes_pb2.NODE_STATUS_UNREACHABLE,
+        nodes_pb2.NODE_STATUS_DISCONNECTED,
+    ]
+    unreachable_after = params.heartbeat_interval_ms / 1000 * params.missed_heartbeats_allowed
+    assert elapsed >= 4 * unreachable_after
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await connect.read()
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "no heartbeat for" in str(ended.value.details())
     watch.cancel()
 
 
