@@ -23,6 +23,7 @@
  * against libwasmtime.
  */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -454,6 +455,7 @@ wasm_trap_t *edge_wasi_random_get(void *env, wasmtime_caller_t *caller, val_raw_
     CHECK(&guest, buf, len);
     for (uint32_t done = 0; done < len;) {
         ssize_t got = getrandom(guest.base + buf + done, len - done, 0);
+        if (got < 0 && errno == EINTR) continue; /* a signal before any byte: ask again */
         if (got <= 0) RETURN_ERRNO(ERRNO_IO);
         done += (uint32_t)got;
     }
