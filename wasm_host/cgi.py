@@ -149,9 +149,8 @@ def cgi_environ_bytes(
 def cgi_environ_block(request: WasmRequest, granted: Sequence[tuple[bytes, bytes]] = ()) -> tuple[bytes, int]:
     """``cgi_environ_bytes`` as one ``NAME=value\0`` block and its count (for wasi_cgi.c)."""
     names, values = cgi_environ_bytes(request, granted)
-    return b"".join([name + b"=" + value + b"\0" for name, value in zip(names, values, strict=True)]), len(
-        names
-    )
+    block = b"".join([name + b"=" + value + b"\0" for name, value in zip(names, values, strict=True)])
+    return block, len(names)
 
 
 def cgi_environ(request: WasmRequest, granted: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
