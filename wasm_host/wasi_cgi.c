@@ -422,30 +422,29 @@ static enum clock_choice clock_for(uint32_t id, clockid_t *clock) {
         if (choice_ == CLOCK_REFUSED) RETURN_ERRNO(ERRNO_BADF);   \
     } while (0)
 
+/* Store what ``query`` (clock_gettime or clock_getres) says of clock args[0], in
+ * nanoseconds, at the pointer args[out_index]. */
+static wasm_trap_t *clock_answer(wasmtime_caller_t *caller, val_raw_t *args, size_t out_index,
+                                 int (*query)(clockid_t, struct timespec *)) {
+    ENTER(guest);
+    uint32_t out_ptr = arg_u32(args, out_index);
+    clockid_t clock;
+    struct timespec value;
+    CHOOSE_CLOCK(arg_u32(args, 0), &clock);
+    CHECK(&guest, out_ptr, 8);
+    if (query(clock, &value) != 0) RETURN_ERRNO(ERRNO_IO);
+    store_u64(guest.base + out_ptr, (uint64_t)value.tv_sec * 1000000000ull + (uint64_t)value.tv_nsec);
+    RETURN_ERRNO(ERRNO_SUCCESS);
+}
+
 /* clock_time_get(id, precision: i64, time_ptr) */
 wasm_trap_t *edge_wasi_clock_time_get(void *env, wasmtime_caller_t *caller, val_raw_t *args, size_t n) {
-    ENTER(guest);
-    uint32_t time_ptr = arg_u32(args, 2);
-    clockid_t clock;
-    struct timespec now;
-    CHOOSE_CLOCK(arg_u32(args, 0), &clock);
-    CHECK(&guest, time_ptr, 8);
-    if (clock_gettime(clock, &now) != 0) RETURN_ERRNO(ERRNO_IO);
-    store_u64(guest.base + time_ptr, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
-    RETURN_ERRNO(ERRNO_SUCCESS);
+    return clock_answer(caller, args, 2, clock_gettime);
 }
 
 /* clock_res_get(id, resolution_ptr) */
 wasm_trap_t *edge_wasi_clock_res_get(void *env, wasmtime_caller_t *caller, val_raw_t *args, size_t n) {
-    ENTER(guest);
-    uint32_t res_ptr = arg_u32(args, 1);
-    clockid_t clock;
-    struct timespec res;
-    CHOOSE_CLOCK(arg_u32(args, 0), &clock);
-    CHECK(&guest, res_ptr, 8);
-    if (clock_getres(clock, &res) != 0) RETURN_ERRNO(ERRNO_IO);
-    store_u64(guest.base + res_ptr, (uint64_t)res.tv_sec * 1000000000ull + (uint64_t)res.tv_nsec);
-    RETURN_ERRNO(ERRNO_SUCCESS);
+    return clock_answer(caller, args, 1, clock_getres);
 }
 
 /* random_get(buf, len): the kernel's CSPRNG, as wasmtime's WASI gives. */
