@@ -28,8 +28,8 @@ from wasm_host.errors import (
     MemoryLimitError,
     WasmTrapError,
 )
+from wasm_host.wasi_cgi import WASI_MODULE, NativeWasi
 
-WASI_MODULE = "wasi_snapshot_preview1"
 PAGE = 64 * 1024
 
 
@@ -79,11 +79,12 @@ class Sandbox:
                 raise AbiMismatchError(compiled.digest, abi, f"unknown import {imp.module}::{imp.name}")
         linker = wasmtime.Linker(engine.engine)
         native = engine.native_wasi if cgi_wasi else None
-        # True: the store's data is a wasi_cgi state and the guest's WASI calls run in
-        # wasi_cgi.c; False: a wasmtime WasiCtx per store (new_store's wasi_config).
-        self.native_wasi = native is not None and native.covers(compiled.module)
-        if native is not None and self.native_wasi:
+        # Set: the guest's WASI calls run in wasi_cgi.c and the store's data is one of its
+        # states; None: a wasmtime WasiCtx per store (new_store's wasi_config).
+        self.native_wasi: NativeWasi | None = None
+        if native is not None and native.covers(compiled.module):
             native.define(linker)
+            self.native_wasi = native
         else:
             linker.define_wasi()
         try:

@@ -74,12 +74,11 @@ class WagiHandler:
         self._pool = engine.stdout_pool
         self._argv = (ctypes.c_char_p * 1)(name.encode())
         self._args_block = name.encode() + b"\0"
-        self._native = engine.native_wasi if self._sandbox.native_wasi else None
 
     @property
     def native_wasi(self) -> bool:
         """True when this module's WASI calls run in wasi_cgi.c, not wasmtime's WASI."""
-        return self._native is not None
+        return self._sandbox.native_wasi is not None
 
     def _wasi_config(self, request: WasmRequest, stdout_path: bytes) -> int:
         config = _raw.wasi_config_new()
@@ -104,8 +103,9 @@ class WagiHandler:
         ``OutputTooLargeError`` or ``InvalidCgiOutputError``.
         """
         self._engine.check_open()
-        if self._native is not None:
-            return parse_cgi_response(self._run_native(self._native, request))
+        native = self._sandbox.native_wasi
+        if native is not None:
+            return parse_cgi_response(self._run_native(native, request))
         return parse_cgi_response(self._run_wasmtime_wasi(request))
 
     def _run_native(self, native: NativeWasi, request: WasmRequest) -> bytes:
