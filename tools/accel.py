@@ -131,6 +131,10 @@ def clean() -> None:
         if top.is_dir() and not top.name.startswith((".", "build")):
             for path in top.rglob(f"*{suffix}"):
                 path.unlink()
+    _remove_native()
+
+
+def _remove_native() -> None:
     for library in NATIVE.values():
         (REPO_ROOT / library).unlink(missing_ok=True)
 
@@ -162,8 +166,7 @@ def build(*, force: bool = False) -> int:
     try:
         build_native()
     except (OSError, subprocess.CalledProcessError) as exc:
-        for library in NATIVE.values():
-            (REPO_ROOT / library).unlink(missing_ok=True)
+        _remove_native()
         print(
             f"tools.accel: building {', '.join(NATIVE)} failed ({exc}); WAGI modules use wasmtime's WASI.",
             file=sys.stderr,
