@@ -43,6 +43,9 @@ DEFAULT_WORLD = Path(__file__).resolve().parent.parent / "deploy" / "local" / "w
 UNCACHED_BUDGET = 100_000  # lookups/s
 CACHED_BUDGET = 1_000_000  # lookups/s
 BUILD_BUDGET_S = 2.0
+# The peers read through the C extension, as GeoLocator does: never MODE_AUTO's silent fallback
+# to pure Python, which would measure a peer ten times slower than it is (it fails instead).
+PEER_MODE = maxminddb.MODE_MMAP_EXT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,8 +144,8 @@ def _build_rows(world: World, directory: Path, repeats: int) -> list[Row]:
 def _lookup_rows(world_db: Path, addresses: list[str], repeats: int) -> list[Row]:
     n = len(addresses)
     with (
-        maxminddb.open_database(world_db, maxminddb.MODE_AUTO) as raw,
-        geoip2.database.Reader(str(world_db)) as official,
+        maxminddb.open_database(world_db, PEER_MODE) as raw,
+        geoip2.database.Reader(str(world_db), mode=PEER_MODE) as official,
         GeoLocator([world_db]) as locator,
     ):
         raw_get, city, uncached = raw.get, official.city, locator.locate_uncached
@@ -156,7 +159,7 @@ def _lookup_rows(world_db: Path, addresses: list[str], repeats: int) -> list[Row
         for address in working_set:  # warm the cache: this measures hits only
             locate(address)
         cached_rate = _best_rate(_each(locate, working_set, rounds), rounds * len(working_set), repeats)
-    with maxminddb.open_database(world_db, maxminddb.MODE_AUTO) as raw:
+    with maxminddb.open_database(world_db, PEER_MODE) as raw:
         # The obvious hand-rolled peer: the raw reader behind functools.lru_cache.
         raw_cached = functools.lru_cache(maxsize=len(working_set))(raw.get)
         for address in working_set:
@@ -178,7 +181,7 @@ def _stack_rows(world_db: Path, directory: Path, repeats: int, rng: random.Rando
     public = _synthetic_real_db(real_db, 2_000, rng) * 10
     n = len(public)
     with (
-        maxminddb.open_database(real_db, maxminddb.MODE_AUTO) as raw,
+        maxminddb.open_database(real_db, PEER_MODE) as raw,
         GeoLocator([world_db, real_db]) as stacked,
     ):
         raw_get, uncached = raw.get, stacked.locate_uncached
