@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_flag(
         parser,
+        "--admin-token",
+        env="EDGE_ROUTER_ADMIN_TOKEN",
+        default="",
+        help="bearer token of the WAN fault-injection endpoints (/_router/faults); empty: they are disabled",
+    )
+    add_flag(
+        parser,
         "--trusted-proxy",
         env="EDGE_ROUTER_TRUSTED_PROXIES",
         default=[],
@@ -214,6 +221,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[RouterConfig, str]:
             edges_file=args.edges_file,
             control_plane=args.control_plane,
             token=args.token,
+            admin_token=args.admin_token,
             wan=args.wan,
             trusted_proxies=trusted,
             geo_dbs=tuple(args.geo_db),

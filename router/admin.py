@@ -1,31 +1,30 @@
 """Admin endpoints of the router: the routing decision as JSON (what a GeoDNS would
-answer), every region and node with health, load and ejections, Prometheus metrics.
+answer), every region and node with health, load and ejections, Prometheus metrics, and
+the WAN fault overlay (``router.fault_admin``).
 
 They share the data-plane port under reserved paths (``/_router/...``, ``/metrics``,
-``/healthz``); every other path is proxied to the edge.
+``/healthz``); every other path is proxied to the edge. Each endpoint is a plain function
+of an :class:`AdminCall` (the request, its small body read whole) to an
+:class:`AdminAnswer`, registered per path and method in :class:`AdminRoutes`.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from geo.errors import InvalidAddressError
 from geo.world import World
-from httpfront.messages import FrontRequest
+from router.admin_http import AdminAnswer, AdminCall, AdminRoutes
+from router.fault_admin import fault_routes
+from router.faults import FaultTable
 from router.fleet import Fleet
 from router.headers import describe_candidates
 from router.metrics import RouterMetrics
 from router.policy import ClientPlace, RoutingPolicy
 from router.proxy import RouterHandler
-
-# An endpoint answers (status, content type, body): small, whole answers.
-AdminEndpoint = Callable[[FrontRequest], tuple[int, bytes, bytes]]
-ADMIN_PREFIXES = (b"/_router/", b"/metrics", b"/healthz")
-JSON = b"application/json"
 
 
 def admin_endpoints(
@@ -37,11 +36,14 @@ def admin_endpoints(
     handler: RouterHandler,
     metrics: RouterMetrics,
     wan: bool,
-) -> Mapping[str, AdminEndpoint]:
-    def healthz(_: FrontRequest) -> tuple[int, bytes, bytes]:
-        return 200, JSON, _json({"status": "ok", "router": router_id})
+    faults: FaultTable,
+    admin_token: str,
+    clock: Callable[[], float] = time.monotonic,
+) -> AdminRoutes:
+    def healthz(_: AdminCall) -> AdminAnswer:
+        return AdminAnswer.json({"status": "ok", "router": router_id})
 
-    def resolve(request: FrontRequest) -> tuple[int, bytes, bytes]:
+    def resolve(request: AdminCall) -> AdminAnswer:
         query = parse_qs(request.query)
         ip = query.get("ip", [""])[0].strip()
         if not ip:
@@ -53,43 +55,44 @@ def admin_endpoints(
         pin = query.get("pin", [None])[0]
         place = ClientPlace(address=ip, latitude=location.latitude, longitude=location.longitude, pin=pin)
         candidates = policy.plan(place, fleet.views())
-        return (
-            200,
-            JSON,
-            _json(
-                {
-                    "ip": ip,
-                    "location": location.as_dict(),
-                    "route": describe_candidates(candidates[:1])[0] if candidates else None,
-                    "candidates": describe_candidates(candidates),
-                }
-            ),
+        return AdminAnswer.json(
+            {
+                "ip": ip,
+                "location": location.as_dict(),
+                "route": describe_candidates(candidates[:1])[0] if candidates else None,
+                "candidates": describe_candidates(candidates),
+            }
         )
 
-    def status(_: FrontRequest) -> tuple[int, bytes, bytes]:
+    def status(_: AdminCall) -> AdminAnswer:
         body = fleet_status(router_id=router_id, world=world, fleet=fleet, wan=wan)
         body["fast_path"] = {"enabled": handler.fast_path_enabled, "requests_total": handler.fast_requests}
-        return 200, JSON, _json(body)
+        now = clock()
+        body["faults"] = [fault.describe(now) for fault in faults.active(now)]
+        return AdminAnswer.json(body)
 
-    def metrics_text(_: FrontRequest) -> tuple[int, bytes, bytes]:
+    def metrics_text(_: AdminCall) -> AdminAnswer:
         for region, count in _routable_by_region(world, fleet).items():
             metrics.nodes_routable.labels(region).set(count)
-        return 200, metrics.content_type.encode(), metrics.exposition()
+        return AdminAnswer(200, metrics.content_type.encode(), metrics.exposition())
 
-    return {
-        "/healthz": healthz,
-        "/_router/resolve": resolve,
-        "/_router/status": status,
-        "/metrics": metrics_text,
-    }
+    fault_paths = fault_routes(
+        faults, regions=[region.id for region in world.regions], admin_token=admin_token, clock=clock
+    )
+    return AdminRoutes(
+        {
+            "/healthz": {"GET": healthz},
+            "/_router/resolve": {"GET": resolve},
+            "/_router/status": {"GET": status},
+            "/metrics": {"GET": metrics_text},
+            "/_router/faults": fault_paths.table,
+        },
+        {"/_router/faults/": fault_paths.region},
+    )
 
 
-def _json(value: Any) -> bytes:
-    return json.dumps(value).encode()
-
-
-def _bad_request(message: str) -> tuple[int, bytes, bytes]:
-    return 400, JSON, _json({"error": "bad_request", "message": message})
+def _bad_request(message: str) -> AdminAnswer:
+    return AdminAnswer.error(400, "bad_request", message)
 
 
 def _routable_by_region(world: World, fleet: Fleet) -> dict[str, int]:

@@ -27,6 +27,7 @@ class RouterConfig:
     edges_file: Path | None = None
     control_plane: str | None = None
     token: str = ""
+    admin_token: str = ""  # empty: the fault-injection endpoints are disabled
     wan: WanMode = "model"
     trusted_proxies: tuple[IPNetwork, ...] = ()
     geo_dbs: tuple[Path, ...] = ()
@@ -54,6 +55,11 @@ class RouterConfig:
             )
         if self.control_plane is not None and not self.token:
             raise ConfigError(field="--token", reason="is required with --control-plane")
+        if any(char.isspace() or not char.isprintable() for char in self.admin_token):
+            raise ConfigError(
+                field="--admin-token",
+                reason="must be printable, without spaces (it is sent as 'Bearer TOKEN')",
+            )
         if self.wan not in ("model", "off"):
             raise ConfigError(field="--wan", reason=f"must be model or off (got {self.wan!r})")
         if not self.upstream_timeout_s > 0:

@@ -53,6 +53,20 @@ class UpstreamTimeoutError(RouterError):
     kind = "upstream_timeout"
 
 
+class WanLossError(RouterError):
+    """The emulated WAN lost a one-way trip for good: the client's TCP would have given up."""
+
+    status = 504
+    kind = "wan_loss"
+
+
+class FaultSpecError(RouterError):
+    """A WAN fault an operator asked for is not valid; ``field`` names what was wrong."""
+
+    status = 400
+    kind = "bad_request"
+
+
 class InventoryError(RouterError):
     """The edge inventory given by flags or file is wrong (a start-up error, not a request's)."""
 

@@ -18,7 +18,8 @@ NO_NODE = "none"
 
 
 class RouterMetrics:
-    """Requests by serving region, node, reason and status; latency; upstream failures; retries."""
+    """Requests by serving region, node, reason and status; latency; upstream failures; retries;
+    what injected WAN faults did, by region."""
 
     content_type = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -49,6 +50,24 @@ class RouterMetrics:
             "router_nodes_routable", "Edge nodes that may receive traffic, by region.", ("region",),
             registry=self.registry,
         )  # fmt: skip
+        self.wan_fault_requests = Counter(
+            "router_wan_fault_requests",
+            "Requests that met an injected WAN fault (extra latency or loss) on their way, by region.",
+            ("region",),
+            registry=self.registry,
+        )
+        self.wan_loss_failures = Counter(
+            "router_wan_loss_failures",
+            "Requests failed by emulated packet loss (the client's TCP gave up: 504 wan_loss), by region.",
+            ("region",),
+            registry=self.registry,
+        )
+        self.wan_retransmissions = Counter(
+            "router_wan_retransmissions",
+            "Emulated TCP retransmissions that injected packet loss caused, by region.",
+            ("region",),
+            registry=self.registry,
+        )
         self._counters: dict[tuple[str, str, str, int], CounterChild] = {}
 
     def observe(self, chosen: Candidate | None, status: int, seconds: float) -> None:
@@ -69,6 +88,16 @@ class RouterMetrics:
 
     def retried(self) -> None:
         self.retries.inc()
+
+    def wan_fault(self, region: str, retransmissions: int, *, counted: bool) -> None:
+        """One leg of a request met a fault (``counted``: its other leg already counted it)."""
+        if not counted:
+            self.wan_fault_requests.labels(region).inc()
+        if retransmissions:
+            self.wan_retransmissions.labels(region).inc(retransmissions)
+
+    def wan_lost(self, region: str) -> None:
+        self.wan_loss_failures.labels(region).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,6 +6,10 @@ first candidate over a keep-alive pool (``router.upstream``), bodies streamed bo
 ``X-Forwarded-For`` gets the peer appended (edge nodes trust the router), and geo or edge
 headers an untrusted client sent are removed, so nobody can pretend to be elsewhere.
 
+The WAN (``router.wan``): each direction waits the modeled delay plus any fault an
+operator injected on the region (``router.faults``); a trip that emulated loss makes TCP
+give up is a 504 ``wan_loss``, never retried (the client's own path failed, not a node).
+
 Failures: a connect failure or a connection that dies under a request ejects the node
 (passive health). The request is retried once on the next candidate when the node never
 saw it (connect failure), or when it is idempotent and has no body to resend. Every
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +29,6 @@ from geo.forwarding import (
     IPNetwork,
     resolve_client,
 )
-from geo.latency import Coordinate, LatencyModel
 from geo.lookup import UNKNOWN, GeoLocator, Location
 from httpfront.flow import RawHeaders
 from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
@@ -38,6 +40,7 @@ from router.errors import (
     UpstreamConnectError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    WanLossError,
 )
 from router.fastpath import BUFFER_LIMIT, FastExchange
 from router.fleet import Fleet
@@ -53,27 +56,13 @@ from router.metrics import RouterMetrics
 from router.policy import Candidate, ClientPlace, NodeView, RoutingPolicy
 from router.telemetry import RouterTelemetry, RouteSpan
 from router.upstream import UpstreamPool, UpstreamResponse, request_head
+from router.wan import WanPath
 
 logger = logging.getLogger(__name__)
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 MAX_ATTEMPTS = 2
 MAX_CACHED_PLANS = 65536
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WanSettings:
-    """WAN emulation: delay each direction by the modeled one-way latency (with jitter)."""
-
-    enabled: bool
-    latency: LatencyModel
-    rng: random.Random
-
-    def one_way_ms(self, location: Location, region: str) -> float:
-        if not self.enabled or location.latitude is None or location.longitude is None:
-            return 0.0
-        origin = Coordinate(latitude=location.latitude, longitude=location.longitude)
-        return self.latency.one_way_delay_ms(origin, region, self.rng)
 
 
 class AttemptFailedError(Exception):
@@ -107,7 +96,7 @@ class RouterHandler:
         locator: GeoLocator,
         upstream: UpstreamPool,
         trusted: tuple[IPNetwork, ...],
-        wan: WanSettings,
+        wan: WanPath,
         metrics: RouterMetrics,
         telemetry: RouterTelemetry | None,
     ) -> None:
@@ -117,9 +106,11 @@ class RouterHandler:
         self._upstream = upstream
         self._trusted = trusted
         self._wan = wan
+        self._faults = wan.faults
         self._metrics = metrics
         self._telemetry = telemetry
-        # The fast path (router.fastpath) needs no WAN delay to wait and no trace to record.
+        # The fast path (router.fastpath) needs no WAN delay to wait and no trace to record;
+        # while any WAN fault is set it is skipped too (serve_now), so every request meets it.
         self.fast_path_enabled = not wan.enabled and telemetry is None
         self.fast_requests = 0  # taken by the fast path (some then stream or retry on the async path)
         # The fast path's read timeouts: one timer for all, firing up to a quarter late (at most 1 s).
@@ -145,7 +136,7 @@ class RouterHandler:
     def serve_now(self, request: FrontRequest, link: ClientLink) -> bool:
         """Answer a bodiless GET from the protocol callbacks (``router.fastpath``) when its
         node has a kept-alive connection free; False, having done nothing, when it cannot."""
-        if not self.fast_path_enabled or request.method != "GET":
+        if not self.fast_path_enabled or request.method != "GET" or not self._faults.empty:
             return False
         started = time.perf_counter()
         facts = RequestFacts(request.headers)
@@ -202,6 +193,8 @@ class RouterHandler:
                 break
             except AttemptFailedError as failure:
                 error = failure.error
+                if isinstance(error, WanLossError):
+                    break  # the client's own path failed: no node to blame, no other path to try
                 self._metrics.upstream_failure(chosen.node.node_id, error.kind)
                 if not failure.may_retry(idempotent=idempotent, bodiless=bodiless):
                     break
@@ -238,8 +231,7 @@ class RouterHandler:
     ) -> int:
         """Serve the request from ``chosen``; the status written, or AttemptFailedError."""
         node = chosen.node
-        if first:
-            await self._wan_delay(location, node, span)
+        faulted = await self._wan_delay(location, node, span) if first else False
         outgoing = forward_headers(request, trusted_peer=trusted_peer, replace_trace_context=span is not None)
         telemetry = self._telemetry if span is not None else None
         hop = None
@@ -270,16 +262,25 @@ class RouterHandler:
             telemetry.hop_done(span, hop, node, status=upstream.status)
         self._fleet.answered(node.node_id, upstream.status)
         try:
-            return await self.respond(writer, upstream, chosen, location, span)
+            return await self.respond(writer, upstream, chosen, location, span, faulted=faulted)
         finally:
             upstream.release()
 
-    async def _wan_delay(self, location: Location, node: NodeView, span: RouteSpan | None) -> None:
-        delay_ms = self._wan.one_way_ms(location, node.region)
-        if delay_ms:
-            await asyncio.sleep(delay_ms / 1000)
+    async def _wan_delay(self, location: Location, node: NodeView, span: RouteSpan | None) -> bool:
+        """Wait out the request's trip to the PoP; whether a WAN fault was on its way (a
+        trip lost for good is an AttemptFailedError, once its retransmissions are waited)."""
+        leg = self._wan.leg(location, node.region)
+        if leg.delay_ms:
+            await asyncio.sleep(leg.delay_ms / 1000)
             if span is not None:
-                span.wan_ms += delay_ms
+                span.wan_ms += leg.delay_ms
+        if leg.fault is None:
+            return False
+        self._metrics.wan_fault(node.region, leg.retransmissions, counted=False)
+        if leg.lost:
+            self._metrics.wan_lost(node.region)
+            raise AttemptFailedError(leg.lost_error(node.region, "request"), retry=False)
+        return True
 
     def _plan(self, place: ClientPlace) -> list[Candidate]:
         """The first candidates for this client, remembered until the fleet's view changes
@@ -326,12 +327,25 @@ class RouterHandler:
         chosen: Candidate,
         location: Location,
         span: RouteSpan | None,
+        *,
+        faulted: bool = False,
     ) -> int:
+        """Send the node's answer on, after its trip back to the client (``faulted``: the
+        request's trip already met a fault, and was counted)."""
         headers = [pair for pair in upstream.headers if pair[0].lower() not in RESPONSE_SKIP]
         headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
-        delay_ms = self._wan.one_way_ms(location, chosen.node.region)
+        leg = self._wan.leg(location, chosen.node.region)
+        delay_ms = leg.delay_ms
         if span is not None:
             span.wan_ms += delay_ms
+        if leg.fault is not None:
+            self._metrics.wan_fault(chosen.node.region, leg.retransmissions, counted=faulted)
+            if leg.lost:
+                self._metrics.wan_lost(chosen.node.region)
+                await asyncio.sleep(delay_ms / 1000)
+                error = leg.lost_error(chosen.node.region, "answer")
+                await _write_error(writer, error, chosen)
+                return error.status
         length = upstream.content_length
         if writer.head_only:
             if delay_ms:

@@ -21,9 +21,11 @@ from geo.lookup import GeoLocator
 from geo.world import World, load_world
 from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
 from httpfront.server import FrontendServer
-from router.admin import ADMIN_PREFIXES, AdminEndpoint, admin_endpoints
+from router.admin import admin_endpoints
+from router.admin_http import ADMIN_PREFIXES, AdminRoutes, answer_admin
 from router.checker import run_health_checks
 from router.config import RouterConfig
+from router.faults import FaultTable
 from router.fleet import Fleet
 from router.health import HealthBook
 from router.inventory import (
@@ -35,9 +37,10 @@ from router.inventory import (
 )
 from router.metrics import RouterMetrics
 from router.policy import RoutingPolicy
-from router.proxy import RouterHandler, WanSettings
+from router.proxy import RouterHandler
 from router.telemetry import SERVICE_NAME, start_telemetry
 from router.upstream import UpstreamPool
+from router.wan import WanPath, WanSettings
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
 
@@ -50,9 +53,9 @@ INVENTORY_SYNC_TIMEOUT_S = 10.0
 
 
 class _Dispatch:
-    """Admin paths, else the proxy (one dict lookup per request)."""
+    """Admin paths, else the proxy (one prefix test per proxied request)."""
 
-    def __init__(self, proxy: RouterHandler, admin: dict[str, AdminEndpoint]) -> None:
+    def __init__(self, proxy: RouterHandler, admin: AdminRoutes) -> None:
         self._proxy = proxy
         self._admin = admin
 
@@ -61,8 +64,8 @@ class _Dispatch:
         if admin is None:
             await self._proxy(request, writer)
             return
-        status, content_type, body = admin(request)
-        await writer.respond(status, [(b"content-type", content_type)], body)
+        answer = await answer_admin(admin, request)
+        await writer.respond(answer.status, answer.head(), answer.body)
 
     def serve_now(self, request: FrontRequest, link: ClientLink) -> bool:
         """The proxy's fast path (``router.fastpath``), never for admin paths."""
@@ -90,6 +93,8 @@ async def run(
             connect_timeout_s=config.health.timeout_s, read_timeout_s=config.upstream_timeout_s
         )
         stack.callback(upstream.close)
+        faults = FaultTable()  # set at run time through /_router/faults (router.fault_admin)
+        wan = WanSettings(enabled=config.wan == "model", latency=latency, rng=random.Random(world.seed))  # noqa: S311 - seeded jitter, not secrets
         telemetry = await start_telemetry(
             stack,
             config.router_id,
@@ -103,7 +108,7 @@ async def run(
             locator=locator,
             upstream=upstream,
             trusted=config.trusted_proxies,
-            wan=WanSettings(enabled=config.wan == "model", latency=latency, rng=random.Random(world.seed)),  # noqa: S311 - seeded jitter, not secrets
+            wan=WanPath(wan, faults),
             metrics=metrics,
             telemetry=telemetry,
         )
@@ -115,6 +120,8 @@ async def run(
             handler=proxy,
             metrics=metrics,
             wan=config.wan == "model",
+            faults=faults,
+            admin_token=config.admin_token,
         )
         background_stop = asyncio.Event()
         # A failing background task (health checks, inventory) cancels the rest: a router
@@ -126,7 +133,7 @@ async def run(
             try:
                 await _follow_inventory(config, world, inventory, group, background_stop)
                 async with AsyncExitStack() as listening:  # started last, stopped first
-                    url = await _listen(listening, _Dispatch(proxy, dict(admin)), config)
+                    url = await _listen(listening, _Dispatch(proxy, admin), config)
                     logger.info("router serving on %s with %d edge nodes", url, len(inventory.entries))
                     if ready is not None:
                         ready({"http": url})

@@ -546,6 +546,10 @@ BAD_COMMAND_LINES: dict[str, tuple[tuple[str, ...], str]] = {
         ("--edge", "ap-northeast-2=http://127.0.0.1:9", "--trusted-proxy", "bogus"),
         "--trusted-proxy",
     ),
+    "admin-token-with-a-space": (
+        ("--edge", "ap-northeast-2=http://127.0.0.1:9", "--admin-token", "two words"),
+        "--admin-token: must be printable, without spaces",
+    ),
 }
 
 
