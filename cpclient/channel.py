@@ -13,6 +13,11 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    # Every channel gets subchannels of its own. By default gRPC shares them process-wide,
+    # with their reconnect back-off (up to 120 s): a session that opens a new channel after
+    # a long outage then fails at once with the outage's stale error, for minutes after the
+    # control plane is back. Our sessions back off by themselves (cpclient.backoff).
+    ("grpc.use_local_subchannel_pool", 1),
 )
 
 

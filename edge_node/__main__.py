@@ -13,6 +13,7 @@ from edge_node.server import SERVICE_NAME, run
 from geo.errors import GeoError
 from geo.forwarding import parse_networks
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
+from runtime.durations import parse_duration
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_flag(parser, "--token", env="EDGE_NODE_TOKEN", default="", help="bearer token (node role)")
     add_flag(
+        parser, "--reconnect-max", env="EDGE_NODE_RECONNECT_MAX", default=10.0, convert=parse_duration,
+        help="longest wait between reconnects to the control plane (e.g. 1s, 10s)",
+    )  # fmt: skip
+    add_flag(
         parser, "--capacity-rps", env="EDGE_NODE_CAPACITY_RPS", default=5000.0, convert=float,
         help="requests/s this node can serve at full load (routing weight, utilization)",
     )  # fmt: skip
@@ -110,6 +115,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             geo_cache_dir_override=args.geo_cache_dir,
             control_plane=args.control_plane,
             token=args.token,
+            reconnect_max_s=args.reconnect_max,
             capacity_rps=args.capacity_rps,
             trace_sample_ratio=args.trace_sample_ratio,
             ready_file=args.ready_file,

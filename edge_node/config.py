@@ -31,6 +31,9 @@ class EdgeNodeConfig:
     geo_cache_dir_override: Path | None = None
     control_plane: str | None = None
     token: str = ""
+    # Longest wait between reconnects to the control plane (exponential back-off with jitter
+    # up to this); a small world can afford a short one, a fleet of thousands wants the default.
+    reconnect_max_s: float = 10.0
     capacity_rps: float = 5000.0
     trace_sample_ratio: float = 1.0
     ready_file: Path | None = None
@@ -50,6 +53,8 @@ class EdgeNodeConfig:
             raise ConfigError(field="--token", reason="is required with --control-plane")
         if self.capacity_rps <= 0:
             raise ConfigError(field="--capacity-rps", reason="must be positive")
+        if not 0.2 <= self.reconnect_max_s <= 3600:
+            raise ConfigError(field="--reconnect-max", reason="must be within [0.2, 3600] seconds")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
             raise ConfigError(field="--trace-sample-ratio", reason="must be within [0, 1]")
         if self.response_cache_bytes < 0:

@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 
 import aiohttp
 
-from cpclient import DirectoryModuleStore, NodeSession, SessionSettings
+from cpclient import Backoff, DirectoryModuleStore, NodeSession, SessionSettings
 from cpclient import NodeIdentity as SessionIdentity
 from edge_node.admin import admin_endpoints
 from edge_node.agent import AssignmentApplier
@@ -111,7 +111,11 @@ async def run(
             await wait_for_stop(stop)
             return
         session = NodeSession(
-            SessionSettings(target=config.control_plane, token=config.token),
+            SessionSettings(
+                target=config.control_plane,
+                token=config.token,
+                backoff=Backoff(maximum_s=config.reconnect_max_s),
+            ),
             SessionIdentity(
                 node_id=node.node_id,
                 region=node.region,

@@ -1,7 +1,8 @@
 """``.edgecdn/world.json``: how a running local world tells its tools where everything is.
 
-``edgecdn up`` writes it once every process is ready and removes it when the world stops;
-``edgectl`` and ``edgecdn load`` read it so they need no flags. The schema is documented
+``edgecdn up`` writes it once every process is ready, rewrites it whenever a process
+exits or is restarted, and removes it when the world stops; ``edgectl``, ``edgecdn load``,
+``edgecdn status`` and ``edgecdn chaos`` read it so they need no flags. The schema is documented
 in docs/world-state.md; keys are only ever added, never renamed.
 """
 
@@ -34,11 +35,48 @@ class EdgeNodeEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessEntry:
-    """One child process of the world, for humans and for cleanup."""
+    """One child process of the world, for humans, for cleanup and for ``edgecdn chaos``.
+
+    ``state`` is ``up`` or ``restarting`` (exited; the supervisor starts it again after its
+    back-off); ``since`` is when it entered that state (Unix seconds); ``last_exit`` says how
+    its previous run ended (``killed by SIGKILL``), None before its first exit.
+    """
 
     name: str
     pid: int
     log: str
+    state: str = "up"
+    restarts: int = 0
+    since: float | None = None
+    last_exit: str | None = None
+    addresses: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pid": self.pid,
+            "log": self.log,
+            "state": self.state,
+            "restarts": self.restarts,
+            "since": self.since,
+            "last_exit": self.last_exit,
+            "addresses": dict(self.addresses),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessEntry:
+        since = data.get("since")
+        last_exit = data.get("last_exit")
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            log=str(data["log"]),
+            state=str(data.get("state", "up")),
+            restarts=int(data.get("restarts", 0)),
+            since=None if since is None else float(since),
+            last_exit=None if last_exit is None else str(last_exit),
+            addresses={str(k): str(v) for k, v in dict(data.get("addresses", {})).items()},
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +91,13 @@ class WorldState:
     edge_nodes: tuple[EdgeNodeEntry, ...] = ()
     tokens: Mapping[str, str] = field(default_factory=dict)
     mqtt_url: str | None = None
+    # The fault relay's admin API (docs/faultrelay.md) and the world's event log (docs/chaos.md).
+    fault_relay_url: str | None = None
+    events_file: str | None = None
+
+    def process(self, name: str) -> ProcessEntry | None:
+        """The child process called ``name`` (``control-plane``, ``edge-node REGION-a``, ...)."""
+        return next((entry for entry in self.processes if entry.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -62,8 +107,12 @@ class WorldState:
             "control_plane": {"address": self.control_plane_address},
             "edge_nodes": [{"node_id": n.node_id, "region": n.region, "url": n.url} for n in self.edge_nodes],
             "tokens": dict(self.tokens),
-            "processes": [{"name": p.name, "pid": p.pid, "log": p.log} for p in self.processes],
+            "processes": [p.to_dict() for p in self.processes],
         }
+        if self.fault_relay_url is not None:
+            data["fault_relay"] = {"url": self.fault_relay_url}
+        if self.events_file is not None:
+            data["events_file"] = self.events_file
         if self.router_url is not None:
             data["router"] = {"url": self.router_url}
         if self.mqtt_url is not None:
@@ -75,14 +124,13 @@ class WorldState:
         try:
             router = data.get("router")
             mqtt = data.get("mqtt")
+            relay = data.get("fault_relay")
+            events = data.get("events_file")
             return cls(
                 world_file=str(data["world_file"]),
                 supervisor_pid=int(data["supervisor_pid"]),
                 control_plane_address=str(data["control_plane"]["address"]),
-                processes=tuple(
-                    ProcessEntry(name=str(p["name"]), pid=int(p["pid"]), log=str(p["log"]))
-                    for p in data.get("processes", [])
-                ),
+                processes=tuple(ProcessEntry.from_dict(p) for p in data.get("processes", [])),
                 router_url=None if router is None else str(router["url"]),
                 edge_nodes=tuple(
                     EdgeNodeEntry(node_id=str(n["node_id"]), region=str(n["region"]), url=str(n["url"]))
@@ -90,8 +138,10 @@ class WorldState:
                 ),
                 tokens={str(k): str(v) for k, v in dict(data.get("tokens", {})).items()},
                 mqtt_url=None if mqtt is None else str(mqtt["url"]),
+                fault_relay_url=None if relay is None else str(relay["url"]),
+                events_file=None if events is None else str(events),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise WorldStateError(path=source, reason=f"missing or malformed key {exc}") from exc
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from runtime.cli import HelpFormatter, configure_logging, fail
-from simulator import load_cmd, up_cmd, world_cmd
+from simulator import chaos_cmd, load_cmd, status_cmd, up_cmd, world_cmd
 
 PROG = "edgecdn"
 
@@ -20,7 +20,7 @@ PROG = "edgecdn"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="EdgeCDN: start a local world, inspect the world model, generate load.",
+        description="EdgeCDN: start a local world, inspect the world model, generate load, inject faults.",
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd.register(subparsers)
     world_cmd.register(subparsers)
     load_cmd.register(subparsers)
+    status_cmd.register(subparsers)
+    chaos_cmd.register(subparsers)
     return parser
 
 

@@ -29,3 +29,7 @@ class WorldAlreadyRunningError(SimulatorError):
         )
         self.pid = pid
         self.state_file = state_file
+
+
+class ChaosError(SimulatorError):
+    """A fault cannot be injected: a bad target or value, or the world refused it."""

@@ -2,17 +2,25 @@
 
 Node ids are the region id plus a letter per node (``ap-northeast-2-a``,
 ``ap-northeast-2-b``, ...), the way operators name them in `edgectl` output.
+
+Every listener starts on port 0 (any free port) and each spec says how to pin it: once a
+process has reported its ports, a restart by the supervisor asks for the same ones. The
+region's nodes reach the control plane through the world's fault relay (one link per
+region, ``cp-REGION``), the network edge where ``edgecdn chaos partition`` cuts them off.
 """
 
 from __future__ import annotations
 
 import string
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from geo.world import World
-from simulator.supervisor import ChildSpec
+from runtime.ready import ReadyReport
+from simulator.supervisor import ChildSpec, PinArgv
 
 MAX_NODES_PER_REGION = len(string.ascii_lowercase)
 ROUTER_ADDRESS = "127.0.0.1"
@@ -20,6 +28,36 @@ ROUTER_ADDRESS = "127.0.0.1"
 # when it knows one), never straight to a collector named in the operator's environment;
 # that collector gets everything forwarded by the control plane (``--otlp-forward``).
 WORLD_TRACE_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ""}
+FAULT_RELAY_NAME = "fault-relay"
+# The world's nodes come back to the control plane at most this long after it returns (a
+# partition healed, a restart): 8 nodes need no longer back-off to spare the control plane.
+NODE_RECONNECT_MAX = "1s"
+
+
+def control_plane_link(region_id: str) -> str:
+    """The fault relay's link that carries ``region_id``'s nodes to the control plane."""
+    return f"cp-{region_id}"
+
+
+def port_of(address: str) -> int:
+    """The port of ``host:port`` or ``http://host:port``."""
+    parts = urlsplit(address if "//" in address else f"//{address}")
+    if parts.port is None:
+        raise ValueError(f"{address!r} has no port")
+    return parts.port
+
+
+def with_flag(argv: Sequence[str], flag: str, value: str) -> tuple[str, ...]:
+    """``argv`` with the value after ``flag`` replaced (the flag must be there)."""
+    position = list(argv).index(flag) + 1
+    return (*argv[:position], value, *argv[position + 1 :])
+
+
+def _pin_port(address_key: str) -> PinArgv:
+    def pin(argv: Sequence[str], report: ReadyReport) -> Sequence[str]:
+        return with_flag(argv, "--port", str(port_of(report.addresses[address_key])))
+
+    return pin
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,20 +82,60 @@ def control_plane_spec(*, data_dir: Path, tokens_file: Path, otlp_forward: str |
             "--data-dir", str(data_dir), "--tokens", str(tokens_file), *forward,
         ),
         env=WORLD_TRACE_ENV,
+        pin=_pin_port("grpc"),
     )  # fmt: skip
 
 
+def fault_relay_spec(world: World, *, control_plane: str, token: str, state_file: Path) -> ChildSpec:
+    """The world's network edge between nodes and the control plane: a link per region with
+    edge nodes, each relaying to the control plane (faultrelay, docs/faultrelay.md)."""
+    links = tuple(
+        f"--link={control_plane_link(region.id)}=0:{control_plane}"
+        for region in world.regions
+        if region.edge_nodes
+    )
+    return ChildSpec(
+        name=FAULT_RELAY_NAME,
+        argv=(
+            sys.executable, "-m", "faultrelay", "--host", ROUTER_ADDRESS, "--admin-port", "0",
+            "--state-file", str(state_file), *links,
+        ),
+        env={"EDGE_FAULTRELAY_TOKEN": token},
+        pin=_pin_relay,
+    )  # fmt: skip
+
+
+def _pin_relay(argv: Sequence[str], report: ReadyReport) -> Sequence[str]:
+    pinned = with_flag(argv, "--admin-port", str(port_of(report.addresses["admin"])))
+    return [_pin_link(arg, report) if arg.startswith("--link=") else arg for arg in pinned]
+
+
+def _pin_link(arg: str, report: ReadyReport) -> str:
+    name, _, rest = arg.removeprefix("--link=").partition("=")
+    _, _, upstream = rest.partition(":")
+    return f"--link={name}={port_of(report.addresses[name])}:{upstream}"
+
+
 def edge_node_plans(
-    world: World, *, control_plane: str, node_token: str, state_dir: Path, geo_cache_dir: Path
+    world: World,
+    *,
+    control_plane: Mapping[str, str],
+    node_token: str,
+    state_dir: Path,
+    geo_cache_dir: Path,
 ) -> list[EdgeNodePlan]:
     """One edge node per slot of every region, each with its own data directory, each serving
-    what the control plane assigns (the token goes in the environment, not on the command line)."""
+    what the control plane assigns (the token goes in the environment, not on the command line).
+
+    ``control_plane`` maps a region id to the address its nodes dial (their fault-relay link).
+    """
     plans = []
     for region in world.regions:
         for node_id in node_ids(region.id, region.edge_nodes):
             argv = (
                 sys.executable, "-m", "edge_node",
-                "--control-plane", control_plane,
+                "--control-plane", control_plane[region.id],
+                "--reconnect-max", NODE_RECONNECT_MAX,
                 "--region", region.id,
                 "--node-id", node_id,
                 "--world", str(world.source),
@@ -77,15 +155,19 @@ def edge_node_plans(
                         name=f"edge-node {node_id}",
                         argv=argv,
                         env={**WORLD_TRACE_ENV, "EDGE_NODE_TOKEN": node_token},
+                        pin=_pin_port("http"),
                     ),
                 )
             )
     return plans
 
 
-def router_spec(world: World, *, control_plane: str, node_token: str, geo_cache_dir: Path) -> ChildSpec:
+def router_spec(
+    world: World, *, control_plane: str, node_token: str, admin_token: str, geo_cache_dir: Path
+) -> ChildSpec:
     """The world's front door: follows the control plane's live node inventory (with the node
-    token, in the environment) and emulates the WAN between clients and PoPs."""
+    token, in the environment) and emulates the WAN between clients and PoPs, with the faults
+    ``edgecdn chaos wan`` sets through its admin endpoints (``admin_token``)."""
     return ChildSpec(
         name="edge-router",
         argv=(
@@ -97,5 +179,6 @@ def router_spec(world: World, *, control_plane: str, node_token: str, geo_cache_
             "--host", ROUTER_ADDRESS,
             "--port", "0",
         ),
-        env={**WORLD_TRACE_ENV, "EDGE_ROUTER_TOKEN": node_token},
+        env={**WORLD_TRACE_ENV, "EDGE_ROUTER_TOKEN": node_token, "EDGE_ROUTER_ADMIN_TOKEN": admin_token},
+        pin=_pin_port("http"),
     )  # fmt: skip

@@ -1,16 +1,17 @@
 """``edgecdn up``: start a whole local world as real child processes and keep it running.
 
-Order matters: the control plane first (everything else registers with it), then edge
-nodes, then the router in front; on the way down, the reverse. Once everything is
-ready, the world's addresses go to ``.edgecdn/world.json`` for ``edgectl`` and
-``edgecdn load``, and a table shows what runs where. Ctrl-C or SIGTERM stops it all.
+Order matters: the control plane first (everything else registers with it), the fault
+relay (the network edge between nodes and the control plane), then edge nodes, then the
+router in front; on the way down, the reverse. Once everything is ready, the world's
+addresses go to ``.edgecdn/world.json`` for ``edgectl``, ``edgecdn load``, ``status`` and
+``chaos``, and a table shows what runs where. A child that dies is restarted on its
+ports with back-off (simulator.supervisor); the rest of the world keeps running. Ctrl-C
+or SIGTERM stops it all.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
 import os
 import shutil
@@ -25,20 +26,22 @@ from geo.errors import GeoError
 from geo.world import World, load_world
 from runtime.cli import fail
 from runtime.errors import WorldStateError
+from runtime.events import events_path
 from runtime.process import StopEvent, serve_until_signalled
-from runtime.world_state import (
-    STATE_FILE_NAME,
-    EdgeNodeEntry,
-    ProcessEntry,
-    WorldState,
-    read_world_state,
-    state_dir,
-    write_world_state,
-)
+from runtime.world_state import STATE_FILE_NAME, EdgeNodeEntry, read_world_state, state_dir
 from simulator.errors import SimulatorError, WorldAlreadyRunningError
-from simulator.layout import control_plane_spec, edge_node_plans, router_spec
+from simulator.layout import (
+    FAULT_RELAY_NAME,
+    control_plane_link,
+    control_plane_spec,
+    edge_node_plans,
+    fault_relay_spec,
+    router_spec,
+)
+from simulator.restarts import RestartPolicy
 from simulator.supervisor import Supervisor
-from simulator.world_app import ensure_tokens, publish_and_deploy, wait_until_nodes_serve
+from simulator.world_app import ensure_default_app, ensure_tokens, wait_until_nodes_serve
+from simulator.world_publish import StartedWorld, WorldStatePublisher
 
 logger = logging.getLogger(__name__)
 
@@ -122,91 +125,106 @@ def _pid_alive(pid: int) -> bool:
 
 
 async def run_world(world: World, *, app: Path, state_directory: Path, stop: StopEvent) -> int:
-    """Run the world until ``stop`` is set (0) or one of its processes dies (1)."""
+    """Run the world until ``stop`` is set; a child that dies meanwhile is restarted (0), a world
+    that cannot start is an error (1)."""
     console = Console(stderr=False)
     state_file = state_directory / STATE_FILE_NAME
     geo_cache_dir = state_directory / "geo"
     # Built once here, so the nodes find it cached instead of each building it at once.
     ensure_world_db(world, geo_cache_dir)
     tokens = ensure_tokens(state_directory / "tokens.json")
-    async with Supervisor(state_directory / "run") as supervisor:
+    publisher = WorldStatePublisher(state_file)
+    supervisor = Supervisor(
+        state_directory / "run",
+        policy=RestartPolicy(),
+        events=events_path(state_directory),
+        on_change=publisher.publish,
+    )
+    async with supervisor:
         try:
-            control_plane = await supervisor.start(
-                control_plane_spec(
-                    data_dir=state_directory / "control-plane",
-                    tokens_file=state_directory / "tokens.json",
-                    otlp_forward=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                    or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
-                )
-            )
-            cp_address = control_plane.report.addresses["grpc"]
-            deployed = await publish_and_deploy(
-                control_plane=cp_address, operator_token=tokens["operator"], manifest_path=app
-            )
-            plans = edge_node_plans(
-                world,
-                control_plane=cp_address,
-                node_token=tokens["node"],
-                state_dir=state_directory,
-                geo_cache_dir=geo_cache_dir,
-            )
-            nodes = await supervisor.start_group([plan.spec for plan in plans])
-            await wait_until_nodes_serve(
-                control_plane=cp_address,
-                viewer_token=tokens["viewer"],
-                app=deployed,
-                node_ids=[plan.node_id for plan in plans],
-            )
-            router = await supervisor.start(
-                router_spec(
-                    world, control_plane=cp_address, node_token=tokens["node"], geo_cache_dir=geo_cache_dir
-                )
+            started = await _start_world(
+                world, app=app, state_directory=state_directory, tokens=tokens, supervisor=supervisor
             )
         except SimulatorError as exc:
             Console(stderr=True, soft_wrap=True).print(f"[red]{PROG}: {escape(str(exc))}[/red]")
             return 1
-        state = WorldState(
-            world_file=str(world.source),
-            supervisor_pid=os.getpid(),
-            control_plane_address=cp_address,
-            router_url=router.report.addresses["http"],
-            edge_nodes=tuple(
-                EdgeNodeEntry(node_id=plan.node_id, region=plan.region, url=node.report.addresses["http"])
-                for plan, node in zip(plans, nodes, strict=True)
-            ),
-            tokens=tokens,
-            processes=tuple(
-                ProcessEntry(name=c.spec.name, pid=c.pid, log=str(c.log_path)) for c in supervisor.children
-            ),
-        )
-        write_world_state(state_file, state)
+        publisher.begin(world=world, supervisor=supervisor, started=started, tokens=tokens)
         try:
             _print_world(console, world, supervisor, state_file)
-            return await _wait_until_stopped_or_broken(supervisor, stop, console)
+            await stop.wait()
+            console.print("stopping the world ...")
+            return 0
         finally:
+            publisher.end()
             state_file.unlink(missing_ok=True)
             console.print("world stopped")
 
 
-async def _wait_until_stopped_or_broken(supervisor: Supervisor, stop: StopEvent, console: Console) -> int:
-    stop_task = asyncio.create_task(stop.wait(), name="wait-stop")
-    exit_task = asyncio.create_task(supervisor.wait_any_exit(), name="wait-child-exit")
-    try:
-        await asyncio.wait({stop_task, exit_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (stop_task, exit_task):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if exit_task.done() and not exit_task.cancelled() and exit_task.exception() is None:
-        dead = exit_task.result()
-        console.print(
-            f"[red]{PROG}: {dead.spec.name} exited with status {dead.process.returncode}; "
-            f"stopping the world (log: {dead.log_path})[/red]"
+async def _start_world(
+    world: World, *, app: Path, state_directory: Path, tokens: dict[str, str], supervisor: Supervisor
+) -> StartedWorld:
+    geo_cache_dir = state_directory / "geo"
+    control_plane = await supervisor.start(
+        control_plane_spec(
+            data_dir=state_directory / "control-plane",
+            tokens_file=state_directory / "tokens.json",
+            otlp_forward=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
         )
-        return 1
-    console.print("stopping the world ...")
-    return 0
+    )
+    cp_address = control_plane.report.addresses["grpc"]
+    relay = await supervisor.start(
+        fault_relay_spec(
+            world,
+            control_plane=cp_address,
+            token=tokens["operator"],
+            state_file=state_directory / "run" / "fault-relay-state.json",
+        )
+    )
+    deployed = await ensure_default_app(
+        control_plane=cp_address, operator_token=tokens["operator"], manifest_path=app
+    )
+    if deployed is None:
+        Console().print(
+            "the control plane has apps already: its deployments stay as they are "
+            "(`edgecdn up --fresh` starts from an empty one)"
+        )
+    plans = edge_node_plans(
+        world,
+        control_plane={
+            region.id: relay.report.addresses[control_plane_link(region.id)]
+            for region in world.regions
+            if region.edge_nodes
+        },
+        node_token=tokens["node"],
+        state_dir=state_directory,
+        geo_cache_dir=geo_cache_dir,
+    )
+    nodes = await supervisor.start_group([plan.spec for plan in plans])
+    await wait_until_nodes_serve(
+        control_plane=cp_address,
+        viewer_token=tokens["viewer"],
+        app=deployed,
+        node_ids=[plan.node_id for plan in plans],
+    )
+    router = await supervisor.start(
+        router_spec(
+            world,
+            control_plane=cp_address,
+            node_token=tokens["node"],
+            admin_token=tokens["operator"],
+            geo_cache_dir=geo_cache_dir,
+        )
+    )
+    return StartedWorld(
+        control_plane_address=cp_address,
+        router_url=router.report.addresses["http"],
+        fault_relay_url=relay.report.addresses["admin"],
+        edge_nodes=tuple(
+            EdgeNodeEntry(node_id=plan.node_id, region=plan.region, url=node.report.addresses["http"])
+            for plan, node in zip(plans, nodes, strict=True)
+        ),
+    )
 
 
 def _print_world(console: Console, world: World, supervisor: Supervisor, state_file: Path) -> None:
@@ -218,7 +236,11 @@ def _print_world(console: Console, world: World, supervisor: Supervisor, state_f
     # The router first: it is the clients' front door, the URL people want.
     children = sorted(supervisor.children, key=lambda child: child.spec.name != "edge-router")
     for child in children:
-        table.add_row(child.spec.name, ", ".join(child.report.addresses.values()), str(child.pid))
+        addresses = dict(child.report.addresses)
+        if child.spec.name == FAULT_RELAY_NAME:  # its admin API, not a column of links
+            addresses = {"admin": addresses["admin"], "links": f"{len(addresses) - 1} links"}
+        table.add_row(child.spec.name, ", ".join(addresses.values()), str(child.pid))
     console.print(table)
     logs = supervisor.children[0].log_path.parent if supervisor.children else state_file.parent
     console.print(f"world state: {state_file}   logs: {logs}/   stop with Ctrl-C")
+    console.print("processes that die are restarted: `edgecdn status`; inject faults: `edgecdn chaos --help`")

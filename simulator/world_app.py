@@ -1,5 +1,9 @@
 """Tokens for the local world, and its app put on every edge node the way an operator would:
 through the control plane's API (register the manifest, deploy to all, wait for the nodes).
+
+The world's control plane keeps its state across runs of ``edgecdn up``; the default app is
+published and deployed only to a control plane that has no app at all, so a restart of the
+world never undoes what an operator deployed since.
 """
 
 from __future__ import annotations
@@ -40,6 +44,22 @@ def ensure_tokens(path: Path) -> dict[str, str]:
     return tokens
 
 
+async def ensure_default_app(
+    *, control_plane: str, operator_token: str, manifest_path: Path
+) -> apps_pb2.AppVersion | None:
+    """Publish and deploy the default app to a control plane that has none; None when it has
+    apps already (its deployments stand as the operator left them)."""
+    try:
+        async with OperatorClient(control_plane, operator_token) as client:
+            if await client.list_apps():
+                return None
+    except ControlPlaneCallError as exc:
+        raise SimulatorError(f"asking the control plane for its apps: {exc.message}") from exc
+    return await publish_and_deploy(
+        control_plane=control_plane, operator_token=operator_token, manifest_path=manifest_path
+    )
+
+
 async def publish_and_deploy(
     *, control_plane: str, operator_token: str, manifest_path: Path
 ) -> apps_pb2.AppVersion:
@@ -54,15 +74,7 @@ async def publish_and_deploy(
             app = await publish_app(client, manifest)
             await client.deploy(app.name, app.version, common_pb2.Selector(all=True))
     except ControlPlaneCallError as exc:
-        hint = ""
-        if exc.code == "ALREADY_EXISTS":
-            # The world's control plane keeps its state across runs; the manifest changed
-            # under an unchanged version (or the wire format grew a field).
-            hint = (
-                f"; bump [app] version in {manifest_path}, or start from an empty control plane"
-                " with `edgecdn up --fresh` (make up UP_ARGS=--fresh)"
-            )
-        raise SimulatorError(f"deploying {manifest.name}@{manifest.version}: {exc.message}{hint}") from exc
+        raise SimulatorError(f"deploying {manifest.name}@{manifest.version}: {exc.message}") from exc
     return app
 
 
@@ -70,33 +82,37 @@ async def wait_until_nodes_serve(
     *,
     control_plane: str,
     viewer_token: str,
-    app: apps_pb2.AppVersion,
+    app: apps_pb2.AppVersion | None,
     node_ids: Collection[str],
     timeout_s: float = 60.0,
 ) -> None:
-    """Return once every node in ``node_ids`` runs ``app``; a NACK or the timeout is an error."""
+    """Return once every node in ``node_ids`` runs ``app`` (None: is ready with what it was
+    assigned); a NACK or the timeout is an error."""
     deadline = time.monotonic() + timeout_s
     async with OperatorClient(control_plane, viewer_token) as client:
         while True:
             nodes = {node.node_id: node for node in await client.list_nodes() if node.node_id in node_ids}
             if _all_serving(nodes, node_ids, app):
                 return
-            _raise_on_refusal(nodes, app)
+            if app is not None:
+                _raise_on_refusal(nodes, app)
             if time.monotonic() > deadline:
                 waiting = sorted(set(node_ids) - {n for n, node in nodes.items() if _serves(node, app)})
+                what = "were not ready" if app is None else f"did not run {app.name}@{app.version}"
                 raise SimulatorError(
-                    f"{len(waiting)} edge nodes did not run {app.name}@{app.version} within "
-                    f"{timeout_s:g}s: {', '.join(waiting)}"
+                    f"{len(waiting)} edge nodes {what} within {timeout_s:g}s: {', '.join(waiting)}"
                 )
             await asyncio.sleep(POLL_SECONDS)
 
 
-def _serves(node: nodes_pb2.NodeInfo, app: apps_pb2.AppVersion) -> bool:
+def _serves(node: nodes_pb2.NodeInfo, app: apps_pb2.AppVersion | None) -> bool:
+    if app is None:
+        return node.status == nodes_pb2.NODE_STATUS_READY
     return node.app_name == app.name and node.app_version == app.version
 
 
 def _all_serving(
-    nodes: Mapping[str, nodes_pb2.NodeInfo], node_ids: Collection[str], app: apps_pb2.AppVersion
+    nodes: Mapping[str, nodes_pb2.NodeInfo], node_ids: Collection[str], app: apps_pb2.AppVersion | None
 ) -> bool:
     return len(nodes) == len(node_ids) and all(_serves(node, app) for node in nodes.values())
 

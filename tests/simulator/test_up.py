@@ -330,32 +330,45 @@ def test_missing_world_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-async def test_changed_app_under_the_same_version_says_how_to_recover(tmp_path: Path) -> None:
-    handlers = tmp_path / "handlers"
-    shutil.copytree(
-        REPO_ROOT / "handlers", handlers, ignore=shutil.ignore_patterns("rust", "src", "*.c", "*.h")
-    )
+async def node_versions(state_dir: Path) -> dict[str, str]:
+    code, out, err = await edgectl(state_dir, "nodes", "list", "-o", "json")
+    assert code == 0, err
+    return {node["region"]: node["app_version"] for node in json.loads(out)}
+
+
+async def test_a_restarted_world_keeps_what_the_operator_deployed(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
-    first = await start_world(state_dir, "--app", str(handlers / "geo-hello" / "app.toml"))
+    first = await start_world(state_dir)
     await wait_for_state(first, state_dir)
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    shutil.copy(REPO_ROOT / "handlers" / "geo-hello" / "geo_hello.wasm", app_dir)
+    (app_dir / "app.toml").write_text(
+        '[app]\nname = "geo-hello"\nversion = "1.1.0"\n'
+        '[[route]]\npath = "/hello"\nmodule = "geo-hello"\n'
+        '[module.geo-hello]\nsource = "geo_hello.wasm"\n'
+    )
+    assert (await edgectl(state_dir, "apps", "register", str(app_dir / "app.toml")))[0] == 0
+    assert (await edgectl(state_dir, "deploy", "geo-hello@1.1.0", "--regions", "ap-northeast-2"))[0] == 0
     first.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(first.wait(), STOP_BUDGET_S) == 0
 
-    manifest = handlers / "geo-hello" / "app.toml"
-    manifest.write_text(manifest.read_text().replace('GREETING_DEFAULT = "Hello"', 'GREETING_DEFAULT = "Hi"'))
-    second = await start_world(state_dir, "--app", str(manifest))
-    _, err = await asyncio.wait_for(second.communicate(), 60)
-    assert second.returncode == 1
-    message = err.decode()
-    assert "already registered with different content" in message
-    assert "bump [app] version" in message
-    assert "--fresh" in message
-    assert "Traceback" not in message
-
-    third = await start_world(state_dir, "--app", str(manifest), "--fresh")
+    # Started again without --fresh: the control plane's state stands, Seoul keeps 1.1.0.
+    second = await start_world(state_dir)
     try:
-        state = await wait_for_state(third, state_dir)
-        assert state.edge_nodes
+        await wait_for_state(second, state_dir)
+        versions = await node_versions(state_dir)
+        assert versions.pop("ap-northeast-2") == "1.1.0"
+        assert set(versions.values()) == {"1.0.0"}
+    finally:
+        second.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(second.communicate(), STOP_BUDGET_S)
+    assert "the control plane has apps already" in out.decode()
+
+    third = await start_world(state_dir, "--fresh")
+    try:
+        await wait_for_state(third, state_dir)
+        assert set((await node_versions(state_dir)).values()) == {"1.0.0"}
     finally:
         third.send_signal(signal.SIGTERM)
         await asyncio.wait_for(third.wait(), STOP_BUDGET_S)
