@@ -103,21 +103,29 @@ class WorldChaos:
         return message
 
     async def heal_all(self) -> str:
-        """Undo every fault: the relay's, the router's, and thaw every frozen process."""
-        done = []
-        if self._state.fault_relay_url:
-            await self._call(self._relay(), "DELETE", "/faults")
-            done.append("every region reaches the control plane")
-        if self._state.router_url:
-            await self._call(self._router(), "DELETE", "/_router/faults")
-            done.append("clients have a clean network")
-        thawed = [entry.name for entry in self._world_processes() if is_frozen(entry.pid)]
-        for entry in self._world_processes():
-            if entry.name in thawed:
-                self._send(entry, signal.SIGCONT)
-        done.append(f"thawed {', '.join(thawed)}" if thawed else "no process was frozen")
+        """Undo every fault: thaw every frozen process first (a frozen router or relay cannot
+        be asked to heal), then the relay's and the router's faults, each tried whatever
+        became of the other."""
+        done, failed = [], []
+        thawed = [entry for entry in self._world_processes() if is_frozen(entry.pid)]
+        for entry in thawed:
+            self._send(entry, signal.SIGCONT)
+        done.append(f"thawed {', '.join(e.name for e in thawed)}" if thawed else "no process was frozen")
+        for base, path, said in (
+            (self._state.fault_relay_url, "/faults", "every region reaches the control plane"),
+            (self._state.router_url, "/_router/faults", "clients have a clean network"),
+        ):
+            if not base:
+                continue
+            try:
+                await self._call(base, "DELETE", path)
+                done.append(said)
+            except ChaosError as exc:
+                failed.append(str(exc))
         message = "; ".join(done)
         self._record("heal", "world", message, None)
+        if failed:
+            raise ChaosError(f"{message}; but {'; '.join(failed)}")
         return message
 
     def _signal(self, fault: Fault) -> str:
@@ -169,7 +177,7 @@ class WorldChaos:
                 if response.status >= 300:
                     raise ChaosError(f"{method} {base}{path}: {response.status} {_message(text)}")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ChaosError(f"{method} {base}{path}: no answer ({exc or type(exc).__name__})") from exc
+            raise ChaosError(f"{method} {base}{path}: no answer ({str(exc) or type(exc).__name__})") from exc
 
     def _record(self, kind: str, target: str, message: str, fault: Fault | None) -> None:
         details: dict[str, Any] = {}
