@@ -8,6 +8,8 @@ Open loop (--rate) sends at the intended times whatever the answers, and measure
 latency from those times (no coordinated omission); closed loop (--concurrency) keeps
 that many users busy. Each client's socket leaves from its country's loopback address,
 so the edge geolocates it. Ctrl-C stops early and still prints and writes the report.
+The world's faults and restarts during the run (its events file, written by `edgecdn
+chaos` and the supervisor) are listed and marked on the report's charts.
 The format of scenario files and reports: docs/load.md.
 """
 
@@ -25,11 +27,13 @@ from geo.errors import GeoError
 from geo.world import World, load_world
 from runtime.cli import HelpFormatter, add_flag, fail, split_csv
 from runtime.errors import WorldStateError
+from runtime.events import events_path
 from runtime.world_state import read_world_state
 from simulator.load.client import RequestSpec
 from simulator.load.config import LoadConfig, check_reachable, engine_config, resolve_target
 from simulator.load.engine import EngineConfig
-from simulator.load.errors import BadInputError, LoadError, NoTargetError
+from simulator.load.errors import BadInputError, EventsUnreadableError, LoadError, NoTargetError
+from simulator.load.events import EventTail, run_events
 from simulator.load.html import write_html
 from simulator.load.plan import (
     ARRIVALS,
@@ -234,6 +238,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="report.html",
         help="write a self-contained HTML page with charts",
     )
+    add_flag(
+        run,
+        "--events",
+        env="EDGECDN_EVENTS",
+        default=events_path(),
+        convert=Path,
+        metavar="PATH",
+        help="the world's events file (faults, exits, restarts): those during the run are listed and "
+        "marked on the charts; the default is in the state directory ($EDGECDN_STATE_DIR)",
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -279,6 +293,7 @@ def build_config(args: argparse.Namespace, world: World) -> LoadConfig:
         expect_body=args.expect_body,
         out=args.out,
         html=args.html,
+        events=args.events,
     )
 
 
@@ -353,16 +368,28 @@ def execute(config: LoadConfig, engine: EngineConfig) -> int:
     err = Console(stderr=True)
     started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     started = time.monotonic()
-    with Progress(err, duration_s=config.plan.duration_s, workers=config.workers) as progress:
+    started_ts = time.time()  # the events file is stamped with the wall clock, not monotonic time
+    tail = None if config.events is None else EventTail(config.events, since_ts=started_ts)
+    with Progress(err, duration_s=config.plan.duration_s, workers=config.workers, events=tail) as progress:
         result = run_workers(engine, config.workers, progress.tick)
-    wall = time.monotonic() - started
+    wall, ended_ts = time.monotonic() - started, time.time()
     elapsed = min(wall, config.plan.duration_s) if result.interrupted else config.plan.duration_s
-    report = build_report(
-        result.recorder,
-        run_meta(
-            config, started_at, elapsed, interrupted=result.interrupted, workers_lost=result.workers_lost
-        ),
+    # the timeline's second 0 is when the engine started sending, after spawning and warming up
+    origin_ts = result.recorder.started_ts or started_ts
+    try:
+        events = run_events(config.events, origin_ts=origin_ts, end_ts=ended_ts)
+    except EventsUnreadableError as exc:
+        events = []
+        err.print(f"{PROG}: warning: {exc}", highlight=False, markup=False, soft_wrap=True)
+    meta = run_meta(
+        config,
+        started_at,
+        elapsed,
+        interrupted=result.interrupted,
+        workers_lost=result.workers_lost,
+        started_ts=origin_ts,
     )
+    report = build_report(result.recorder, meta, events)
     print_tables(report, Console(width=None if sys.stdout.isatty() else 200))
     if config.out is not None:
         write_json(report, config.out)

@@ -53,6 +53,7 @@ class LoadConfig:
     expect_body: str | None = None
     out: Path | None = None
     html: Path | None = None
+    events: Path | None = None  # the world's events file, read for the report's markers
 
     def __post_init__(self) -> None:
         if self.connections < 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -100,6 +101,7 @@ class Engine:
             if plan.open_loop:
                 await self._warm()
             self._t0 = loop.time()
+            self.recorder.started_ts = time.time()  # the same instant on the wall clock, for events
             async with asyncio.TaskGroup() as group:
                 housekeeping = group.create_task(self._housekeeping(), name="load-housekeeping")
                 await (self._open_loop() if plan.open_loop else self._closed_loop())

@@ -49,3 +49,12 @@ class WorkerFailedError(LoadError):
         super().__init__(f"worker {index} failed: {reason}")
         self.index = index
         self.reason = reason
+
+
+class EventsUnreadableError(LoadError):
+    """The world's events file exists but cannot be read; the run's report goes without events."""
+
+    def __init__(self, *, path: str, reason: str) -> None:
+        super().__init__(f"cannot read the events file {path}: {reason}; the report has no events")
+        self.path = path
+        self.reason = reason

@@ -1,30 +1,33 @@
 """The HTML report: one self-contained page (no network, no scripts to fetch).
 
-Charts are inline SVG drawn here: latency percentiles per country (bars), achieved rate
-and p99 over time (lines), and a country x region matrix of who served whom (a heat
-table). The report's figures (without the histograms) are embedded as JSON in a
-``<script type="application/json" id="edgecdn-load-data">`` element, so tools and tests
-can read the numbers the charts were drawn from; every chart also carries its series in
-``data-*`` attributes.
+The page puts together inline SVG charts (``charts.py``: latency percentiles per country,
+achieved rate, p99 and answers by serving region over time, each time chart marked with
+the world's events), a country x region matrix of who served whom (a heat table), and
+tables of regions, countries and events. The report's figures (without the histograms)
+are embedded as JSON in a ``<script type="application/json" id="edgecdn-load-data">``
+element, so tools and tests can read the numbers the charts were drawn from; every chart
+also carries its series (and events) in ``data-*`` attributes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from runtime.files import write_atomically
+from simulator.load.charts import EVENT_STYLES, PALETTE, Series, percentile_bars, time_chart
 
-WIDTH = 760
-PERCENTILES = (("p50", "#4c78a8"), ("p90", "#f58518"), ("p99", "#e45756"))
+NO_ANSWER = "no answer"  # requests that failed before any region answered (connect, timeout, ...)
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:900px}
 h1{font-size:20px} h2{font-size:16px;margin-top:2em}
 table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left} .axis{stroke:#888} .label{font-size:11px;fill:#444}
+.event-label{font-size:11px}
+#events td:nth-child(n+2){text-align:left} .note{color:#666;font-size:13px}
 """
 
 
@@ -34,84 +37,6 @@ def _without_histograms(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_histograms(v) for v in value]
     return value
-
-
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    step = 10.0 ** len(str(int(value))) / 10
-    for factor in (1, 2, 2.5, 5, 10):
-        if step * factor >= value:
-            return step * factor
-    return value
-
-
-def percentile_bars(countries: Mapping[str, Any]) -> str:
-    """Grouped horizontal bars: p50/p90/p99 (ms) per country."""
-    codes = list(countries)
-    row_h, left, top = 3 * 12 + 10, 60, 30
-    height = top + row_h * len(codes) + 30
-    top_value = _nice_max(max((c["latency_ms"]["p99"] for c in countries.values()), default=0.0))
-    scale = (WIDTH - left - 80) / top_value
-    series = {code: {p: countries[code]["latency_ms"][p] for p, _ in PERCENTILES} for code in codes}
-    svg_open = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="chart-percentiles" width="{WIDTH}" height="{height}"'
-        f" data-series='{escape(json.dumps(series))}'>"
-    )
-    parts = [svg_open]
-    for i, (name, color) in enumerate(PERCENTILES):
-        parts.append(f'<rect x="{left + i * 70}" y="8" width="10" height="10" fill="{color}"/>')
-        parts.append(f'<text class="label" x="{left + i * 70 + 14}" y="17">{name}</text>')
-    for row, code in enumerate(codes):
-        y = top + row * row_h
-        parts.append(f'<text class="label" x="4" y="{y + 20}">{escape(code)}</text>')
-        for i, (name, color) in enumerate(PERCENTILES):
-            value = series[code][name]
-            bar_y, bar_w = y + i * 12, max(value * scale, 1)
-            parts.append(
-                f'<rect x="{left}" y="{bar_y}" width="{bar_w:.1f}" height="10" fill="{color}">'
-                f"<title>{escape(code)} {name} {value:.3f} ms</title></rect>"
-            )
-            parts.append(f'<text class="label" x="{left + bar_w + 4:.1f}" y="{bar_y + 9}">{value:.2f}</text>')
-    axis_y = top + row_h * len(codes)
-    parts.append(f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{WIDTH - 80}" y2="{axis_y}"/>')
-    parts.append(f'<text class="label" x="{WIDTH - 80}" y="{axis_y + 14}">{top_value:g} ms</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def line_chart(chart_id: str, points: Sequence[tuple[int, float]], *, unit: str, color: str) -> str:
-    """One series over seconds of the run."""
-    height, left, bottom, top = 200, 60, 30, 10
-    plot_w, plot_h = WIDTH - left - 20, height - top - bottom
-    last_x = max((x for x, _ in points), default=1) or 1
-    top_value = _nice_max(max((y for _, y in points), default=0.0))
-
-    def xy(x: float, y: float) -> str:
-        return f"{left + x / last_x * plot_w:.1f},{top + plot_h - y / top_value * plot_h:.1f}"
-
-    data = [[x, y] for x, y in points]
-    parts = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" width="{WIDTH}" height="{height}" '
-            f"data-series='{escape(json.dumps(data))}'>"
-        ),
-        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}"/>',
-        f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}"/>',
-        f'<text class="label" x="4" y="{top + 10}">{top_value:g} {escape(unit)}</text>',
-        f'<text class="label" x="4" y="{top + plot_h}">0</text>',
-        f'<text class="label" x="{left + plot_w - 40}" y="{height - 8}">{last_x} s</text>',
-    ]
-    if points:
-        path = " ".join(xy(x, y) for x, y in points)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
-        parts.extend(
-            f'<circle cx="{xy(x, y).split(",")[0]}" cy="{xy(x, y).split(",")[1]}" r="2" fill="{color}">'
-            f"<title>{x} s: {y:g} {escape(unit)}</title></circle>"
-            for x, y in points
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def region_matrix(report: Mapping[str, Any]) -> str:
@@ -150,16 +75,121 @@ def country_rows(report: Mapping[str, Any]) -> str:
     return f'<table id="countries"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+def region_rows(report: Mapping[str, Any]) -> str:
+    """Per serving region: answers, errors among them, share of all answers, p50/p99."""
+    rows = []
+    for region, r in report["regions"].items():
+        lat = r["latency_ms"]
+        rows.append(
+            f'<tr data-region-row="{escape(region)}"><td>{escape(region)}</td><td>{r["requests"]:,}</td>'
+            f"<td>{r.get('errors', 0):,}</td><td>{r.get('share', 0.0):.1%}</td>"
+            f"<td>{lat['p50']:.2f}</td><td>{lat['p99']:.2f}</td><td>{lat['max']:.2f}</td></tr>"
+        )
+    failed = _no_answer(report)
+    if failed:
+        rows.append(
+            f'<tr data-region-row="{NO_ANSWER}"><td><i>{NO_ANSWER}</i></td><td>{failed:,}</td>'
+            f"<td>{failed:,}</td><td>-</td><td>-</td><td>-</td><td>-</td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("serving region", "answers", "errors", "share", "p50 ms", "p99 ms", "max ms")
+    )
+    return f'<table id="regions"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _no_answer(report: Mapping[str, Any]) -> int:
+    answered = sum(int(r["requests"]) for r in report["regions"].values())
+    return max(0, int(report["totals"]["requests"]) - answered)
+
+
+def event_rows(report: Mapping[str, Any]) -> str:
+    events = report.get("events", [])
+    if not events:
+        where = report["meta"].get("events_file")
+        source = f" in {escape(str(where))}" if where else ""
+        return f'<p id="events" class="note">No events{source} during the run.</p>'
+    rows = []
+    for event in events:
+        color = EVENT_STYLES.get(event["source"], EVENT_STYLES["chaos"])[0]
+        rows.append(
+            f'<tr data-source="{escape(event["source"])}"><td>{event["t_s"]:.1f}</td>'
+            f'<td title="{escape(event["time"])}">{escape(_clock(event["time"]))}</td>'
+            f'<td style="color:{color}">{escape(event["source"])}</td><td>{escape(event["kind"])}</td>'
+            f"<td>{escape(event['target'])}</td><td>{escape(event['message'])}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("t (s into the run)", "time (UTC)", "source", "kind", "target", "message")
+    )
+    return f'<table id="events"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _clock(iso: str) -> str:
+    """``2025-01-02T03:04:05.678+00:00`` -> ``03:04:05.678``: the date is the run's, in the summary."""
+    return iso.partition("T")[2].partition("+")[0] or iso
+
+
+def region_series(report: Mapping[str, Any]) -> list[Series]:
+    """Answers per second by serving region, and those that got no answer at all."""
+    timeline = report["timeline"]
+    series = [
+        Series(
+            name=region,
+            color=PALETTE[i % len(PALETTE)],
+            points=[(t["second"], t.get("regions", {}).get(region, 0)) for t in timeline],
+        )
+        for i, region in enumerate(report["regions"])
+    ]
+    failed = [(t["second"], t["requests"] - sum(t.get("regions", {}).values())) for t in timeline]
+    if any(n for _, n in failed):
+        series.append(Series(name=NO_ANSWER, color="#999999", points=failed))
+    return series
+
+
+def time_charts(report: Mapping[str, Any]) -> list[str]:
+    """Rate, p99 and answers by region over time, each marked with the run's events."""
+    meta, timeline, events = report["meta"], report["timeline"], report.get("events", [])
+    x_end = float(meta.get("elapsed_s") or 0)
+    rate = [(t["second"], t["requests"]) for t in timeline]
+    p99 = [(t["second"], t["p99_ms"]) for t in timeline]
+    regions = region_series(report)
+    return [
+        "<h2>Achieved rate over time (requests/s)</h2>",
+        time_chart(
+            "chart-rate",
+            [Series(name="requests/s", color="#4c78a8", points=rate)],
+            unit="req/s",
+            x_end=x_end,
+            events=events,
+            data_series=[[x, y] for x, y in rate],
+        ),
+        "<h2>p99 latency over time (ms)</h2>",
+        time_chart(
+            "chart-p99",
+            [Series(name="p99", color="#e45756", points=p99)],
+            unit="ms",
+            x_end=x_end,
+            events=events,
+            data_series=[[x, y] for x, y in p99],
+        ),
+        "<h2>Answers by serving region over time (requests/s)</h2>",
+        "<p class=\"note\">A failover shows as one region's line falling while another's rises.</p>",
+        time_chart("chart-regions", regions, unit="req/s", x_end=x_end, events=events),
+    ]
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     meta, totals = report["meta"], report["totals"]
-    timeline = report["timeline"]
     data = json.dumps(_without_histograms(report)).replace("</", "<\\/")
     title = f"edgecdn load: {meta.get('target', '')}"
+    events = report.get("events", [])
     summary = (
         f"{totals['requests']:,} requests in {meta.get('elapsed_s', 0):.1f} s "
         f"({totals['achieved_rps']:,.0f}/s), {totals['errors']:,} errors; "
         f"p50 {totals['latency_ms']['p50']:.2f} ms, p99 {totals['latency_ms']['p99']:.2f} ms; "
         f"{escape(str(meta.get('mode', '')))} loop, {meta.get('workers', 1)} worker(s)"
+        + (f"; {len(events)} event(s) in the world" if events else "")
+        + (f"; started {escape(str(meta['started_at']))}" if meta.get("started_at") else "")
         + (" — interrupted" if meta.get("interrupted") else "")
     )
     return "\n".join(
@@ -170,14 +200,15 @@ def render_html(report: Mapping[str, Any]) -> str:
             f'<h1>{escape(title)}</h1><p id="summary">{summary}</p>',
             "<h2>Latency percentiles per country (ms, from the intended send time)</h2>",
             percentile_bars(report["countries"]),
-            "<h2>Achieved rate over time (requests/s)</h2>",
-            line_chart(
-                "chart-rate", [(t["second"], t["requests"]) for t in timeline], unit="req/s", color="#4c78a8"
-            ),
-            "<h2>p99 latency over time (ms)</h2>",
-            line_chart(
-                "chart-p99", [(t["second"], t["p99_ms"]) for t in timeline], unit="ms", color="#e45756"
-            ),
+            *time_charts(report),
+            "<h2>Events in the world during the run</h2>",
+            '<p class="note">Hover a marker on a chart for its event; where markers crowd, only some '
+            "are labelled.</p>"
+            if report.get("events")
+            else "",
+            event_rows(report),
+            "<h2>Serving regions</h2>",
+            region_rows(report),
             "<h2>Who served whom: share of each country's answers by region</h2>",
             region_matrix(report),
             "<h2>Countries</h2>",

@@ -2,7 +2,9 @@
 
 Ticks come from every worker once a second; their interval histograms are added, so the
 live percentiles are those of all workers together. On a terminal the view is a rich
-``Live`` line; otherwise a plain line every few seconds (logs, CI).
+``Live`` line; otherwise a plain line every few seconds (logs, CI). A fault or restart
+appended to the world's events file during the run is printed as it appears (the file is
+looked at once a second, with the view).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from runtime.events import WorldEvent
 from simulator.load.engine import Tick
+from simulator.load.events import EventTail, event_label
 from simulator.load.recorder import decode_histogram, new_histogram
 
 PLAIN_EVERY_S = 5.0
@@ -23,8 +27,11 @@ PLAIN_EVERY_S = 5.0
 class Progress:
     """Collects ticks; renders on a terminal, or prints a line now and then."""
 
-    def __init__(self, console: Console, *, duration_s: float, workers: int) -> None:
+    def __init__(
+        self, console: Console, *, duration_s: float, workers: int, events: EventTail | None = None
+    ) -> None:
         self.console = console
+        self.events = events
         self.duration_s = duration_s
         self.workers = workers
         self.requests = 0
@@ -74,8 +81,21 @@ class Progress:
         self._window_requests = 0
         self._window_started = now
         self._last_line = line
+        if self.events is not None:
+            for event in self.events.poll():
+                self._print_event(event, now)
         if self._live is not None:
             self._live.update(Text(line), refresh=True)
         elif now - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain = now
             self.console.print(line, highlight=False)
+
+    def _print_event(self, event: WorldEvent, now: float) -> None:
+        # the wall clock stamped the event; place it by how long ago that was, in run time
+        at = now - self._started - max(0.0, time.time() - event.ts)
+        style = "bold red" if event.source == "chaos" else "magenta"
+        text = Text(f"{max(at, 0.0):5.0f} s ", style="dim")
+        text.append(f"{event.source}: {event_label(event.kind, event.target)}", style=style)
+        if event.message:
+            text.append(f" - {event.message}")
+        self.console.print(text, highlight=False)

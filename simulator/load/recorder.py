@@ -1,10 +1,11 @@
 """What the simulated clients felt: HDR histograms per country, per serving region and per
-second, error counts by kind and status, and who served whom.
+second, error counts by kind and status, who served whom, and answers per region per second.
 
 Latencies are recorded in microseconds from the request's *intended* send time. A
 recorder turns into a JSON-able wire form (histograms in the standard compressed HDR
 encoding) and recorders merge exactly: adding histograms loses nothing, so N workers'
-percentiles are those of one run.
+percentiles are those of one run. ``started_ts`` is the wall clock (unix seconds) at
+second 0 of the timeline, so the world's events can be placed on the same time axis.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Second:
     requests: int = 0
     errors: int = 0
     latency: HdrHistogram = field(default_factory=lambda: new_histogram(TIMELINE_DIGITS))
+    # answers by serving region: a failover shows as one region's count moving to another
+    regions: Counter[str] = field(default_factory=Counter)
 
 
 class Recorder:
@@ -66,7 +69,9 @@ class Recorder:
     def __init__(self) -> None:
         self.countries: dict[str, CountryStats] = {}
         self.regions: dict[str, HdrHistogram] = {}
+        self.region_errors: Counter[str] = Counter()  # answers that were errors (>= 400, check)
         self.timeline: dict[int, Second] = {}
+        self.started_ts: float | None = None  # wall clock at second 0; the engine sets it
         self.unanswered = 0
         # open loop: how late the generator itself handed each request to its pool; when
         # this grows, the generator (not the server) is the bottleneck
@@ -95,6 +100,9 @@ class Recorder:
         tick.latency.record_value(value)
         region = region or UNKNOWN_REGION
         stats.served_by[region] += 1
+        tick.regions[region] += 1
+        if label is not None:
+            self.region_errors[region] += 1
         histogram = self.regions.get(region)
         if histogram is None:
             histogram = self.regions[region] = new_histogram()
@@ -127,9 +135,12 @@ class Recorder:
                     "requests": t.requests,
                     "errors": t.errors,
                     "latency_hdr": t.latency.encode().decode("ascii"),
+                    "regions": dict(t.regions),
                 }
                 for sec, t in self.timeline.items()
             },
+            "region_errors": dict(self.region_errors),
+            "started_ts": self.started_ts,
             "unanswered": self.unanswered,
             "send_lag_hdr": self.send_lag.encode().decode("ascii"),
         }
@@ -150,6 +161,11 @@ class Recorder:
             tick.requests += int(data["requests"])
             tick.errors += int(data["errors"])
             tick.latency.add(decode_histogram(data["latency_hdr"]))
+            tick.regions.update({str(k): int(v) for k, v in data.get("regions", {}).items()})
+        self.region_errors.update({str(k): int(v) for k, v in wire.get("region_errors", {}).items()})
+        started = wire.get("started_ts")
+        if started is not None:  # workers start a little apart: the earliest is second 0
+            self.started_ts = float(started) if self.started_ts is None else min(self.started_ts, started)
         self.unanswered += int(wire.get("unanswered", 0))
         if "send_lag_hdr" in wire:
             self.send_lag.add(decode_histogram(wire["send_lag_hdr"]))

@@ -2,13 +2,15 @@
 
 Schema (``schema`` = ``edgecdn-load-report/1``; keys are only ever added)::
 
-    meta:      target, mode, arrival, phases, workers, started_at, elapsed_s, interrupted
+    meta:      target, mode, arrival, phases, workers, started_at, started_ts, elapsed_s,
+               interrupted, events_file
     totals:    requests, errors, unanswered, achieved_rps, latency_ms, send_lag_ms
     countries: {CC: {requests, errors, errors_by_kind, statuses, latency_ms, served_by,
                      served_by_requests, histogram}}
-    regions:   {REGION: {requests, latency_ms, histogram}}
+    regions:   {REGION: {requests, errors, share, latency_ms, histogram}}
     matrix:    {CC: {REGION: requests}}        (who served whom)
-    timeline:  [{second, requests, errors, p50_ms, p99_ms}]
+    timeline:  [{second, requests, errors, p50_ms, p99_ms, regions: {REGION: answers}}]
+    events:    [{t_s, time, source, kind, target, message, details?}]   (the world's, in the run)
 
 ``latency_ms`` holds p50, p90, p99, p99_9, max, mean and min in milliseconds, measured
 from each request's intended send time; ``histogram`` is the HDR histogram (microseconds)
@@ -18,7 +20,7 @@ in the standard compressed base64 encoding, so reports can be merged or re-analy
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,10 @@ def _histogram(histogram: HdrHistogram) -> dict[str, Any]:
     return {**HISTOGRAM_ENCODING, "data": histogram.encode().decode("ascii")}
 
 
-def build_report(recorder: Recorder, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """Every figure of the run as a JSON-able dict."""
+def build_report(
+    recorder: Recorder, meta: Mapping[str, Any], events: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """Every figure of the run as a JSON-able dict; ``events`` as ``report_events`` makes them."""
     total = new_histogram()
     countries: dict[str, Any] = {}
     for code, stats in sorted(recorder.countries.items()):
@@ -76,8 +80,15 @@ def build_report(recorder: Recorder, meta: Mapping[str, Any]) -> dict[str, Any]:
             "served_by_requests": dict(stats.served_by.most_common()),
             "histogram": _histogram(stats.latency),
         }
+    answered = sum(h.get_total_count() for h in recorder.regions.values()) or 1
     regions = {
-        region: {"requests": h.get_total_count(), "latency_ms": latency_ms(h), "histogram": _histogram(h)}
+        region: {
+            "requests": h.get_total_count(),
+            "errors": recorder.region_errors.get(region, 0),
+            "share": round(h.get_total_count() / answered, 6),  # of all answers, as served_by
+            "latency_ms": latency_ms(h),
+            "histogram": _histogram(h),
+        }
         for region, h in sorted(recorder.regions.items())
     }
     timeline = [
@@ -87,6 +98,7 @@ def build_report(recorder: Recorder, meta: Mapping[str, Any]) -> dict[str, Any]:
             "errors": tick.errors,
             "p50_ms": latency_ms(tick.latency)["p50"],
             "p99_ms": latency_ms(tick.latency)["p99"],
+            "regions": dict(sorted(tick.regions.items())),
         }
         for second, tick in sorted(recorder.timeline.items())
     ]
@@ -108,6 +120,7 @@ def build_report(recorder: Recorder, meta: Mapping[str, Any]) -> dict[str, Any]:
         "regions": regions,
         "matrix": {code: dict(c["served_by_requests"]) for code, c in countries.items()},
         "timeline": timeline,
+        "events": [dict(event) for event in events],
     }
 
 
@@ -179,12 +192,32 @@ def served_table(report: Mapping[str, Any]) -> Table:
 
 def region_table(report: Mapping[str, Any]) -> Table:
     table = Table(title="by serving region", box=box.SIMPLE_HEAD)
-    for column in ("region", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"):
+    for column in ("region", "requests", "errors", "share", "p50 ms", "p90 ms", "p99 ms", "max ms"):
         table.add_column(column, justify="left" if column == "region" else "right", no_wrap=True)
     for region, r in report["regions"].items():
         lat = r["latency_ms"]
         table.add_row(
-            region, f"{r['requests']:,}", _ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), _ms(lat["max"])
+            region,
+            f"{r['requests']:,}",
+            f"{r.get('errors', 0):,}",
+            f"{r.get('share', 0.0):.0%}",
+            _ms(lat["p50"]),
+            _ms(lat["p90"]),
+            _ms(lat["p99"]),
+            _ms(lat["max"]),
+        )
+    return table
+
+
+def events_table(report: Mapping[str, Any]) -> Table:
+    """The world's faults and restarts during the run, at their time into it."""
+    table = Table(title="the world's events during the run", box=box.SIMPLE_HEAD)
+    for column in ("t s", "source", "kind", "target"):
+        table.add_column(column, justify="right" if column == "t s" else "left", no_wrap=True)
+    table.add_column("message", overflow="fold")
+    for event in report.get("events", []):
+        table.add_row(
+            f"{event['t_s']:.1f}", event["source"], event["kind"], event["target"], event["message"] or "-"
         )
     return table
 
@@ -200,6 +233,8 @@ def print_tables(report: Mapping[str, Any], console: Console) -> None:
         console.print(served_table(report))
     if report["regions"]:
         console.print(region_table(report))
+    if report.get("events"):
+        console.print(events_table(report))
     lag = report["totals"]["send_lag_ms"]
     if lag["p99"] > LAG_WARNING_MS:
         console.print(
@@ -209,7 +244,13 @@ def print_tables(report: Mapping[str, Any], console: Console) -> None:
 
 
 def run_meta(
-    config: LoadConfig, started_at: str, elapsed: float, *, interrupted: bool, workers_lost: int
+    config: LoadConfig,
+    started_at: str,
+    elapsed: float,
+    *,
+    interrupted: bool,
+    workers_lost: int,
+    started_ts: float | None = None,
 ) -> dict[str, Any]:
     """The report's ``meta``: what was asked for, and how the run went."""
     plan = config.plan
@@ -236,6 +277,8 @@ def run_meta(
         "connections": config.connections if plan.open_loop else None,
         "timeout_s": config.timeout_s,
         "started_at": started_at,
+        "started_ts": None if started_ts is None else round(started_ts, 6),  # second 0, unix seconds
         "elapsed_s": round(elapsed, 3),
         "interrupted": interrupted,
+        "events_file": None if config.events is None else str(config.events),
     }

@@ -107,7 +107,7 @@ def test_html_report_renders_with_the_charts_data(
     page = _Page()
     page.feed(html)
     assert page.external == []  # self-contained: nothing to fetch
-    assert set(page.svgs) == {"chart-percentiles", "chart-rate", "chart-p99"}
+    assert set(page.svgs) == {"chart-percentiles", "chart-rate", "chart-p99", "chart-regions"}
     percentiles = json.loads(page.svgs["chart-percentiles"]["data-series"])
     assert set(percentiles) == {"KR", "US", "DE"}
     for code, values in percentiles.items():

@@ -53,3 +53,31 @@ def test_transport_errors_have_no_latency_but_count() -> None:
     assert stats.requests == 2
     assert dict(stats.errors) == {"connect": 1}
     assert stats.latency.get_total_count() == 1
+
+
+def test_answers_by_region_per_second_and_region_errors_merge() -> None:
+    first, second = Recorder(), Recorder()
+    first.started_ts, second.started_ts = 1_000.5, 1_000.25
+    first.record("KR", 1_000, 0, 200, "r1", None)
+    first.record("KR", 1_000, 1, 503, "r1", None)
+    first.record("KR", 1_000, 1, 0, "", "connect")  # no answer: no region
+    second.record("KR", 1_000, 1, 200, "r2", None)
+    second.record("JP", 1_000, 1, 200, "r2", "check")
+    merged = Recorder()
+    for part in (first, second):
+        merged.merge(json.loads(json.dumps(part.to_wire())))
+    assert {s: dict(t.regions) for s, t in merged.timeline.items()} == {0: {"r1": 1}, 1: {"r1": 1, "r2": 2}}
+    assert dict(merged.region_errors) == {"r1": 1, "r2": 1}
+    assert merged.started_ts == 1_000.25  # the earliest worker's second 0
+
+
+def test_wire_forms_without_the_new_keys_still_merge() -> None:
+    old = Recorder()
+    old.record("KR", 1_000, 0, 200, "r1", None)
+    wire = old.to_wire()
+    del wire["region_errors"], wire["started_ts"]
+    for tick in wire["timeline"].values():
+        del tick["regions"]
+    merged = Recorder.from_wire(wire)
+    assert merged.total_requests() == 1
+    assert merged.started_ts is None
