@@ -128,19 +128,25 @@ def read_events(path: Path, *, since: float | None = None, until: float | None =
     return sorted(
         (
             event
-            for event in _parse_lines(path)
+            for event in _read_file(path)
             if (since is None or event.ts >= since) and (until is None or event.ts <= until)
         ),
         key=lambda event: event.ts,
     )
 
 
-def _parse_lines(path: Path) -> Iterator[WorldEvent]:
+def _read_file(path: Path) -> Iterator[WorldEvent]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return
-    for line in text.splitlines():
+    yield from parse_events(text)
+
+
+def parse_events(text: str) -> Iterator[WorldEvent]:
+    """The events of ``text`` (lines of the log), skipping lines that are not events."""
+    # Lines end at "\n" only: splitlines() would also cut at U+0085 or U+2028 inside a message.
+    for line in text.split("\n"):
         if not line.strip():
             continue
         try:

@@ -9,14 +9,13 @@ appended since it last looked, at most once a second.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.events import WorldEvent, read_events
+from runtime.events import WorldEvent, parse_events, read_events
 from simulator.load.errors import EventsUnreadableError
 
 POLL_EVERY_S = 1.0
@@ -105,12 +104,4 @@ class EventTail:
 
 
 def _parse(chunk: bytes) -> list[WorldEvent]:
-    events = []
-    for line in chunk.decode("utf-8", errors="replace").splitlines():
-        try:
-            data = json.loads(line)
-            if isinstance(data, dict):
-                events.append(WorldEvent.from_dict(data))
-        except (ValueError, KeyError, TypeError):
-            continue  # not an event we can read; the report skips it too
-    return events
+    return list(parse_events(chunk.decode("utf-8", errors="replace")))

@@ -16,13 +16,27 @@ def full_state() -> WorldState:
         world_file="deploy/local/world.toml",
         supervisor_pid=7,
         control_plane_address="127.0.0.1:5000",
-        processes=(ProcessEntry(name="control-plane", pid=8, log="x.log"),),
+        processes=(
+            ProcessEntry(name="control-plane", pid=8, log="x.log"),
+            ProcessEntry(
+                name="edge-node eu-central-1-a",
+                pid=9,
+                log="n.log",
+                state="restarting",
+                restarts=2,
+                since=1764868148.25,
+                last_exit="killed by SIGKILL",
+                addresses={"http": "http://127.0.0.1:1"},
+            ),
+        ),
         router_url="http://127.0.0.1:8000",
         edge_nodes=(
             EdgeNodeEntry(node_id="eu-central-1-a", region="eu-central-1", url="http://127.0.0.1:1"),
         ),
         tokens={"operator": "op", "viewer": "v"},
         mqtt_url="mqtt://127.0.0.1:1883",
+        fault_relay_url="http://127.0.0.1:9000",
+        events_file=".edgecdn/chaos-events.jsonl",
     )
 
 
@@ -44,6 +58,33 @@ def test_documented_keys(tmp_path: Path) -> None:
     assert data["tokens"]["operator"] == "op"
     assert data["mqtt"]["url"] == "mqtt://127.0.0.1:1883"
     assert data["schema_version"] == 1
+    assert data["fault_relay"]["url"] == "http://127.0.0.1:9000"
+    assert data["events_file"] == ".edgecdn/chaos-events.jsonl"
+    assert data["processes"][1] == {
+        "name": "edge-node eu-central-1-a",
+        "pid": 9,
+        "log": "n.log",
+        "state": "restarting",
+        "restarts": 2,
+        "since": 1764868148.25,
+        "last_exit": "killed by SIGKILL",
+        "addresses": {"http": "http://127.0.0.1:1"},
+    }
+
+
+def test_a_process_is_found_by_name() -> None:
+    assert full_state().process("control-plane") == ProcessEntry(name="control-plane", pid=8, log="x.log")
+    assert full_state().process("edge-router") is None
+
+
+def test_processes_of_an_older_world_json_read_with_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "world.json"
+    write_world_state(path, full_state())
+    data = json.loads(path.read_text())
+    data["processes"] = [{"name": "control-plane", "pid": 8, "log": "x.log"}]
+    path.write_text(json.dumps(data))
+    entry = read_world_state(path).processes[0]
+    assert (entry.state, entry.restarts, entry.last_exit, dict(entry.addresses)) == ("up", 0, None, {})
 
 
 def test_optional_parts_are_omitted(tmp_path: Path) -> None:
