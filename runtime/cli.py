@@ -12,7 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
+
+from runtime.world_state import STATE_DIR_ENV, state_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -85,6 +88,18 @@ def add_switch(
     """Add an on/off ``flag``; ``env`` set to 1/true/yes turns it on."""
     enabled = os.environ.get(env, "").strip().lower() in {"1", "true", "yes", "on"}
     parser.add_argument(flag, action="store_true", default=enabled, help=f"{help} [env: {env}]")
+
+
+def add_state_dir_flag(
+    parser: argparse.ArgumentParser, *, what: str = "the running world's state directory"
+) -> None:
+    """``--state-dir``: where world.json, logs and data are (``$EDGECDN_STATE_DIR`` or ``.edgecdn``)."""
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=state_dir(),
+        help=f"{what} [env: {STATE_DIR_ENV}] (default: %(default)s)",
+    )
 
 
 def parser_prog(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> str:

@@ -30,11 +30,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from runtime.cli import HelpFormatter, fail
+from runtime.cli import HelpFormatter, add_state_dir_flag, fail
 from runtime.errors import WorldStateError
 from runtime.events import events_path, read_events
 from runtime.process import StopEvent, serve_until_signalled
-from runtime.world_state import STATE_FILE_NAME, WorldState, read_world_state, state_dir
+from runtime.world_state import STATE_FILE_NAME, WorldState, read_world_state
 from simulator.chaos.faults import SIGNALS, Fault, parse_loss, parse_seconds
 from simulator.chaos.injector import WorldChaos
 from simulator.chaos.scenario import Scenario, load_scenario, plan
@@ -50,12 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=state_dir(),
-        help="the running world's state directory [env: EDGECDN_STATE_DIR] (default: %(default)s)",
-    )
+    add_state_dir_flag(parser)
     commands = parser.add_subparsers(dest="chaos_command", metavar="ACTION", required=True)
     kill = _action(commands, "kill", "send a signal that ends processes (the world restarts them)")
     kill.add_argument("target", metavar="TARGET")

@@ -21,6 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cpclient import ControlPlaneCallError
+from cpclient.operator import OperatorClient
+from protos.edgecdn.v1 import nodes_pb2
 from runtime.errors import WorldStateError
 from runtime.world_state import STATE_DIR_ENV, STATE_FILE_NAME, WorldState, read_world_state
 
@@ -127,8 +130,21 @@ class LocalWorld:
         )  # fmt: skip
 
     async def nodes(self) -> dict[str, dict[str, Any]]:
-        """``edgectl nodes list -o json`` by node id."""
-        result = await self.run("edgectl", "nodes", "list", "-o", "json", timeout_s=15)
-        if result.code != 0:
-            raise RuntimeError(f"edgectl nodes list: {result.err}")
-        return {node["node_id"]: node for node in result.json()}
+        """What the control plane says of every node, by node id: region, ``status`` (ready,
+        unreachable, disconnected) and ``app_version``, as ``edgectl nodes list -o json``
+        has them. Asked in-process, so a poll measures the world, not a CLI's start-up."""
+        state = self.state
+        try:
+            async with OperatorClient(state.control_plane_address, state.tokens.get("viewer", "")) as client:
+                listed = await client.list_nodes()
+        except ControlPlaneCallError as exc:
+            raise RuntimeError(f"listing nodes: {exc.message}") from exc
+        return {
+            node.node_id: {
+                "node_id": node.node_id,
+                "region": node.region,
+                "status": nodes_pb2.NodeStatus.Name(node.status).removeprefix("NODE_STATUS_").lower(),
+                "app_version": node.app_version,
+            }
+            for node in listed
+        }

@@ -19,7 +19,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,9 +28,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from runtime.cli import HelpFormatter, fail
+from runtime.cli import HelpFormatter, add_state_dir_flag, fail
 from runtime.errors import WorldStateError
-from runtime.world_state import STATE_FILE_NAME, ProcessEntry, WorldState, read_world_state, state_dir
+from runtime.world_state import STATE_FILE_NAME, ProcessEntry, WorldState, read_world_state
 from simulator.procfs import is_frozen, run_state
 
 PROG = "edgecdn status"
@@ -62,12 +61,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=state_dir(),
-        help="the running world's state directory [env: EDGECDN_STATE_DIR] (default: %(default)s)",
-    )
+    add_state_dir_flag(parser)
     parser.add_argument(
         "-o",
         "--output",

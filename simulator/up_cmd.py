@@ -24,11 +24,11 @@ from rich.table import Table
 from geo.database import ensure_world_db
 from geo.errors import GeoError
 from geo.world import World, load_world
-from runtime.cli import fail
+from runtime.cli import add_state_dir_flag, fail
 from runtime.errors import WorldStateError
 from runtime.events import events_path
 from runtime.process import StopEvent, serve_until_signalled
-from runtime.world_state import STATE_FILE_NAME, EdgeNodeEntry, read_world_state, state_dir
+from runtime.world_state import STATE_FILE_NAME, EdgeNodeEntry, read_world_state
 from simulator.errors import SimulatorError, WorldAlreadyRunningError
 from simulator.layout import (
     FAULT_RELAY_NAME,
@@ -71,12 +71,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=Path(os.environ.get(APP_ENV, DEFAULT_APP)),
         help=f"app manifest every edge node serves [env: {APP_ENV}] (default: %(default)s)",
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=state_dir(),
-        help="where world.json, logs and data go [env: EDGECDN_STATE_DIR] (default: %(default)s)",
-    )
+    add_state_dir_flag(parser, what="where world.json, logs and data go")
     parser.add_argument(
         "--fresh",
         action="store_true",

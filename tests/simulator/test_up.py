@@ -246,8 +246,9 @@ async def test_stops_cleanly_within_five_seconds(world: RunningWorld, stop_signa
     assert not (world.state_dir / "world.json").exists(), "a stopped world leaves no stale world.json"
 
 
-async def test_deploy_to_one_region_changes_only_that_region(world: RunningWorld, tmp_path: Path) -> None:
-    app_dir = tmp_path / "app"
+def write_geo_hello_1_1(directory: Path) -> Path:
+    """geo-hello 1.1.0: the same module, with a second route ``/hello-v2``."""
+    app_dir = directory / "app"
     app_dir.mkdir()
     shutil.copy(REPO_ROOT / "handlers" / "geo-hello" / "geo_hello.wasm", app_dir)
     (app_dir / "app.toml").write_text(
@@ -256,7 +257,12 @@ async def test_deploy_to_one_region_changes_only_that_region(world: RunningWorld
         '[[route]]\npath = "/hello-v2"\nmodule = "geo-hello"\n'
         '[module.geo-hello]\nsource = "geo_hello.wasm"\n'
     )
-    code, _, err = await edgectl(world.state_dir, "apps", "register", str(app_dir / "app.toml"))
+    return app_dir / "app.toml"
+
+
+async def test_deploy_to_one_region_changes_only_that_region(world: RunningWorld, tmp_path: Path) -> None:
+    manifest = write_geo_hello_1_1(tmp_path)
+    code, _, err = await edgectl(world.state_dir, "apps", "register", str(manifest))
     assert code == 0, err
     code, _, err = await edgectl(world.state_dir, "deploy", "geo-hello@1.1.0", "--regions", "ap-northeast-2")
     assert code == 0, err
@@ -340,15 +346,7 @@ async def test_a_restarted_world_keeps_what_the_operator_deployed(tmp_path: Path
     state_dir = tmp_path / "state"
     first = await start_world(state_dir)
     await wait_for_state(first, state_dir)
-    app_dir = tmp_path / "app"
-    app_dir.mkdir()
-    shutil.copy(REPO_ROOT / "handlers" / "geo-hello" / "geo_hello.wasm", app_dir)
-    (app_dir / "app.toml").write_text(
-        '[app]\nname = "geo-hello"\nversion = "1.1.0"\n'
-        '[[route]]\npath = "/hello"\nmodule = "geo-hello"\n'
-        '[module.geo-hello]\nsource = "geo_hello.wasm"\n'
-    )
-    assert (await edgectl(state_dir, "apps", "register", str(app_dir / "app.toml")))[0] == 0
+    assert (await edgectl(state_dir, "apps", "register", str(write_geo_hello_1_1(tmp_path))))[0] == 0
     assert (await edgectl(state_dir, "deploy", "geo-hello@1.1.0", "--regions", "ap-northeast-2"))[0] == 0
     first.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(first.wait(), STOP_BUDGET_S) == 0
