@@ -43,6 +43,38 @@ ABI_REACTOR: Abi.ValueType  # 2
 """Reactor module exporting memory, edge_alloc and edge_handle (the fast path)."""
 Global___Abi: _TypeAlias = Abi  # noqa: Y015
 
+class _LatencyLayout:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LatencyLayoutEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LatencyLayout.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LATENCY_LAYOUT_UNSPECIFIED: _LatencyLayout.ValueType  # 0
+    """Not set; an empty histogram."""
+    LATENCY_LAYOUT_LOG_LINEAR_US_2SF: _LatencyLayout.ValueType  # 1
+    """Log-linear buckets of integer microseconds, the layout of HdrHistogram with 2
+    significant figures (256 sub-buckets, lowest value 1 µs): a value v < 256 is bucket v;
+    a larger v is bucket 128 * s + (v >> s), where s = bit_length(v) - 8. Bucket i >= 256
+    holds [b << s, ((b + 1) << s) - 1] with s = i // 128 - 1 and b = i % 128 + 128, so a
+    bucket is at most 1/128 (0.78%) of its values wide. Values are clamped to
+    [0, 60,000,000] µs (one minute), so no bucket index exceeds 2,532.
+    """
+
+class LatencyLayout(_LatencyLayout, metaclass=_LatencyLayoutEnumTypeWrapper):
+    """How a LatencyHistogram's buckets are laid out."""
+
+LATENCY_LAYOUT_UNSPECIFIED: LatencyLayout.ValueType  # 0
+"""Not set; an empty histogram."""
+LATENCY_LAYOUT_LOG_LINEAR_US_2SF: LatencyLayout.ValueType  # 1
+"""Log-linear buckets of integer microseconds, the layout of HdrHistogram with 2
+significant figures (256 sub-buckets, lowest value 1 µs): a value v < 256 is bucket v;
+a larger v is bucket 128 * s + (v >> s), where s = bit_length(v) - 8. Bucket i >= 256
+holds [b << s, ((b + 1) << s) - 1] with s = i // 128 - 1 and b = i % 128 + 128, so a
+bucket is at most 1/128 (0.78%) of its values wide. Values are clamped to
+[0, 60,000,000] µs (one minute), so no bucket index exceeds 2,532.
+"""
+Global___LatencyLayout: _TypeAlias = LatencyLayout  # noqa: Y015
+
 @_typing.final
 class Selector(_message.Message):
     """Which part of the edge a change applies to. Exactly one of `all`, `regions` or
@@ -150,3 +182,34 @@ class Load(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Load: _TypeAlias = Load  # noqa: Y015
+
+@_typing.final
+class LatencyHistogram(_message.Message):
+    """A latency histogram, as counts per bucket of a fixed layout."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAYOUT_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    layout: Global___LatencyLayout.ValueType
+    """The bucket layout."""
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Counts of buckets 0, 1, 2, ... in order, run-length encoded as HdrHistogram's V2
+        encoding does: a value n > 0 is the count of the next bucket; a value n < 0 skips -n
+        empty buckets. Buckets after the last value are empty.
+        """
+
+    def __init__(
+        self,
+        *,
+        layout: Global___LatencyLayout.ValueType = ...,
+        counts: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "layout", b"layout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LatencyHistogram: _TypeAlias = LatencyHistogram  # noqa: Y015

@@ -330,6 +330,15 @@ class Heartbeat(_message.Message):
 
     SENT_AT_FIELD_NUMBER: _builtins.int
     LOAD_FIELD_NUMBER: _builtins.int
+    FIGURES_FIELD_NUMBER: _builtins.int
+    SPANS_DROPPED_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    spans_dropped: _builtins.int
+    """Spans the node's trace exporter dropped (queue full, export failed) since its previous
+    heartbeat: statistics made from spans are partial where this is not zero.
+    """
+    last: _builtins.bool
+    """The node is stopping: this is its last heartbeat and carries its final figures."""
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp:
         """When the node sent it."""
@@ -338,19 +347,72 @@ class Heartbeat(_message.Message):
     def load(self) -> _common_pb2.Load:
         """Load over the last interval."""
 
+    @_builtins.property
+    def figures(self) -> _containers.RepeatedCompositeFieldContainer[Global___AppVersionFigures]:
+        """Exact figures of every app version the node answered for since its previous heartbeat
+        that reached the stream (deltas, not totals: the control plane adds them up). A version
+        with nothing to report is left out. Every answer is counted, whatever the trace
+        sampling ratio, so these are what rollout gates and `edgectl stats` count.
+        """
+
     def __init__(
         self,
         *,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
         load: _common_pb2.Load | None = ...,
+        figures: _abc.Iterable[Global___AppVersionFigures] | None = ...,
+        spans_dropped: _builtins.int = ...,
+        last: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures", "last", b"last", "load", b"load", "sent_at", b"sent_at", "spans_dropped", b"spans_dropped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
+class AppVersionFigures(_message.Message):
+    """What one app version answered on one node over one heartbeat interval."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_NAME_FIELD_NUMBER: _builtins.int
+    APP_VERSION_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    ERRORS_5XX_FIELD_NUMBER: _builtins.int
+    LATENCY_FIELD_NUMBER: _builtins.int
+    app_name: _builtins.str
+    """App name."""
+    app_version: _builtins.str
+    """App version."""
+    requests: _builtins.int
+    """Answers given (every status, the node's own error answers included)."""
+    errors_5xx: _builtins.int
+    """Of which had a status of 500 or more."""
+    @_builtins.property
+    def latency(self) -> _common_pb2.LatencyHistogram:
+        """Latency of those answers, from the request's arrival at the node to its answer, in
+        microseconds (layout LATENCY_LAYOUT_LOG_LINEAR_US_2SF); its total equals `requests`.
+        """
+
+    def __init__(
+        self,
+        *,
+        app_name: _builtins.str = ...,
+        app_version: _builtins.str = ...,
+        requests: _builtins.int = ...,
+        errors_5xx: _builtins.int = ...,
+        latency: _common_pb2.LatencyHistogram | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "app_version", b"app_version", "errors_5xx", b"errors_5xx", "latency", b"latency", "requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppVersionFigures: _TypeAlias = AppVersionFigures  # noqa: Y015
 
 @_typing.final
 class CachePurge(_message.Message):

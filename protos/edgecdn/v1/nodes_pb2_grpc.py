@@ -29,7 +29,8 @@ class NodeSessionServiceStub:
     """The session discipline follows Envoy's xDS: the node says hello; the control plane
     pushes an Assignment with a version and a nonce; the node fetches the modules it lacks
     by digest, verifies them, compiles them, swaps the app atomically and ACKs the version
-    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load.
+    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load and
+    the exact per app version figures (requests, 5xx, latency) since the previous one.
     """
 
     def __init__(self, channel):
@@ -49,7 +50,8 @@ class NodeSessionServiceServicer:
     """The session discipline follows Envoy's xDS: the node says hello; the control plane
     pushes an Assignment with a version and a nonce; the node fetches the modules it lacks
     by digest, verifies them, compiles them, swaps the app atomically and ACKs the version
-    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load.
+    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load and
+    the exact per app version figures (requests, 5xx, latency) since the previous one.
     """
 
     def Connect(self, request_iterator, context):
@@ -79,7 +81,8 @@ class NodeSessionService:
     """The session discipline follows Envoy's xDS: the node says hello; the control plane
     pushes an Assignment with a version and a nonce; the node fetches the modules it lacks
     by digest, verifies them, compiles them, swaps the app atomically and ACKs the version
-    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load.
+    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load and
+    the exact per app version figures (requests, 5xx, latency) since the previous one.
     """
 
     @staticmethod

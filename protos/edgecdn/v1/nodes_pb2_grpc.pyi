@@ -32,7 +32,8 @@ class NodeSessionServiceStub:
     """The session discipline follows Envoy's xDS: the node says hello; the control plane
     pushes an Assignment with a version and a nonce; the node fetches the modules it lacks
     by digest, verifies them, compiles them, swaps the app atomically and ACKs the version
-    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load.
+    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load and
+    the exact per app version figures (requests, 5xx, latency) since the previous one.
     """
 
     @_typing.overload
@@ -47,7 +48,8 @@ class NodeSessionServiceAsyncStub(NodeSessionServiceStub):
     """The session discipline follows Envoy's xDS: the node says hello; the control plane
     pushes an Assignment with a version and a nonce; the node fetches the modules it lacks
     by digest, verifies them, compiles them, swaps the app atomically and ACKs the version
-    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load.
+    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load and
+    the exact per app version figures (requests, 5xx, latency) since the previous one.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -58,7 +60,8 @@ class NodeSessionServiceServicer(metaclass=_abc_1.ABCMeta):
     """The session discipline follows Envoy's xDS: the node says hello; the control plane
     pushes an Assignment with a version and a nonce; the node fetches the modules it lacks
     by digest, verifies them, compiles them, swaps the app atomically and ACKs the version
-    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load.
+    and nonce, or NACKs with the version it keeps and an error. Heartbeats carry load and
+    the exact per app version figures (requests, 5xx, latency) since the previous one.
     """
 
     @_abc_1.abstractmethod

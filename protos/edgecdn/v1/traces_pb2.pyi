@@ -361,6 +361,9 @@ class StatsRow(_message.Message):
     P50_MS_FIELD_NUMBER: _builtins.int
     P95_MS_FIELD_NUMBER: _builtins.int
     P99_MS_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
+    PARTIAL_REASON_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """Region id."""
     app_name: _builtins.str
@@ -383,6 +386,17 @@ class StatsRow(_message.Message):
     """95th percentile latency in milliseconds."""
     p99_ms: _builtins.float
     """99th percentile latency in milliseconds."""
+    partial: _builtins.bool
+    """The figures may miss requests: say why in `partial_reason`."""
+    partial_reason: _builtins.str
+    """Why the figures are partial (a node that has not reported lately, spans that were
+    dropped or sampled); empty when they are complete.
+    """
+    source: _builtins.str
+    """Where the figures come from: "nodes" (the exact counts nodes send with their
+    heartbeats) or "spans" (counted from collected spans: route rows, and app versions
+    of nodes that do not report figures).
+    """
     def __init__(
         self,
         *,
@@ -397,10 +411,13 @@ class StatsRow(_message.Message):
         p50_ms: _builtins.float = ...,
         p95_ms: _builtins.float = ...,
         p99_ms: _builtins.float = ...,
+        partial: _builtins.bool = ...,
+        partial_reason: _builtins.str = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "app_version", b"app_version", "error_rate", b"error_rate", "errors", b"errors", "p50_ms", b"p50_ms", "p95_ms", b"p95_ms", "p99_ms", b"p99_ms", "region", b"region", "requests", b"requests", "requests_per_second", b"requests_per_second", "route", b"route"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "app_version", b"app_version", "error_rate", b"error_rate", "errors", b"errors", "p50_ms", b"p50_ms", "p95_ms", b"p95_ms", "p99_ms", b"p99_ms", "partial", b"partial", "partial_reason", b"partial_reason", "region", b"region", "requests", b"requests", "requests_per_second", b"requests_per_second", "route", b"route", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -414,6 +431,9 @@ class GetStatsResponse(_message.Message):
 
     WINDOW_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    SPANS_DROPPED_FIELD_NUMBER: _builtins.int
+    spans_dropped: _builtins.int
+    """Spans the nodes reported dropping within the window (of the asked region, or all)."""
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
         """Window the rows cover."""
@@ -427,10 +447,11 @@ class GetStatsResponse(_message.Message):
         *,
         window: _duration_pb2.Duration | None = ...,
         rows: _abc.Iterable[Global___StatsRow] | None = ...,
+        spans_dropped: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rows", b"rows", "spans_dropped", b"spans_dropped", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
