@@ -1,0 +1,100 @@
+"""Progressive rollouts: an app version region by region in waves, gated on the system's own traffic.
+
+The decision logic is pure and synchronous (``step`` over frozen values, ``judge``,
+``parse_waves``); an adapter feeds it events from the fleet, the statistics and a timer,
+carries out its commands, and persists the ``Rollout`` after every step.
+"""
+
+from __future__ import annotations
+
+from control_plane.rollouts.errors import (
+    ActionRefusedError,
+    EventRefusedError,
+    InvalidValueError,
+    RolloutError,
+    RolloutSpecError,
+)
+from control_plane.rollouts.events import (
+    Command,
+    Deploy,
+    Event,
+    GateFigures,
+    Nacked,
+    Notify,
+    OperatorAction,
+    Record,
+    Restore,
+    RestoreAcked,
+    RestoreFailed,
+    Resumed,
+    Started,
+    Tick,
+    WaveAcked,
+    WaveProgress,
+)
+from control_plane.rollouts.gates import Fail, Figures, GateLimits, Pass, Pending, Verdict, judge
+from control_plane.rollouts.machine import step
+from control_plane.rollouts.model import (
+    DEFAULT_PROGRESS_DEADLINE_S,
+    NOTHING,
+    ActionKind,
+    ActionRecord,
+    GateResult,
+    RollbackStatus,
+    Rollout,
+    RolloutSpec,
+    RolloutState,
+    Transition,
+    WaveSpec,
+    WaveStatus,
+    new_rollout,
+    validate_spec,
+)
+from control_plane.rollouts.waves import parse_waves
+
+__all__ = [
+    "DEFAULT_PROGRESS_DEADLINE_S",
+    "NOTHING",
+    "ActionKind",
+    "ActionRecord",
+    "ActionRefusedError",
+    "Command",
+    "Deploy",
+    "Event",
+    "EventRefusedError",
+    "Fail",
+    "Figures",
+    "GateFigures",
+    "GateLimits",
+    "GateResult",
+    "InvalidValueError",
+    "Nacked",
+    "Notify",
+    "OperatorAction",
+    "Pass",
+    "Pending",
+    "Record",
+    "Restore",
+    "RestoreAcked",
+    "RestoreFailed",
+    "Resumed",
+    "RollbackStatus",
+    "Rollout",
+    "RolloutError",
+    "RolloutSpec",
+    "RolloutSpecError",
+    "RolloutState",
+    "Started",
+    "Tick",
+    "Transition",
+    "Verdict",
+    "WaveAcked",
+    "WaveProgress",
+    "WaveSpec",
+    "WaveStatus",
+    "judge",
+    "new_rollout",
+    "parse_waves",
+    "step",
+    "validate_spec",
+]

@@ -1,0 +1,193 @@
+"""The health gate: judges a baking wave's figures against its limits (pure, no clock, no I/O).
+
+Judged continuously, like Argo's background analysis: a wave fails as soon as it has enough
+traffic and breaks a limit, and passes only once its bake is complete. Every verdict carries
+the figures it was made on and a sentence a person understands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from control_plane.rollouts import wording
+from control_plane.rollouts.errors import InvalidValueError
+
+# Rates are ratios of integers; a limit met exactly must not fail through float noise.
+_EPSILON = 1e-9
+ROLLING_BACK = ": rolling back"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateLimits:
+    """Limits a baking wave must stay within."""
+
+    max_error_rate: float = 0.01
+    max_p99_ms: float = 0.0  # 0: latency is not gated
+    min_requests: int = 50
+    require_traffic: bool = False
+    max_error_increase: float | None = None  # points above the baseline's rate; None: not gated
+
+    def __post_init__(self) -> None:
+        _check_share("max_error_rate", self.max_error_rate)
+        if not math.isfinite(self.max_p99_ms) or self.max_p99_ms < 0:
+            raise InvalidValueError(
+                field="max_p99_ms", reason=f"must be a latency >= 0 ms (0: not gated), not {self.max_p99_ms}"
+            )
+        if self.min_requests < 0:
+            raise InvalidValueError(field="min_requests", reason=f"must be >= 0, not {self.min_requests}")
+        if self.max_error_increase is not None:
+            _check_share("max_error_increase", self.max_error_increase)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_error_rate": self.max_error_rate,
+            "max_p99_ms": self.max_p99_ms,
+            "min_requests": self.min_requests,
+            "require_traffic": self.require_traffic,
+            "max_error_increase": self.max_error_increase,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateLimits:
+        increase = data["max_error_increase"]
+        return cls(
+            max_error_rate=float(data["max_error_rate"]),
+            max_p99_ms=float(data["max_p99_ms"]),
+            min_requests=int(data["min_requests"]),
+            require_traffic=bool(data["require_traffic"]),
+            max_error_increase=None if increase is None else float(increase),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Figures:
+    """What a set of regions served during a window: requests, 5xx answers, p99 latency."""
+
+    requests: int = 0
+    errors: int = 0
+    p99_ms: float | None = None  # None when there were no requests
+
+    def __post_init__(self) -> None:
+        if self.requests < 0 or not 0 <= self.errors <= self.requests:
+            raise InvalidValueError(
+                field="figures",
+                reason=f"need 0 <= errors <= requests, got {self.errors} errors of {self.requests}",
+            )
+        if self.p99_ms is not None and (not math.isfinite(self.p99_ms) or self.p99_ms < 0):
+            raise InvalidValueError(field="figures.p99_ms", reason=f"must be >= 0, not {self.p99_ms}")
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "p99_ms": self.p99_ms}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Figures:
+        p99 = data["p99_ms"]
+        return cls(
+            requests=int(data["requests"]),
+            errors=int(data["errors"]),
+            p99_ms=None if p99 is None else float(p99),
+        )
+
+
+NO_TRAFFIC = Figures()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pass:
+    """The bake is complete and no limit is broken."""
+
+    figures: Figures
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fail:
+    """A limit is broken (or traffic was required and did not come): roll back."""
+
+    figures: Figures
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pending:
+    """Nothing broken yet and the bake is not over: keep watching."""
+
+    figures: Figures
+
+
+Verdict = Pass | Fail | Pending
+
+
+def judge(
+    limits: GateLimits,
+    wave_figures: Figures,
+    baseline_figures: Figures | None,
+    *,
+    bake_elapsed_s: float,
+    bake_s: float,
+    wave_label: str,
+) -> Verdict:
+    """Judge a wave now: fail on a broken limit at any time, pass only after the bake."""
+    enough = wave_figures.requests >= limits.min_requests
+    if enough:
+        broken = broken_limits(limits, wave_figures, baseline_figures)
+        if broken:
+            return Fail(figures=wave_figures, reason=f"{wave_label}: {', '.join(broken)}{ROLLING_BACK}")
+    if bake_elapsed_s < bake_s:
+        return Pending(figures=wave_figures)
+    bake = f"after {wording.seconds(bake_s)} bake"
+    if not enough:
+        too_few = (
+            f"{wording.count(wave_figures.requests)} requests < {wording.count(limits.min_requests)} needed"
+        )
+        if limits.require_traffic:
+            reason = f"{wave_label}: {too_few} {bake} and traffic is required{ROLLING_BACK}"
+            return Fail(figures=wave_figures, reason=reason)
+        return Pass(figures=wave_figures, reason=f"{wave_label}: {too_few}: passed on bake time alone {bake}")
+    seen = describe_figures(wave_figures)
+    return Pass(figures=wave_figures, reason=f"{wave_label}: {seen} within limits {bake}: passed")
+
+
+def describe_figures(figures: Figures) -> str:
+    """``5xx 0.0% of 1,532 requests, p99 41 ms``."""
+    seen = f"5xx {wording.share(figures.error_rate)} of {wording.count(figures.requests)} requests"
+    if figures.p99_ms is not None:
+        seen += f", p99 {wording.millis(figures.p99_ms)}"
+    return seen
+
+
+def broken_limits(limits: GateLimits, wave: Figures, baseline: Figures | None) -> list[str]:
+    """Each broken limit as a phrase with its figures; empty when the wave is within limits."""
+    broken: list[str] = []
+    served = f"5xx {wording.share(wave.error_rate)} of {wording.count(wave.requests)} requests"
+    if wave.error_rate > limits.max_error_rate + _EPSILON:
+        broken.append(f"{served} > {wording.limit_share(limits.max_error_rate)}")
+    if (
+        limits.max_error_increase is not None
+        and baseline is not None
+        # A baseline with too little traffic says nothing about the previous version.
+        and baseline.requests >= max(limits.min_requests, 1)
+        and wave.error_rate > baseline.error_rate + limits.max_error_increase + _EPSILON
+    ):
+        broken.append(
+            f"{served} is {wording.points(wave.error_rate - baseline.error_rate)} points above the "
+            f"previous version's {wording.share(baseline.error_rate)} "
+            f"(limit +{wording.points(limits.max_error_increase)})"
+        )
+    if limits.max_p99_ms > 0 and wave.p99_ms is not None and wave.p99_ms > limits.max_p99_ms + _EPSILON:
+        broken.append(f"p99 {wording.millis(wave.p99_ms)} > {wording.millis(limits.max_p99_ms)}")
+    return broken
+
+
+def _check_share(field: str, value: float) -> None:
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise InvalidValueError(
+            field=field, reason=f"must be a share between 0 and 1 (0.01 is 1%), not {value}"
+        )
