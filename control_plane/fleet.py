@@ -3,7 +3,9 @@
 All state changes happen on the event-loop thread; persistence goes through the
 repository in short transactions. Node inventory watchers get a bounded queue each; a
 watcher that falls behind is dropped (it can watch again) rather than growing memory.
-Heartbeats update load and liveness in memory only; status changes are published.
+Heartbeats update load and liveness in memory only; status changes are published. The
+figures they carry (exact requests, 5xx and latency per app version) are added up in
+``Fleet.figures``, which rollout gates and ``edgectl stats`` read.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from control_plane.deployments import STATE_NAMES, STATES, Deployment, render_de
 from control_plane.errors import InvalidRequestError, NotFoundError
 from control_plane.records import DeploymentRecord, NodeRecord
 from control_plane.sessions import Session
+from control_plane.traces.figures import NodeFigures, decode_heartbeat
 from protos.edgecdn.v1 import common_pb2, deployments_pb2, nodes_pb2
 
 logger = logging.getLogger(__name__)
@@ -65,9 +68,20 @@ class Fleet:
     """Nodes, sessions and deployments; the gRPC adapters call into this."""
 
     def __init__(
-        self, db: Database, apps: AppRegistry, *, heartbeat_interval_s: float, missed_allowed: int
+        self,
+        db: Database,
+        apps: AppRegistry,
+        *,
+        heartbeat_interval_s: float,
+        missed_allowed: int,
+        figures: NodeFigures | None = None,
     ) -> None:
         self._db = db
+        # The exact per app version figures heartbeats carry (what gates and stats count);
+        # a node is silent once it would be marked unreachable.
+        self.figures = figures or NodeFigures(
+            silent_after_s=heartbeat_interval_s * missed_allowed, started_ns=time.time_ns()
+        )
         self._apps = apps
         self.params = nodes_pb2.SessionParams(
             heartbeat_interval_ms=round(heartbeat_interval_s * 1000), missed_heartbeats_allowed=missed_allowed
@@ -294,6 +308,8 @@ class Fleet:
             return
         kind = message.WhichOneof("message")
         if kind == "heartbeat":
+            report = decode_heartbeat(node.record.node_id, node.record.region, message.heartbeat)
+            self.figures.record(report, time.time_ns())
             node.load = message.heartbeat.load
             node.record = dataclasses.replace(node.record, last_heartbeat=time.time())
             self._heard(node)

@@ -19,7 +19,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as OtlpStatus
 
 from control_plane.traces.collector import Collector
+from control_plane.traces.figures import NodeFigures
 from control_plane.traces.records import SpanRecord, render_value
+from control_plane.traces.report import stats_rows
 from control_plane.traces.store import NS, TraceEntry, TraceFilter
 from protos.edgecdn.v1 import traces_pb2, traces_pb2_grpc
 
@@ -115,10 +117,18 @@ def _seconds(duration: Duration) -> float:
 
 
 class TraceQueryServicer(traces_pb2_grpc.TraceQueryServiceServicer):
-    """Reads the collector's store and statistics."""
+    """Reads the collector's store and statistics, and the nodes' exact figures (``figures``,
+    the fleet's; without them statistics are counted from spans alone)."""
 
-    def __init__(self, collector: Collector, *, default_window_s: float = DEFAULT_STATS_WINDOW_S) -> None:
+    def __init__(
+        self,
+        collector: Collector,
+        *,
+        figures: NodeFigures | None = None,
+        default_window_s: float = DEFAULT_STATS_WINDOW_S,
+    ) -> None:
         self._collector = collector
+        self._figures = figures
         self._default_window_s = min(default_window_s, collector.stats.max_window_s)
 
     async def ListTraces(  # noqa: N802 - gRPC method name
@@ -171,17 +181,31 @@ class TraceQueryServicer(traces_pb2_grpc.TraceQueryServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"window: must be within (0, {stats.max_window_s:g}] seconds (--stats-max-window)",
             )
+        now_ns = time.time_ns()
         rows = stats.query(
             window_s=window_s,
-            now_ns=time.time_ns(),
+            now_ns=now_ns,
             region=request.region,
             app_name=request.app_name,
             by_route=request.by_route,
         )
+        dropped: dict[str, int] = {}
+        if self._figures is not None:
+            figures = self._figures
+            dropped = figures.spans_dropped(window_s=window_s, now_ns=now_ns, region=request.region)
+            rows = stats_rows(
+                span_rows=rows,
+                node_rows=figures.rows(
+                    window_s=window_s, now_ns=now_ns, region=request.region, app_name=request.app_name
+                ),
+                spans_dropped=dropped,
+                by_route=request.by_route,
+            )
         window = Duration()
         window.FromNanoseconds(int(window_s * NS))
         return traces_pb2.GetStatsResponse(
             window=window,
+            spans_dropped=sum(dropped.values()),
             rows=[
                 traces_pb2.StatsRow(
                     region=r.key.region,
@@ -195,6 +219,9 @@ class TraceQueryServicer(traces_pb2_grpc.TraceQueryServiceServicer):
                     p50_ms=r.p50_ms,
                     p95_ms=r.p95_ms,
                     p99_ms=r.p99_ms,
+                    partial=r.partial,
+                    partial_reason=r.partial_reason,
+                    source=r.source,
                 )
                 for r in rows
             ],

@@ -4,13 +4,18 @@ Fed with the SERVER spans of app requests (``SpanRecord.is_request``); time is t
 end. Each key keeps one cell per time bucket (``bucket_s``) — a request count, an error
 count (ERROR status or HTTP 5xx) and an HDR histogram of latency in microseconds — for
 ``max_window_s``. A query merges the buckets overlapping ``[now - window, now]`` (so the
-window is rounded out to whole buckets) into rows. Rollout gates read ``StatsRow`` values.
+window is rounded out to whole buckets) into rows. Spans are sampled and a busy node may
+drop some, so these counts are exact only when every span arrived: the exact counts per
+app version come from the nodes' heartbeats (``control_plane.traces.figures``, which
+rollout gates read); these rows give the per-route breakdown and cover nodes that send
+no figures (``control_plane.traces.report`` combines the two).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from hdrh.histogram import HdrHistogram
 
@@ -30,9 +35,14 @@ class StatsKey:
     route: str
 
 
+Source = Literal["spans", "nodes"]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatsRow:
-    """Figures of one key over one window."""
+    """Figures of one key over one window. ``source``: counted from spans here, or added up
+    from the nodes' heartbeat figures (``control_plane.traces.figures``); ``partial`` when
+    requests may be missing, ``partial_reason`` saying why."""
 
     key: StatsKey
     window_s: float
@@ -41,6 +51,9 @@ class StatsRow:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    partial: bool = False
+    partial_reason: str = ""
+    source: Source = "spans"
 
     @property
     def error_rate(self) -> float:
