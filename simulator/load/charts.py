@@ -5,7 +5,9 @@ and ``data-events`` on time charts), so tools and tests read the same numbers th
 sees. A time chart draws each of the world's events as a vertical line at its time into
 the run, dashed for faults (``chaos``) and dotted for the supervisor's exits and
 restarts, labelled with kind and target in a band above the plot (labels that would
-collide go up a row; past a few rows, the line keeps only its tooltip).
+collide go up a row; past a few rows, the line keeps only its tooltip). ``EventBand``
+(the time axis with the events placed on it) and ``legend`` serve every time chart,
+including ``version_chart``'s lanes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import Any, Literal
 
 from simulator.load.events import event_label
 
@@ -56,10 +58,10 @@ def nice_max(value: float) -> float:
     return value
 
 
-def _svg_open(chart_id: str, height: int, **data: Any) -> str:
+def svg_open(chart_id: str, height: float, **data: Any) -> str:
     attributes = "".join(f" data-{name}='{escape(json.dumps(value))}'" for name, value in data.items())
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" width="{WIDTH}" height="{height}"'
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="{chart_id}" width="{WIDTH}" height="{height:g}"'
         f"{attributes}>"
     )
 
@@ -72,7 +74,7 @@ def percentile_bars(countries: Mapping[str, Any]) -> str:
     top_value = nice_max(max((c["latency_ms"]["p99"] for c in countries.values()), default=0.0))
     scale = (WIDTH - left - 80) / top_value
     series = {code: {p: countries[code]["latency_ms"][p] for p, _ in PERCENTILES} for code in codes}
-    parts = [_svg_open("chart-percentiles", height, series=series)]
+    parts = [svg_open("chart-percentiles", height, series=series)]
     for i, (name, color) in enumerate(PERCENTILES):
         parts.append(f'<rect x="{left + i * 70}" y="8" width="10" height="10" fill="{color}"/>')
         parts.append(f'<text class="label" x="{left + i * 70 + 14}" y="17">{name}</text>')
@@ -123,27 +125,38 @@ def _ticks(x_end: float) -> list[float]:
     return [i * step for i in range(int(x_end // step) + 1)]
 
 
-def _legend(entries: Sequence[tuple[str, str, str | None, bool]], y: float) -> tuple[list[str], int]:
+Swatch = Literal["series", "marker", "area"]
+LegendEntry = tuple[str, str, str | None, Swatch]  # name, colour, dash, what it stands for
+
+
+def legend(entries: Sequence[LegendEntry], y: float) -> tuple[list[str], int]:
     """Swatches with names, wrapped to the chart's width; (parts, rows used)."""
     parts, x, row = [], float(LEFT), 0
-    for name, color, dash, is_marker in entries:
+    for name, color, dash, swatch in entries:
         width = 22 + len(name) * CHAR_W + 14
         if x + width > WIDTH - RIGHT and x > LEFT:
             x, row = float(LEFT), row + 1
         yy = y + row * LEGEND_ROW_H
         dashing = f' stroke-dasharray="{dash}"' if dash else ""
-        weight = 1.5 if is_marker else 3
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{yy - 4}" x2="{x + 18:.1f}" y2="{yy - 4}" stroke="{color}" '
-            f'stroke-width="{weight}"{dashing}/>'
-            f'<text class="label" x="{x + 22:.1f}" y="{yy}">{escape(name)}</text>'
-        )
+        weight = 1.5 if swatch == "marker" else 3
+        if swatch == "area":
+            parts.append(f'<rect x="{x + 2:.1f}" y="{yy - 10}" width="14" height="11" fill="{color}"/>')
+        else:
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{yy - 4}" x2="{x + 18:.1f}" y2="{yy - 4}" stroke="{color}" '
+                f'stroke-width="{weight}"{dashing}/>'
+            )
+        parts.append(f'<text class="label" x="{x + 22:.1f}" y="{yy}">{escape(name)}</text>')
         x += width
     return parts, row + 1 if entries else 0
 
 
 def _markers(
-    events: Sequence[Mapping[str, Any]], texts: Sequence[str], labels: Sequence[_Label], top: int, bottom: int
+    events: Sequence[Mapping[str, Any]],
+    texts: Sequence[str],
+    labels: Sequence[_Label],
+    top: int,
+    bottom: float,
 ) -> list[str]:
     """One ``g.event`` per event (its line, with the message as tooltip), then every label:
     labels go last, each on a white box, so that no other marker's line runs through one."""
@@ -173,6 +186,64 @@ def _markers(
     return lines + names
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventBand:
+    """A time chart's x axis and the run's events on it: labels in rows above the plot."""
+
+    events: Sequence[Mapping[str, Any]]  # by time
+    texts: Sequence[str]
+    labels: Sequence[_Label]
+    x_end: float
+    top: int  # where the plot starts, below the label rows
+
+    def px(self, t: float) -> float:
+        return LEFT + max(0.0, min(t, self.x_end)) / self.x_end * (WIDTH - LEFT - RIGHT)
+
+    def markers(self, bottom: float) -> list[str]:
+        """Every event's line down to ``bottom``, then the labels (on top of every line)."""
+        return _markers(self.events, self.texts, self.labels, self.top, bottom)
+
+    def x_axis(self, axis_y: float) -> list[str]:
+        parts = [f'<line class="axis" x1="{LEFT}" y1="{axis_y}" x2="{WIDTH - RIGHT}" y2="{axis_y}"/>']
+        for tick in _ticks(self.x_end):
+            x = self.px(tick)
+            parts.append(f'<line class="axis" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}"/>')
+            parts.append(
+                f'<text class="label" x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">{tick:g} s</text>'
+            )
+        return parts
+
+    def legend_entries(self) -> list[LegendEntry]:
+        """One legend entry per kind of marker drawn."""
+        entries: list[LegendEntry] = []
+        for source in sorted({str(e["source"]) for e in self.events}):
+            color, dash, name = EVENT_STYLES.get(source, EVENT_STYLES["chaos"])
+            entries.append((name, color, dash, "marker"))
+        return entries
+
+    def data(self) -> list[dict[str, Any]]:
+        """What ``data-events`` holds."""
+        return [
+            {k: e[k] for k in ("t_s", "source", "kind", "target")} | {"label": text}
+            for e, text in zip(self.events, self.texts, strict=True)
+        ]
+
+
+def event_band(events: Sequence[Mapping[str, Any]], x_end: float, last_second: int = -1) -> EventBand:
+    """Place ``events`` on an axis that ends at ``x_end``, an event's time or ``last_second`` + 1,
+    whichever is latest (an event may come during the final drain)."""
+    events = sorted(events, key=lambda e: float(e["t_s"]))
+    x_end = max([x_end, 1.0, last_second + 1.0, *(float(e["t_s"]) for e in events)])
+    plot_w = WIDTH - LEFT - RIGHT
+    texts = [event_label(str(e["kind"]), str(e["target"])) for e in events]
+    labels = _place_labels(
+        [LEFT + max(0.0, min(float(e["t_s"]), x_end)) / x_end * plot_w for e in events], texts
+    )
+    rows = max((label.row + 1 for label in labels if label.row is not None), default=0)
+    top = 10 + (rows * LABEL_ROW_H + 4 if rows else 0)
+    return EventBand(events=events, texts=texts, labels=labels, x_end=x_end, top=top)
+
+
 def time_chart(
     chart_id: str,
     series: Sequence[Series],
@@ -188,19 +259,8 @@ def time_chart(
     the final drain); ``data_series`` is what ``data-series`` holds (default: every series'
     points by name).
     """
-    events = sorted(events, key=lambda e: float(e["t_s"]))
-    x_end = max(
-        [x_end, 1.0, *(float(e["t_s"]) for e in events), *(x + 1 for s in series for x, _ in s.points)]
-    )
-    plot_w = WIDTH - LEFT - RIGHT
-
-    def px(t: float) -> float:
-        return LEFT + max(0.0, min(t, x_end)) / x_end * plot_w
-
-    texts = [event_label(str(e["kind"]), str(e["target"])) for e in events]
-    labels = _place_labels([px(float(e["t_s"])) for e in events], texts)
-    rows = max((label.row + 1 for label in labels if label.row is not None), default=0)
-    top = 10 + (rows * LABEL_ROW_H + 4 if rows else 0)
+    band = event_band(events, x_end, max((x for s in series for x, _ in s.points), default=-1))
+    top = band.top
     axis_y = top + PLOT_H
     # headroom: a steady rate would otherwise run along the top edge, under the labels
     top_value = nice_max(HEADROOM * max((y for s in series for _, y in s.points), default=0.0))
@@ -208,33 +268,22 @@ def time_chart(
     def py(value: float) -> float:
         return axis_y - value / top_value * PLOT_H
 
-    entries = [(s.name, s.color, s.dash, False) for s in series] if len(series) > 1 else []
-    for source in sorted({str(e["source"]) for e in events}):
-        color, dash, name = EVENT_STYLES.get(source, EVENT_STYLES["chaos"])
-        entries.append((name, color, dash, True))
-    legend, legend_rows = _legend(entries, axis_y + 34)
+    entries: list[LegendEntry] = (
+        [(s.name, s.color, s.dash, "series") for s in series] if len(series) > 1 else []
+    )
+    legend_parts, legend_rows = legend(entries + band.legend_entries(), axis_y + 34)
     height = axis_y + 22 + legend_rows * LEGEND_ROW_H + (4 if legend_rows else 0)
     if data_series is None:
         data_series = {s.name: [[x, y] for x, y in s.points] for s in series}
-    marker_data = [
-        {k: e[k] for k in ("t_s", "source", "kind", "target")} | {"label": text}
-        for e, text in zip(events, texts, strict=True)
-    ]
-    parts = [_svg_open(chart_id, height, series=data_series, events=marker_data)]
-    parts.append(f'<line class="axis" x1="{LEFT}" y1="{axis_y}" x2="{LEFT + plot_w}" y2="{axis_y}"/>')
+    parts = [svg_open(chart_id, height, series=data_series, events=band.data())]
+    parts.extend(band.x_axis(axis_y))
     parts.append(f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{axis_y}"/>')
     parts.append(f'<text class="label" x="4" y="{top + 10}">{top_value:g} {escape(unit)}</text>')
     parts.append(f'<text class="label" x="4" y="{axis_y}">0</text>')
-    for tick in _ticks(x_end):
-        x = px(tick)
-        parts.append(f'<line class="axis" x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 4}"/>')
-        parts.append(
-            f'<text class="label" x="{x:.1f}" y="{axis_y + 16}" text-anchor="middle">{tick:g} s</text>'
-        )
     for s in series:
-        parts.extend(_polyline(s, px, py, unit))
-    parts.extend(_markers(events, texts, labels, top, axis_y))
-    parts.extend(legend)
+        parts.extend(_polyline(s, band.px, py, unit))
+    parts.extend(band.markers(axis_y))
+    parts.extend(legend_parts)
     parts.append("</svg>")
     return "".join(parts)
 

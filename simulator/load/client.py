@@ -6,7 +6,9 @@ client by its real source address. The client is callback-driven (an
 as aiohttp's spends ~100 µs of Python per request, which would make the generator, not
 the server, the thing being measured. It sends one request per connection at a time (no
 pipelining), reads ``content-length`` and chunked bodies, and reports each outcome to a
-sink with the request's *intended* send time.
+sink with the request's *intended* send time, the serving region and the app version that
+answered (``x-edge-app: NAME@VERSION``, interned: one dict lookup per answer, one string
+per distinct version).
 
 Deadlines: connecting is bounded by ``timeout_s``; a request in flight or waiting for a
 free connection longer than ``timeout_s`` fails as ``timeout`` when :meth:`CountryPool.sweep`
@@ -20,11 +22,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from simulator.load.headers import AppVersions, app_version, header_value, serving_region
+
 MAX_HEAD_BYTES = 64 * 1024
 
 # (country, intended send time, time of the outcome, HTTP status or 0, serving region or "",
-# error kind or None)
-Sink = Callable[[str, float, float, int, str, str | None], None]
+# error kind or None, app version or "")
+Sink = Callable[[str, float, float, int, str, str | None, str], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,31 +54,6 @@ class RequestSpec:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
-def serving_region(head_lower: bytes, head: bytes) -> str:
-    """The region from ``x-edge-route: region=<id>; ...`` (router), else ``x-edge-region``."""
-    start = head_lower.find(b"\r\nx-edge-route:")
-    if start >= 0:
-        end = head_lower.find(b"\r\n", start + 2)
-        value = head[start + 15 : end if end >= 0 else len(head)]
-        for part in value.split(b";"):
-            key, _, val = part.strip().partition(b"=")
-            if key.lower() == b"region" and val:
-                return val.strip().decode("latin-1")
-    start = head_lower.find(b"\r\nx-edge-region:")
-    if start >= 0:
-        end = head_lower.find(b"\r\n", start + 2)
-        return head[start + 16 : end if end >= 0 else len(head)].strip().decode("latin-1")
-    return ""
-
-
-def _header(head_lower: bytes, name: bytes) -> bytes | None:
-    start = head_lower.find(b"\r\n" + name + b":")
-    if start < 0:
-        return None
-    end = head_lower.find(b"\r\n", start + 2)
-    return head_lower[start + len(name) + 3 : end if end >= 0 else len(head_lower)].strip()
-
-
 class ProtocolError(ValueError):
     """The server's answer is not HTTP/1.x this client understands."""
 
@@ -95,6 +74,7 @@ class Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self._status = 0
         self._region = ""
+        self._version = ""
         self._keep_alive = True
         self._remaining = -1  # body bytes still expected; -1: until close
         self._chunked = False
@@ -145,10 +125,11 @@ class Connection(asyncio.Protocol):
             return self._read_head() if buf else False
         lower = head.lower()
         self._region = serving_region(lower, head)
-        connection = _header(lower, b"connection")
+        self._version = app_version(lower, head, self.pool.app_versions)
+        connection = header_value(lower, b"connection")
         self._keep_alive = (connection != b"close") if head[7:8] == b"1" else (connection == b"keep-alive")
-        encoding = _header(lower, b"transfer-encoding")
-        length = _header(lower, b"content-length")
+        encoding = header_value(lower, b"transfer-encoding")
+        length = header_value(lower, b"content-length")
         if encoding is not None and b"chunked" in encoding:
             self._chunked = True
         elif self._status in (204, 304) or self.pool.method_is_head:
@@ -209,7 +190,7 @@ class Connection(asyncio.Protocol):
                 self._chunk_left = size + 2
 
     def _complete(self) -> None:
-        status, region, keep_alive = self._status, self._region, self._keep_alive
+        status, region, version, keep_alive = self._status, self._region, self._version, self._keep_alive
         failed_check = (
             self._body is not None and self.pool.expect is not None and self.pool.expect not in self._body
         )
@@ -218,7 +199,7 @@ class Connection(asyncio.Protocol):
         if not keep_alive:
             self.abort()
         self.pool.finished(
-            self, status, region, keep_alive=keep_alive, kind="check" if failed_check else None
+            self, status, region, version, keep_alive=keep_alive, kind="check" if failed_check else None
         )
 
     def _fail(self, kind: str) -> None:
@@ -262,6 +243,7 @@ class CountryPool:
         timeout_s: float,
         sink: Sink,
         expect: bytes | None = None,
+        app_versions: AppVersions | None = None,
     ) -> None:
         self.country = country
         self.local_addresses = local_addresses  # one per simulated client, used in turn
@@ -273,6 +255,8 @@ class CountryPool:
         self.timeout_s = timeout_s
         self.sink = sink
         self.expect = expect  # answers must contain these bytes, else they fail as "check"
+        # shared by an engine's pools, so every country's answers name a version by one string
+        self.app_versions = AppVersions() if app_versions is None else app_versions
         self.loop = asyncio.get_running_loop()
         self.idle: list[Connection] = []
         self.open: set[Connection] = set()
@@ -314,7 +298,7 @@ class CountryPool:
             self.connecting -= 1
             if self.pending and not self.closed:
                 kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
-                self.sink(self.country, self.pending.popleft(), self.loop.time(), 0, "", kind)
+                self.sink(self.country, self.pending.popleft(), self.loop.time(), 0, "", kind, "")
                 if self.pending and len(self.open) + self.connecting < self.max_connections:
                     self._connect()
 
@@ -333,15 +317,15 @@ class CountryPool:
             self.idle.append(conn)
 
     def finished(
-        self, conn: Connection, status: int, region: str, *, keep_alive: bool, kind: str | None
+        self, conn: Connection, status: int, region: str, version: str, *, keep_alive: bool, kind: str | None
     ) -> None:
         intended = conn.intended
         if keep_alive and not self.closed:
             self._release(conn)
-        self.sink(self.country, intended, conn.received, status, region, kind)
+        self.sink(self.country, intended, conn.received, status, region, kind, version)
 
     def failed(self, conn: Connection, kind: str) -> None:
-        self.sink(self.country, conn.intended, self.loop.time(), 0, "", kind)
+        self.sink(self.country, conn.intended, self.loop.time(), 0, "", kind, "")
 
     def lost(self, conn: Connection) -> None:
         self.open.discard(conn)
@@ -356,7 +340,7 @@ class CountryPool:
         for conn in [c for c in self.open if c.busy and c.sent < deadline]:
             conn.timed_out()
         while self.pending and self.pending[0] < deadline:
-            self.sink(self.country, self.pending.popleft(), now, 0, "", "timeout")
+            self.sink(self.country, self.pending.popleft(), now, 0, "", "timeout", "")
 
     def in_flight(self) -> int:
         return len(self.pending) + sum(1 for c in self.open if c.busy)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from simulator.load.client import CountryPool, RequestSpec
+from simulator.load.headers import AppVersions
 from simulator.load.plan import Plan, arrivals
 from simulator.load.recorder import Recorder, new_histogram
 from simulator.load.timer import PreciseSleeper
@@ -81,6 +82,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         plan = self.config.plan
         self._sleeper = PreciseSleeper(loop)
+        app_versions = AppVersions()  # one per process: every pool names a version by one string
         for country in plan.countries():
             self.recorder.ensure_country(country)
             self.pools[country] = CountryPool(
@@ -96,6 +98,7 @@ class Engine:
                 expect=None
                 if self.config.expect_body is None
                 else self.config.expect_body.replace("{country}", country).encode(),
+                app_versions=app_versions,
             )
         try:
             if plan.open_loop:
@@ -128,10 +131,17 @@ class Engine:
             await asyncio.wait(connecting, timeout=self.config.timeout_s)
 
     def _sink(  # noqa: PLR0917 - once per request: positional calls are the cheap ones
-        self, country: str, intended: float, done: float, status: int, region: str, kind: str | None
+        self,
+        country: str,
+        intended: float,
+        done: float,
+        status: int,
+        region: str,
+        kind: str | None,
+        version: str,
     ) -> None:
         latency_us = int((done - intended) * 1_000_000)
-        self.recorder.record(country, latency_us, int(done - self._t0), status, region, kind)
+        self.recorder.record(country, latency_us, int(done - self._t0), status, region, kind, version)
         self._tick_requests += 1
         if kind is not None or status >= 400:
             self._tick_errors += 1

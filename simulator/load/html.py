@@ -1,12 +1,14 @@
 """The HTML report: one self-contained page (no network, no scripts to fetch).
 
 The page puts together inline SVG charts (``charts.py``: latency percentiles per country,
-achieved rate, p99 and answers by serving region over time, each time chart marked with
-the world's events), a country x region matrix of who served whom (a heat table), and
-tables of regions, countries and events. The report's figures (without the histograms)
-are embedded as JSON in a ``<script type="application/json" id="edgecdn-load-data">``
-element, so tools and tests can read the numbers the charts were drawn from; every chart
-also carries its series (and events) in ``data-*`` attributes.
+achieved rate, p99 and answers by serving region over time; ``version_chart.py``: app
+version share over time, one lane per region; each time chart marked with the world's
+events), a country x region matrix of who served whom (a heat table), and tables of
+regions, countries (both with the share of answers by app version) and events. The
+report's figures (without the histograms) are embedded as JSON in a ``<script
+type="application/json" id="edgecdn-load-data">`` element, so tools and tests can read the
+numbers the charts were drawn from; every chart also carries its series (and events) in
+``data-*`` attributes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any
 
 from runtime.files import write_atomically
 from simulator.load.charts import EVENT_STYLES, PALETTE, Series, percentile_bars, time_chart
+from simulator.load.version_chart import version_share_chart
+from simulator.load.versions import any_app, colors, percent
 
+VERSIONS_HEAD = '<th class="versions">app versions</th>'
 NO_ANSWER = "no answer"  # requests that failed before any region answered (connect, timeout, ...)
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:900px}
@@ -28,6 +33,8 @@ table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:3px 8px;text
 th:first-child,td:first-child{text-align:left} .axis{stroke:#888} .label{font-size:11px;fill:#444}
 .event-label{font-size:11px}
 #events td:nth-child(n+2){text-align:left} .note{color:#666;font-size:13px}
+td.versions,th.versions{text-align:left} .version{white-space:nowrap}
+.swatch{display:inline-block;width:9px;height:9px;margin-right:3px}
 """
 
 
@@ -58,43 +65,67 @@ def region_matrix(report: Mapping[str, Any]) -> str:
     return f'<table id="matrix"><tr><th>country \\ region</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def versions_cell(figures: Mapping[str, Any], palette: Mapping[str, str] | None) -> str:
+    """The share of answers by app version, each with its colour on the chart; nothing
+    (no column) when no answer of the run carried ``x-edge-app``."""
+    if palette is None:
+        return ""
+    counts, version_shares = figures.get("versions", {}), figures.get("version_shares", {})
+    entries = [
+        f'<span class="version"><span class="swatch" style="background:{palette.get(name, "#999")}">'
+        f"</span>{escape(name)} {percent(share)}</span>"
+        for name, share in version_shares.items()
+    ]
+    return (
+        f"<td class=\"versions\" data-versions='{escape(json.dumps(counts))}'>"
+        f"{'<br>'.join(entries) or '-'}</td>"
+    )
+
+
+def _palette(report: Mapping[str, Any]) -> dict[str, str] | None:
+    return colors(report["totals"]["versions"]) if any_app(report) else None
+
+
 def country_rows(report: Mapping[str, Any]) -> str:
+    palette = _palette(report)
     rows = []
     for code, c in report["countries"].items():
         lat = c["latency_ms"]
         kinds = ", ".join(f"{escape(k)} {n}" for k, n in c["errors_by_kind"].items()) or "-"
         rows.append(
-            f"<tr><td>{escape(code)}</td><td>{c['requests']:,}</td><td>{c['errors']:,}</td>"
-            f"<td>{lat['p50']:.2f}</td><td>{lat['p90']:.2f}</td><td>{lat['p99']:.2f}</td>"
-            f"<td>{lat['max']:.2f}</td><td>{kinds}</td></tr>"
+            f'<tr data-country-row="{escape(code)}"><td>{escape(code)}</td><td>{c["requests"]:,}</td>'
+            f"<td>{c['errors']:,}</td><td>{lat['p50']:.2f}</td><td>{lat['p90']:.2f}</td>"
+            f"<td>{lat['p99']:.2f}</td><td>{lat['max']:.2f}</td><td>{kinds}</td>"
+            f"{versions_cell(c, palette)}</tr>"
         )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("country", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors by kind")
-    )
+    heads = ("country", "requests", "errors", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors by kind")
+    head = "".join(f"<th>{h}</th>" for h in heads) + (VERSIONS_HEAD if palette else "")
     return f'<table id="countries"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def region_rows(report: Mapping[str, Any]) -> str:
-    """Per serving region: answers, errors among them, share of all answers, p50/p99."""
+    """Per serving region: answers, errors among them, share of all answers, p50/p99, and
+    the share of its answers by app version."""
+    palette = _palette(report)
     rows = []
     for region, r in report["regions"].items():
         lat = r["latency_ms"]
         rows.append(
             f'<tr data-region-row="{escape(region)}"><td>{escape(region)}</td><td>{r["requests"]:,}</td>'
             f"<td>{r.get('errors', 0):,}</td><td>{r.get('share', 0.0):.1%}</td>"
-            f"<td>{lat['p50']:.2f}</td><td>{lat['p99']:.2f}</td><td>{lat['max']:.2f}</td></tr>"
+            f"<td>{lat['p50']:.2f}</td><td>{lat['p99']:.2f}</td><td>{lat['max']:.2f}</td>"
+            f"{versions_cell(r, palette)}</tr>"
         )
     failed = _no_answer(report)
     if failed:
         rows.append(
             f'<tr data-region-row="{NO_ANSWER}"><td><i>{NO_ANSWER}</i></td><td>{failed:,}</td>'
-            f"<td>{failed:,}</td><td>-</td><td>-</td><td>-</td><td>-</td></tr>"
+            f"<td>{failed:,}</td><td>-</td><td>-</td><td>-</td><td>-</td>"
+            + ('<td class="versions">-</td>' if palette else "")
+            + "</tr>"
         )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("serving region", "answers", "errors", "share", "p50 ms", "p99 ms", "max ms")
-    )
+    heads = ("serving region", "answers", "errors", "share", "p50 ms", "p99 ms", "max ms")
+    head = "".join(f"<th>{h}</th>" for h in heads) + (VERSIONS_HEAD if palette else "")
     return f'<table id="regions"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
@@ -147,7 +178,7 @@ def region_series(report: Mapping[str, Any]) -> list[Series]:
 
 
 def time_charts(report: Mapping[str, Any]) -> list[str]:
-    """Rate, p99 and answers by region over time, each marked with the run's events."""
+    """Rate, p99, answers by region and app version share over time, each marked with the events."""
     meta, timeline, events = report["meta"], report["timeline"], report.get("events", [])
     x_end = float(meta.get("elapsed_s") or 0)
     rate = [(t["second"], t["requests"]) for t in timeline]
@@ -175,7 +206,36 @@ def time_charts(report: Mapping[str, Any]) -> list[str]:
         "<h2>Answers by serving region over time (requests/s)</h2>",
         "<p class=\"note\">A failover shows as one region's line falling while another's rises.</p>",
         time_chart("chart-regions", regions, unit="req/s", x_end=x_end, events=events),
+        *version_charts(report),
     ]
+
+
+def version_charts(report: Mapping[str, Any]) -> list[str]:
+    """App version share over time, one lane per serving region (when any answer said)."""
+    heading = "<h2>App version share over time, per region (x-edge-app)</h2>"
+    palette = _palette(report)
+    if palette is None:
+        return [
+            heading,
+            (
+                '<p id="no-versions" class="note">No answer carried an <code>x-edge-app</code> header '
+                "(no app behind the path, or edge nodes that do not send it).</p>"
+            ),
+        ]
+    note = (
+        '<p class="note">Each lane is 100% of the answers its region gave in each second, by the '
+        "app version that gave them (<i>-</i>: without the header); blank where the region "
+        "answered nothing. A rollout shows as a region's lane changing colour, and a rollback as "
+        "it changes back.</p>"
+    )
+    chart = version_share_chart(
+        report["timeline"],
+        list(report["regions"]),
+        colors=palette,
+        x_end=float(report["meta"].get("elapsed_s") or 0),
+        events=report.get("events", []),
+    )
+    return [heading, note, chart]
 
 
 def render_html(report: Mapping[str, Any]) -> str:

@@ -1,5 +1,6 @@
 """What the simulated clients felt: HDR histograms per country, per serving region and per
-second, error counts by kind and status, who served whom, and answers per region per second.
+second, error counts by kind and status, who served whom, answers per region per second,
+and answers by app version (``x-edge-app``) per country and per region per second.
 
 Latencies are recorded in microseconds from the request's *intended* send time. A
 recorder turns into a JSON-able wire form (histograms in the standard compressed HDR
@@ -21,6 +22,7 @@ HIGHEST_US = 3_600_000_000  # one hour
 DIGITS = 3
 TIMELINE_DIGITS = 2
 UNKNOWN_REGION = "unknown"
+NO_VERSION = "-"  # answers without x-edge-app: no app behind the path, or an older node
 
 
 def new_histogram(digits: int = DIGITS) -> HdrHistogram:
@@ -50,6 +52,7 @@ class CountryStats:
     errors: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     served_by: Counter[str] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)  # answers by app version
 
 
 @dataclass(slots=True, kw_only=True)
@@ -61,6 +64,9 @@ class Second:
     latency: HdrHistogram = field(default_factory=lambda: new_histogram(TIMELINE_DIGITS))
     # answers by serving region: a failover shows as one region's count moving to another
     regions: Counter[str] = field(default_factory=Counter)
+    # answers by serving region, then app version: a rollout (and its rollback) shows as one
+    # region's answers moving from one version to another; region totals are sums of these
+    versions: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 class Recorder:
@@ -78,8 +84,16 @@ class Recorder:
         self.send_lag = new_histogram()
 
     def record(  # noqa: PLR0917 - once per request: positional calls are the cheap ones
-        self, country: str, latency_us: int, second: int, status: int, region: str, kind: str | None
+        self,
+        country: str,
+        latency_us: int,
+        second: int,
+        status: int,
+        region: str,
+        kind: str | None,
+        version: str = "",
     ) -> None:
+        """One outcome; ``version`` is the answer's ``x-edge-app`` value ("" without one)."""
         stats = self.countries.get(country)
         if stats is None:
             stats = self.countries[country] = CountryStats()
@@ -103,6 +117,12 @@ class Recorder:
         tick.regions[region] += 1
         if label is not None:
             self.region_errors[region] += 1
+        version = version or NO_VERSION
+        stats.versions[version] += 1
+        versions = tick.versions.get(region)
+        if versions is None:
+            versions = tick.versions[region] = Counter()
+        versions[version] += 1
         histogram = self.regions.get(region)
         if histogram is None:
             histogram = self.regions[region] = new_histogram()
@@ -117,6 +137,14 @@ class Recorder:
     def total_errors(self) -> int:
         return sum(s.errors.total() for s in self.countries.values())
 
+    def region_versions(self) -> dict[str, Counter[str]]:
+        """Answers by app version of each serving region, over the whole run."""
+        totals: dict[str, Counter[str]] = {}
+        for tick in self.timeline.values():
+            for region, counts in tick.versions.items():
+                totals.setdefault(region, Counter()).update(counts)
+        return totals
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "countries": {
@@ -125,6 +153,7 @@ class Recorder:
                     "errors": dict(s.errors),
                     "statuses": {str(k): v for k, v in s.statuses.items()},
                     "served_by": dict(s.served_by),
+                    "versions": dict(s.versions),
                     "latency_hdr": s.latency.encode().decode("ascii"),
                 }
                 for cc, s in self.countries.items()
@@ -136,6 +165,7 @@ class Recorder:
                     "errors": t.errors,
                     "latency_hdr": t.latency.encode().decode("ascii"),
                     "regions": dict(t.regions),
+                    "versions": {region: dict(counts) for region, counts in t.versions.items()},
                 }
                 for sec, t in self.timeline.items()
             },
@@ -153,6 +183,7 @@ class Recorder:
             stats.errors.update({str(k): int(v) for k, v in data["errors"].items()})
             stats.statuses.update({int(k): int(v) for k, v in data["statuses"].items()})
             stats.served_by.update({str(k): int(v) for k, v in data["served_by"].items()})
+            stats.versions.update({str(k): int(v) for k, v in data.get("versions", {}).items()})
             stats.latency.add(decode_histogram(data["latency_hdr"]))
         for region, encoded in wire["regions"].items():
             self.regions.setdefault(region, new_histogram()).add(decode_histogram(encoded))
@@ -162,6 +193,9 @@ class Recorder:
             tick.errors += int(data["errors"])
             tick.latency.add(decode_histogram(data["latency_hdr"]))
             tick.regions.update({str(k): int(v) for k, v in data.get("regions", {}).items()})
+            for region, counts in data.get("versions", {}).items():
+                versions = tick.versions.setdefault(str(region), Counter())
+                versions.update({str(k): int(v) for k, v in counts.items()})
         self.region_errors.update({str(k): int(v) for k, v in wire.get("region_errors", {}).items()})
         started = wire.get("started_ts")
         if started is not None:  # workers start a little apart: the earliest is second 0

@@ -6,10 +6,11 @@ Schema (``schema`` = ``edgecdn-load-report/1``; keys are only ever added)::
                interrupted, events_file
     totals:    requests, errors, unanswered, achieved_rps, latency_ms, send_lag_ms
     countries: {CC: {requests, errors, errors_by_kind, statuses, latency_ms, served_by,
-                     served_by_requests, histogram}}
-    regions:   {REGION: {requests, errors, share, latency_ms, histogram}}
+                     served_by_requests, versions, version_shares, histogram}}
+    regions:   {REGION: {requests, errors, share, latency_ms, versions, version_shares, histogram}}
     matrix:    {CC: {REGION: requests}}        (who served whom)
-    timeline:  [{second, requests, errors, p50_ms, p99_ms, regions: {REGION: answers}}]
+    timeline:  [{second, requests, errors, p50_ms, p99_ms, regions: {REGION: answers},
+                 versions: {REGION: {VERSION: answers}}}]
     events:    [{t_s, time, source, kind, target, message, details?}]   (the world's, in the run)
 
 ``latency_ms`` holds p50, p90, p99, p99_9, max, mean and min in milliseconds, measured
@@ -32,6 +33,7 @@ from rich.table import Table
 from runtime.files import write_atomically
 from simulator.load.config import LoadConfig
 from simulator.load.recorder import Recorder, new_histogram
+from simulator.load.versions import add_up, any_app, figures, ordered, summary
 
 SCHEMA = "edgecdn-load-report/1"
 HISTOGRAM_ENCODING = {"encoding": "hdrhistogram-v2-compressed-base64", "unit": "us"}
@@ -78,15 +80,18 @@ def build_report(
             if answered
             else {},
             "served_by_requests": dict(stats.served_by.most_common()),
+            **figures(stats.versions),  # answers by x-edge-app version, "-" without one
             "histogram": _histogram(stats.latency),
         }
     answered = sum(h.get_total_count() for h in recorder.regions.values()) or 1
+    region_versions = recorder.region_versions()
     regions = {
         region: {
             "requests": h.get_total_count(),
             "errors": recorder.region_errors.get(region, 0),
             "share": round(h.get_total_count() / answered, 6),  # of all answers, as served_by
             "latency_ms": latency_ms(h),
+            **figures(region_versions.get(region, {})),
             "histogram": _histogram(h),
         }
         for region, h in sorted(recorder.regions.items())
@@ -99,6 +104,7 @@ def build_report(
             "p50_ms": latency_ms(tick.latency)["p50"],
             "p99_ms": latency_ms(tick.latency)["p99"],
             "regions": dict(sorted(tick.regions.items())),
+            "versions": {region: ordered(tick.versions[region]) for region in sorted(tick.versions)},
         }
         for second, tick in sorted(recorder.timeline.items())
     ]
@@ -115,6 +121,7 @@ def build_report(
             "latency_ms": latency_ms(total),
             "histogram": _histogram(total),
             "send_lag_ms": latency_ms(recorder.send_lag),
+            **figures(add_up(stats.versions for stats in recorder.countries.values())),
         },
         "countries": countries,
         "regions": regions,
@@ -209,6 +216,23 @@ def region_table(report: Mapping[str, Any]) -> Table:
     return table
 
 
+def versions_table(report: Mapping[str, Any]) -> Table:
+    """Share of answers by app version (``x-edge-app``), per country and per serving region."""
+    table = Table(title="answers by app version (x-edge-app; - without one)", box=box.SIMPLE_HEAD)
+    table.add_column("country / region", no_wrap=True)
+    table.add_column("answers", justify="right", no_wrap=True)
+    table.add_column("app versions", overflow="fold", min_width=12)
+    for code, c in report["countries"].items():
+        table.add_row(code, f"{sum(c['versions'].values()):,}", summary(c["version_shares"]))
+    table.add_section()
+    for region, r in report["regions"].items():
+        table.add_row(region, f"{sum(r['versions'].values()):,}", summary(r["version_shares"]))
+    table.add_section()
+    totals = report["totals"]
+    table.add_row("all", f"{sum(totals['versions'].values()):,}", summary(totals["version_shares"]))
+    return table
+
+
 def events_table(report: Mapping[str, Any]) -> Table:
     """The world's faults and restarts during the run, at their time into it."""
     table = Table(title="the world's events during the run", box=box.SIMPLE_HEAD)
@@ -233,6 +257,8 @@ def print_tables(report: Mapping[str, Any], console: Console) -> None:
         console.print(served_table(report))
     if report["regions"]:
         console.print(region_table(report))
+    if any_app(report):
+        console.print(versions_table(report))
     if report.get("events"):
         console.print(events_table(report))
     lag = report["totals"]["send_lag_ms"]

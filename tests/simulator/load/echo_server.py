@@ -7,19 +7,27 @@
   where the region is ``region-<third octet group N of 127.N.x.x>``;
 - ``/status/CODE``: that status;
 - ``/chunked``: a chunked body saying ``country=<first octet-derived tag>``;
-- ``/close``: answers with ``connection: close``.
+- ``/close``: answers with ``connection: close``;
+- ``/app/RUN?canary=N&from=A&to=B&bare=M``: as ``/route``, plus ``x-edge-app`` as edge nodes
+  in the middle of a rollout and its rollback would send it: the answers number A to B-1
+  (counted per RUN and client block) to block N say ``geo-hello@1.1.0``, every other answer
+  ``geo-hello@1.0.0``, and block M's answers have no header (an older node).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 from aiohttp import web
 
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
+
+ANSWERED = web.AppKey("answered", Counter[tuple[str, str]])
+OLD, NEW = "geo-hello@1.0.0", "geo-hello@1.1.0"
 
 
 def _client_block(request: web.Request) -> str:
@@ -37,6 +45,21 @@ async def route(request: web.Request) -> web.Response:
         text="routed",
         headers={"x-edge-route": f"region={region}; node={region}-a; reason=nearest; rtt_ms=12.5"},
     )
+
+
+async def app_version(request: web.Request) -> web.Response:
+    block = _client_block(request)
+    region = f"region-{block}"
+    query = request.query
+    counted = request.app[ANSWERED]
+    key = (request.match_info["run"], block)
+    number = counted[key]
+    counted[key] += 1
+    headers = {"x-edge-route": f"region={region}; node={region}-a; reason=nearest; rtt_ms=12.5"}
+    if block != query.get("bare"):
+        rolled = block == query.get("canary") and int(query["from"]) <= number < int(query["to"])
+        headers["x-edge-app"] = NEW if rolled else OLD
+    return web.Response(text="app", headers=headers)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -64,7 +87,9 @@ def main() -> None:
 
     async def serve(stop: asyncio.Event) -> None:
         app = web.Application()
+        app[ANSWERED] = Counter()
         app.router.add_get("/route", route)
+        app.router.add_get("/app/{run}", app_version)
         app.router.add_get("/status/{code}", status)
         app.router.add_get("/chunked", chunked)
         app.router.add_get("/close", close)

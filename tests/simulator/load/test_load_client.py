@@ -8,9 +8,10 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.load.client import Connection, CountryPool, RequestSpec, serving_region
+from simulator.load.client import Connection, CountryPool, RequestSpec
+from simulator.load.headers import serving_region
 
-Outcome = tuple[str, float, float, int, str, str | None]
+Outcome = tuple[str, float, float, int, str, str | None, str]
 
 
 def _pool(outcomes: list[Outcome], expect: bytes | None) -> tuple[asyncio.AbstractEventLoop, CountryPool]:
@@ -26,8 +27,12 @@ def _pool(outcomes: list[Outcome], expect: bytes | None) -> tuple[asyncio.Abstra
     return loop, loop.run_until_complete(build())
 
 
-def _response(status: int, body: bytes, *, chunked: bool, route: str | None, region: str | None) -> bytes:
+def _response(
+    status: int, body: bytes, *, chunked: bool, route: str | None, region: str | None, app: str | None = None
+) -> bytes:
     head = [f"HTTP/1.1 {status} Whatever", "Server: test"]
+    if app is not None:
+        head.append(f"X-Edge-App: {app}")
     if route is not None:
         head.append(f"X-Edge-Route: region={route}; node={route}-a; reason=nearest; rtt_ms=3.5")
     if region is not None:
@@ -45,6 +50,7 @@ def _response(status: int, body: bytes, *, chunked: bool, route: str | None, reg
 
 
 regions = st.from_regex(r"[a-z]{2}-[a-z]{4,9}-[1-3]", fullmatch=True)
+apps = st.from_regex(r"[a-z][a-z-]{0,11}@[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}(-rc\.[0-9])?", fullmatch=True)
 
 
 @settings(max_examples=300, deadline=None)
@@ -54,6 +60,7 @@ regions = st.from_regex(r"[a-z]{2}-[a-z]{4,9}-[1-3]", fullmatch=True)
     chunked=st.booleans(),
     route=st.none() | regions,
     region=st.none() | regions,
+    app=st.none() | apps,
     cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
     check=st.booleans(),
 )
@@ -63,11 +70,12 @@ def test_any_split_reads_the_same_answer(
     chunked: bool,
     route: str | None,
     region: str | None,
+    app: str | None,
     cuts: list[int],
     check: bool,
 ) -> None:
     body = b"" if status == 204 else body
-    data = _response(status, body, chunked=chunked, route=route, region=region)
+    data = _response(status, body, chunked=chunked, route=route, region=region, app=app)
     expect = body[len(body) // 3 : len(body) // 3 + 5] if check and body else None
     outcomes: list[Outcome] = []
     loop, pool = _pool(outcomes, expect)
@@ -80,7 +88,10 @@ def test_any_split_reads_the_same_answer(
             for start, end in itertools.pairwise(points):
                 conn.data_received(data[start:end])
         expected_region = route or region or ""
-        assert [(o[3], o[4], o[5]) for o in outcomes] == [(status, expected_region, None)] * 2
+        assert [(o[3], o[4], o[5], o[6]) for o in outcomes] == [
+            (status, expected_region, None, app or "")
+        ] * 2
+        assert outcomes[0][6] is outcomes[1][6]  # one interned string, however many answers
         assert not conn.busy
         assert pool.idle == [conn]
     finally:
