@@ -2,7 +2,8 @@
 
 It connects (exponential back-off with jitter between attempts), says hello with the
 version and module digests it already holds, heartbeats at the interval the control plane
-sets, and for every assignment fetches only the modules it lacks, verifies their sha256,
+sets (with the node's exact figures since the previous one, and a last heartbeat when it
+stops), and for every assignment fetches only the modules it lacks, verifies their sha256,
 hands the assignment and all its modules' bytes to the node's ``apply`` callback, and ACKs
 (or NACKs with the version it keeps and the error). The callback does the compile and the
 atomic swap; when it raises, the node keeps its previous state.
@@ -17,6 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 
@@ -33,6 +35,19 @@ AGENT_VERSION = "cpclient/0.1"
 ApplyCallback = Callable[[nodes_pb2.Assignment, Mapping[str, bytes]], Awaitable[None] | None]
 LoadProvider = Callable[[], common_pb2.Load]
 WRITE_TIMEOUT_S = 10.0
+LAST_HEARTBEAT_TIMEOUT_S = 1.0  # a stopping node does not wait longer to say goodbye
+
+
+class HeartbeatFigures(Protocol):
+    """Where a node's heartbeat figures come from (``edge_node.figures.FiguresBook``)."""
+
+    def take(self) -> nodes_pb2.Heartbeat:
+        """A heartbeat carrying the figures not reported yet (they count as reported now)."""
+        ...
+
+    def give_back(self, heartbeat: nodes_pb2.Heartbeat) -> None:
+        """``heartbeat`` was not written: its figures go with the next one."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +110,7 @@ class NodeSession:
         store: ModuleStore,
         initial: AppliedState | None = None,
         load: LoadProvider | None = None,
+        figures: HeartbeatFigures | None = None,
         channel: grpc.aio.Channel | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -106,6 +122,8 @@ class NodeSession:
         self._apply = apply
         self._store = store
         self._load = load or common_pb2.Load
+        self._figures = figures
+        self._call: Call | None = None  # the open session's stream, for the last heartbeat
         self._shared_channel = channel
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._metadata = auth_metadata(settings.token)
@@ -165,6 +183,8 @@ class NodeSession:
         stopped = asyncio.create_task(stop.wait(), name=f"cpclient-stop:{self.identity.node_id}")
         try:
             await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if stopped.done() and not session.done():
+                await self._last_heartbeat()
         finally:
             stopped.cancel()
             if not session.done():
@@ -184,6 +204,7 @@ class NodeSession:
             call = nodes_pb2_grpc.NodeSessionServiceStub(channel).Connect(metadata=self._metadata)
             modules = modules_pb2_grpc.ModuleServiceStub(channel)
             heartbeats: asyncio.Task[None] | None = None
+            self._call = call
             try:
                 await self._write(call, nodes_pb2.NodeMessage(hello=self._hello()))
                 async for message in call:
@@ -200,6 +221,7 @@ class NodeSession:
                     elif kind == "assignment":
                         await self._on_assignment(call, modules, message.assignment)
             finally:
+                self._call = None
                 if heartbeats is not None:
                     heartbeats.cancel()
                     await asyncio.wait([heartbeats])
@@ -230,12 +252,38 @@ class NodeSession:
     async def _heartbeats(self, call: Call) -> None:
         while True:
             await asyncio.sleep(max(self.params.heartbeat_interval_ms, 10) / 1000)
-            heartbeat = nodes_pb2.Heartbeat(load=self._load())
-            heartbeat.sent_at.GetCurrentTime()
-            try:
-                await self._write(call, nodes_pb2.NodeMessage(heartbeat=heartbeat))
-            except (grpc.aio.AioRpcError, grpc.aio.UsageError, TimeoutError):
+            if not await self._heartbeat(call):
                 return  # the read loop sees the broken stream and ends the session
+
+    async def _heartbeat(self, call: Call, *, last: bool = False) -> bool:
+        """Send one heartbeat (load, and the figures not reported yet); False when the
+        stream is broken, in which case its figures go with the next session's first."""
+        heartbeat = self._figures.take() if self._figures is not None else nodes_pb2.Heartbeat()
+        heartbeat.load.CopyFrom(self._load())
+        heartbeat.last = last
+        heartbeat.sent_at.GetCurrentTime()
+        try:
+            await self._write(call, nodes_pb2.NodeMessage(heartbeat=heartbeat))
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, TimeoutError):
+            self._give_back(heartbeat)
+            return False
+        except asyncio.CancelledError:
+            self._give_back(heartbeat)
+            raise
+        return True
+
+    def _give_back(self, heartbeat: nodes_pb2.Heartbeat) -> None:
+        if self._figures is not None:
+            self._figures.give_back(heartbeat)
+
+    async def _last_heartbeat(self) -> None:
+        """Stopping: send the figures counted since the last heartbeat, if the session is up."""
+        call = self._call
+        if call is None or not self.connected:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LAST_HEARTBEAT_TIMEOUT_S):
+                await self._heartbeat(call, last=True)
 
     # -- assignments ---------------------------------------------------------------------
 

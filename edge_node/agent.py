@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
@@ -21,6 +21,7 @@ from cpclient import AppliedState, ApplyError, ModuleStore
 from cpclient.apps import manifest_from_app_version
 from edge_node.app import LoadedApp, build_app
 from edge_node.errors import ConfigLoadError
+from edge_node.metrics import AppFigures
 from edge_node.state import NodeState
 from protos.edgecdn.v1 import nodes_pb2
 from runtime.files import write_bytes_atomically
@@ -45,8 +46,10 @@ class AssignmentApplier:
         store: ModuleStore,
         executor: WasmExecutor,
         data_dir: Path,
+        figures: Callable[[str, str], AppFigures],
     ) -> None:
         self._state = state
+        self._figures = figures
         self._engine = engine
         self._cache = cache
         self._store = store
@@ -82,7 +85,7 @@ class AssignmentApplier:
         manifest = manifest_from_app_version(assignment.app)
         sources = {name: blobs[spec.sha256 or ""] for name, spec in manifest.modules.items()}
         try:
-            return build_app(manifest, sources, engine=self._engine, cache=self._cache)
+            return build_app(manifest, sources, engine=self._engine, cache=self._cache, figures=self._figures)
         except ConfigLoadError as exc:
             failed = manifest.modules.get(str(exc.details.get("module", "")))
             digest = (failed.sha256 or "") if failed is not None else ""

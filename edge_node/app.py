@@ -7,12 +7,14 @@ replaces a working app: the error surfaces at load, not on a request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from edge_node.errors import ConfigLoadError
+from edge_node.metrics import AppFigures
 from manifest import AppManifest, ManifestError, load_manifest, read_module
 from wasm_host.cache import CompiledModule, ModuleCache
 from wasm_host.config import Limits
@@ -55,10 +57,13 @@ class LoadedModule:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadedApp:
-    """An app version with every module ready to run."""
+    """An app version with every module ready to run, the ``x-edge-app`` value that names it
+    on every answer (made once, here, not per request) and the counters of its answers."""
 
     manifest: AppManifest
     modules: Mapping[str, LoadedModule]
+    header: bytes = field(repr=False, compare=False)
+    figures: AppFigures = field(repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -75,20 +80,38 @@ class LoadedApp:
         return RouteMatch(route=route.path, module=route.module, origin=route.origin)
 
 
-def load_app(path: Path, *, engine: WasmEngine, cache: ModuleCache) -> LoadedApp:
+# Visible ASCII but '%', which escapes everything else (a version is any TOML string).
+_HEADER_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
+
+
+def app_header(name: str, version: str) -> bytes:
+    """The ``x-edge-app`` value naming an app version: ``NAME@VERSION``, percent-encoding
+    anything that is not visible ASCII (a header value cannot carry it)."""
+    return quote(f"{name}@{version}", safe=_HEADER_SAFE).encode("ascii")
+
+
+def load_app(
+    path: Path, *, engine: WasmEngine, cache: ModuleCache, figures: Callable[[str, str], AppFigures]
+) -> LoadedApp:
     """Load a manifest and every module it names (standalone mode)."""
     try:
         manifest = load_manifest(path)
         sources = {name: read_module(manifest, spec) for name, spec in manifest.modules.items()}
     except ManifestError as exc:
         raise ConfigLoadError(str(exc)) from exc
-    return build_app(manifest, sources, engine=engine, cache=cache)
+    return build_app(manifest, sources, engine=engine, cache=cache, figures=figures)
 
 
 def build_app(
-    manifest: AppManifest, sources: Mapping[str, bytes], *, engine: WasmEngine, cache: ModuleCache
+    manifest: AppManifest,
+    sources: Mapping[str, bytes],
+    *,
+    engine: WasmEngine,
+    cache: ModuleCache,
+    figures: Callable[[str, str], AppFigures],
 ) -> LoadedApp:
-    """Compile (or load from the AOT cache) and link every module of ``manifest``."""
+    """Compile (or load from the AOT cache) and link every module of ``manifest``;
+    ``figures(name, version)`` gives the counters the app's answers go to."""
     modules: dict[str, LoadedModule] = {}
     for name, spec in manifest.modules.items():
         try:
@@ -112,4 +135,9 @@ def build_app(
             compiled_from=compiled.origin,
             handler=handler,
         )
-    return LoadedApp(manifest=manifest, modules=modules)
+    return LoadedApp(
+        manifest=manifest,
+        modules=modules,
+        header=app_header(manifest.name, manifest.version),
+        figures=figures(manifest.name, manifest.version),
+    )

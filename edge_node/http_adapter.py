@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import NamedTuple
 from urllib.parse import unquote
 
 from edge_node.admin import AdminEndpoint
+from edge_node.app import LoadedApp
 from edge_node.errors import BodyTooLargeError, EdgeNodeError
 from edge_node.geo_headers import NodeIdentity
 from edge_node.load import LoadTracker
@@ -38,6 +40,10 @@ logger = logging.getLogger(__name__)
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
 # Response headers only the node may state (which node, region, PoP; cache outcome).
 NODE_FACT_PREFIXES = ("x-edge-", "x-cache")
+# Which app version answered: NAME@VERSION, on every answer of a node that has an app.
+APP_HEADER = b"x-edge-app"
+# Stated by the node whether or not it states them on this answer: a handler's are dropped.
+NODE_ONLY_HEADERS = frozenset({"date", APP_HEADER.decode()})
 
 
 class EdgeHttpHandler:
@@ -53,9 +59,11 @@ class EdgeHttpHandler:
         load: LoadTracker,
         admin: dict[str, AdminEndpoint],
         max_body_bytes: int,
+        current_app: Callable[[], LoadedApp | None],
         telemetry: EdgeTelemetry | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._current_app = current_app
         self._telemetry = telemetry
         self._node = node
         self._metrics = metrics
@@ -130,6 +138,7 @@ class EdgeHttpHandler:
         self._metrics.in_flight.inc()
         self._load.started()
         exchange = _exchange(request, self.server_port)
+        exchange.started = time.perf_counter()
         if self._telemetry is not None:
             exchange.trace = self._telemetry.begin(
                 exchange.header("traceparent"), exchange.header("tracestate")
@@ -142,11 +151,14 @@ class EdgeHttpHandler:
         if not isinstance(exc, EdgeNodeError):
             logger.error("unexpected failure serving %s %s", exchange.method, exchange.path, exc_info=exc)
             exc = EdgeNodeError("the edge node failed unexpectedly")
+        if exchange.app is None:
+            # Failed before routing (a head or body too large): the app serving now answered.
+            exchange.app = self._current_app()
         return self._finish(exchange, exc)
 
     def _finish(self, exchange: Exchange, error: EdgeNodeError | None) -> Answer:
-        """Count the request, record its trace, and make its answer: the handler's, or the
-        error as JSON."""
+        """Count the request (for its app version too), record its trace, and make its
+        answer: the handler's, or the error as JSON."""
         self._metrics.in_flight.dec()
         result = exchange.response
         close = False
@@ -160,23 +172,30 @@ class EdgeHttpHandler:
             close = isinstance(error, BodyTooLargeError)  # the rest of the body is still on the wire
         self._metrics.count_request(exchange.route_label, status)
         self._load.finished(status)
+        app = exchange.app
+        if app is not None:
+            app.figures.record(status, int((time.perf_counter() - exchange.started) * 1_000_000))
         if exchange.trace is not None and self._telemetry is not None:
             self._telemetry.record(exchange.trace, exchange, status, error)
         return Answer(status, headers, body, close)
 
     def _answer_headers(self, exchange: Exchange, handler_headers: Headers) -> RawHeaders:
         """The handler's headers (less framing, and less any fact the node states itself,
-        the date included, as nginx does for an upstream's), then the node's: who served it,
-        how long each stage took, the date."""
+        the date and ``x-edge-app`` included, as nginx does for an upstream's), then the
+        node's: who served it, which app version answered, how long each stage took, the
+        date."""
         facts = response_headers(exchange, self._node)
         overridden = {name for name, _ in facts if name.startswith(NODE_FACT_PREFIXES)}
         headers: RawHeaders = [
             # UTF-8 as aiohttp wrote them; an origin's undecodable bytes go back unchanged.
             (name.encode(), value.encode("utf-8", "surrogateescape"))
             for name, value in handler_headers
-            if name not in FRAMING_HEADERS and name not in overridden and name != "date"
+            if name not in FRAMING_HEADERS and name not in overridden and name not in NODE_ONLY_HEADERS
         ]
         headers.extend((name.encode(), value.encode()) for name, value in facts)
+        app = exchange.app
+        if app is not None:
+            headers.append((APP_HEADER, app.header))  # made once per app, at load
         headers.append(self._date.header())
         return headers
 

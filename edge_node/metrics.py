@@ -1,7 +1,9 @@
-"""Prometheus metrics of one edge node, in a registry of its own (no global state).
+"""Prometheus metrics of one edge node, in a registry of its own (no global state), and the
+exact per app version figures its heartbeats carry.
 
-What every request updates is a ``runtime.hotmetrics`` family (no lock, no bucket walk);
-module and response cache outcomes use prometheus_client's own types.
+What every request updates is a ``runtime.hotmetrics`` family (no lock, no bucket walk)
+or an ``AppFigures`` (a few integer increments); module and response cache outcomes use
+prometheus_client's own types.
 """
 
 from __future__ import annotations
@@ -9,6 +11,48 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from runtime.hotmetrics import CounterChild, HotMetrics
+
+# The latency layout of heartbeat figures (LATENCY_LAYOUT_LOG_LINEAR_US_2SF in
+# protos/edgecdn/v1/common.proto): HdrHistogram's with 2 significant figures, integer µs.
+SUB_BUCKET_BITS = 8
+HALF_SUB_BUCKETS = 1 << (SUB_BUCKET_BITS - 1)
+HIGHEST_US = 60_000_000  # a minute; slower answers are counted as a minute
+SERVER_ERROR = 500
+
+
+def latency_bucket(micros: int) -> int:
+    """The layout's bucket of a latency in microseconds: exact below 256 µs, then 128
+    linear sub-buckets per power of two (at most 0.78% of a value wide)."""
+    value = min(HIGHEST_US, micros)
+    if value < 2 * HALF_SUB_BUCKETS:
+        return max(0, value)
+    shift = value.bit_length() - SUB_BUCKET_BITS
+    return HALF_SUB_BUCKETS * shift + (value >> shift)
+
+
+LATENCY_BUCKET_COUNT = latency_bucket(HIGHEST_US) + 1
+
+
+class AppFigures:
+    """What one app version answered on this node since the node started: requests, 5xx
+    answers and a latency histogram. Plain numbers changed on the event-loop thread only,
+    as in ``runtime.hotmetrics``; heartbeats report differences (``edge_node.figures``)."""
+
+    __slots__ = ("app_name", "app_version", "errors", "latency", "requests")
+
+    def __init__(self, app_name: str, app_version: str) -> None:
+        self.app_name = app_name
+        self.app_version = app_version
+        self.requests = 0
+        self.errors = 0
+        self.latency = [0] * LATENCY_BUCKET_COUNT
+
+    def record(self, status: int, micros: int) -> None:
+        self.requests += 1
+        if status >= SERVER_ERROR:
+            self.errors += 1
+        self.latency[latency_bucket(micros)] += 1
+
 
 # Buckets from 50 µs to 2.5 s: wasm handlers live in the first few, origin fetches further out.
 LATENCY_BUCKETS = (

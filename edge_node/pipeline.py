@@ -53,6 +53,7 @@ class Exchange:
     timings: list[tuple[str, float, float]] = field(default_factory=list)
     failed_stage: str | None = None
     trace: RequestTrace | None = None  # set when this request is sampled
+    started: float = 0.0  # perf_counter when the request reached the node: its latency's start
     origin_span_id: bytes = b""  # the origin fetch's span, named in its traceparent
 
     def header(self, name: str) -> str | None:

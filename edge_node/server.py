@@ -17,6 +17,7 @@ from edge_node.admin import admin_endpoints
 from edge_node.agent import AssignmentApplier
 from edge_node.app import load_app
 from edge_node.config import EdgeNodeConfig
+from edge_node.figures import AppFiguresCollector, FiguresBook
 from edge_node.geo_headers import NodeIdentity
 from edge_node.http_adapter import EdgeHttpHandler
 from edge_node.http_cache import ResponseCache
@@ -54,6 +55,15 @@ async def run(
     metrics = EdgeMetrics()
     load = LoadTracker(capacity_rps=config.capacity_rps)
     async with AsyncExitStack() as stack:
+        telemetry = await start_telemetry(
+            stack,
+            node,
+            control_plane=config.control_plane,
+            token=config.token,
+            sample_ratio=config.trace_sample_ratio,
+        )
+        figures = FiguresBook(spans_dropped=_no_spans if telemetry is None else telemetry.spans_dropped)
+        AppFiguresCollector(figures, metrics.registry)
         engine = stack.enter_context(WasmEngine(EngineConfig()))
         locator = stack.enter_context(
             GeoLocator.for_world(world, cache_dir=config.geo_cache_dir, extra_databases=config.geo_dbs)
@@ -63,7 +73,7 @@ async def run(
         stack.callback(executor.close)
         state = NodeState()
         if config.app is not None:
-            app = load_app(config.app, engine=engine, cache=modules)
+            app = load_app(config.app, engine=engine, cache=modules, figures=figures.cell)
             for module in app.modules.values():
                 metrics.module_cache.labels(module.compiled_from).inc()
             state.swap(app)
@@ -76,16 +86,10 @@ async def run(
                 store=DirectoryModuleStore(config.module_store_dir),
                 executor=executor,
                 data_dir=config.data_dir,
+                figures=figures.cell,
             )
             restored = applier.restore()  # before listening: serve the last good app at once
         client = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
-        telemetry = await start_telemetry(
-            stack,
-            node,
-            control_plane=config.control_plane,
-            token=config.token,
-            sample_ratio=config.trace_sample_ratio,
-        )
         handler = EdgeHttpHandler(
             pipeline=_pipeline(
                 config=config,
@@ -101,6 +105,7 @@ async def run(
             load=load,
             admin=dict(admin_endpoints(node=node, state=state, metrics=metrics)),
             max_body_bytes=config.max_body_bytes,
+            current_app=lambda: state.app,
             telemetry=telemetry,
         )
         url = await _listen(stack, handler, config)
@@ -127,8 +132,13 @@ async def run(
             store=DirectoryModuleStore(config.module_store_dir),
             initial=restored,
             load=load.snapshot,
+            figures=figures,
         )
         await session.run(stop)
+
+
+def _no_spans() -> int:
+    return 0
 
 
 def _pipeline(

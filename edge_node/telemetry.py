@@ -12,6 +12,7 @@ node swaps apps while it runs.
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import AsyncExitStack
 from typing import TypeVar
@@ -29,15 +30,21 @@ from tracing.attributes import (
     URL_FULL,
     URL_PATH,
 )
-from tracing.lean import LeanTracer, RequestTrace, start_lean_tracer
-from tracing.settings import ExportSettings, edgecdn_version, resource_attributes
+from tracing.exporter import OtlpBatchExporter
+from tracing.lean import LeanTracer, RequestTrace
+from tracing.sampling import ParentBasedRatioSampler
+from tracing.settings import ExportSettings, edgecdn_version, export_settings, resource_attributes
 from tracing.wire import (
     AttributeKey,
     SpanKind,
     SpanName,
     StatusCode,
+    encode_resource,
+    encode_scope,
     status_field,
 )
+
+logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "edge-node"
 SCOPE = "edgecdn.edge_node"
@@ -68,11 +75,17 @@ class EdgeTelemetry:
     the path, the client and the wasm duration are written.
     """
 
-    def __init__(self, *, tracer: LeanTracer) -> None:
+    def __init__(self, *, tracer: LeanTracer, exporter: OtlpBatchExporter | None = None) -> None:
         self.tracer = tracer
+        self._exporter = exporter
         self._server: dict[tuple[str, str, str], tuple[SpanName, bytes]] = {}
         self._modules: dict[tuple[str, str, str], tuple[SpanName, bytes]] = {}
         self._statuses: dict[int, bytes] = {}
+
+    def spans_dropped(self) -> int:
+        """Spans the exporter dropped since start (its queue was full, or an export failed):
+        heartbeats carry the count, so statistics made from spans can say they are partial."""
+        return 0 if self._exporter is None else self._exporter.dropped
 
     def begin(self, traceparent: str | None, tracestate: str | None) -> RequestTrace | None:
         """A trace for this request if it is sampled (continuing the caller's, if any)."""
@@ -229,14 +242,21 @@ async def start_telemetry(
     sample_ratio: float,
     settings: ExportSettings | None = None,
 ) -> EdgeTelemetry | None:
-    """Tracing for this process until ``stack`` closes; None when tracing is off."""
-    tracer = await start_lean_tracer(
-        stack,
-        resource=resource(node),
-        scope=SCOPE,
-        control_plane=control_plane,
-        token=token,
-        sample_ratio=sample_ratio,
-        settings=settings,
+    """Tracing for this process until ``stack`` closes; None when tracing is off.
+
+    What ``tracing.lean.start_lean_tracer`` does, but keeping the exporter, whose count of
+    dropped spans the node reports with its heartbeats."""
+    settings = settings or export_settings(os.environ, control_plane=control_plane, token=token or None)
+    if settings is None:
+        logger.info("tracing off: no --control-plane and no OTEL_EXPORTER_OTLP_ENDPOINT")
+        return None
+    exporter = await stack.enter_async_context(
+        OtlpBatchExporter(
+            settings,
+            resource=encode_resource(resource(node)),
+            scope=encode_scope(SCOPE, edgecdn_version()),
+        )
     )
-    return None if tracer is None else EdgeTelemetry(tracer=tracer)
+    logger.info("tracing to %s, sampling %g of new traces", settings.target, sample_ratio)
+    tracer = LeanTracer(sampler=ParentBasedRatioSampler(ratio=sample_ratio), sink=exporter)
+    return EdgeTelemetry(tracer=tracer, exporter=exporter)

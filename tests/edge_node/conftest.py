@@ -34,7 +34,7 @@ TEST_MODULES: dict[str, tuple[str, str]] = {
     "claims": (
         wat.wagi_print(
             b"content-type: text/plain\ndate: Mon, 01 Jan 2001 00:00:00 GMT\n"
-            b"x-edge-node: impostor\nx-handler: kept\n\nhi"
+            b"x-edge-node: impostor\nx-edge-app: forged@0.0.0\nx-handler: kept\n\nhi"
         ),
         "",
     ),
