@@ -11,6 +11,7 @@ from control_plane.edgectl.output import console, print_json
 from control_plane.edgectl.traces_output import (
     span_dict,
     stats_dict,
+    stats_notes,
     stats_table,
     summary_dict,
     traces_table,
@@ -101,4 +102,6 @@ async def stats_command(client: OperatorClient, args: argparse.Namespace) -> int
         console().print(f"no requests in the last {window_s:g} s")
     else:
         console().print(stats_table(response.rows, window_s, by_route=args.by_route))
+        for note in stats_notes(response, by_route=args.by_route):
+            console().print(note, highlight=False, markup=False)
     return 0

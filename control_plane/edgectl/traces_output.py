@@ -67,6 +67,9 @@ def stats_dict(row: traces_pb2.StatsRow, window_s: float) -> dict[str, Any]:
         "p50_ms": round(row.p50_ms, 3),
         "p95_ms": round(row.p95_ms, 3),
         "p99_ms": round(row.p99_ms, 3),
+        "source": row.source or "spans",
+        "partial": row.partial,
+        "partial_reason": row.partial_reason or None,
     }
 
 
@@ -157,7 +160,14 @@ def waterfall(trace: traces_pb2.Trace) -> Table:
     return table
 
 
+def _route(row: traces_pb2.StatsRow, *, by_route: bool) -> str:
+    if row.route:
+        return row.route
+    return "(no route)" if by_route else "*"
+
+
 def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_route: bool) -> Table:
+    """The rows; a partial row's request count is marked ``*`` (``stats_notes`` says why)."""
     table = Table(title=f"requests over the last {window_s:g} s")
     for column in ("region", "app", "route"):
         table.add_column(column, no_wrap=True)
@@ -167,8 +177,8 @@ def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_rout
         table.add_row(
             row.region,
             f"{row.app_name}@{row.app_version}",
-            row.route or ("(no route)" if by_route else "*"),
-            f"{row.requests:,}",
+            _route(row, by_route=by_route),
+            Text(f"{row.requests:,}*", style="yellow") if row.partial else f"{row.requests:,}",
             f"{row.requests_per_second:.1f}",
             f"{row.errors:,}",
             Text(f"{row.error_rate:.2%}", style="red" if row.errors else ""),
@@ -177,3 +187,20 @@ def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_rout
             f"{row.p99_ms:.2f}",
         )
     return table
+
+
+def stats_notes(response: traces_pb2.GetStatsResponse, *, by_route: bool) -> list[str]:
+    """Footnotes under the table: where figures come from, and why a row is partial."""
+    notes = []
+    sources = {row.source or "spans" for row in response.rows}
+    if "nodes" in sources:
+        notes.append("counts per app version are the nodes' own (exact, sent with each heartbeat)")
+    if "spans" in sources:
+        notes.append("rows counted from spans miss the requests that were not traced (sampling) or dropped")
+    for row in response.rows:
+        if row.partial:
+            where = f"{row.region} {row.app_name}@{row.app_version} {_route(row, by_route=by_route)}"
+            notes.append(f"* partial: {where}: {row.partial_reason}")
+    if response.spans_dropped:
+        notes.append(f"nodes dropped {response.spans_dropped:,} spans in this window")
+    return notes
