@@ -25,6 +25,7 @@ from cpclient import (
     SessionSettings,
 )
 from cpclient.backoff import Backoff
+from edge_node.figures import FiguresBook
 from protos.edgecdn.v1 import (
     apps_pb2,
     apps_pb2_grpc,
@@ -326,3 +327,23 @@ def test_directory_store_drops_a_corrupt_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         store.get(sha(data))
     assert not store.has(sha(data))
+
+
+async def test_a_stopping_node_sends_its_last_figures_at_once(tmp_path: Path) -> None:
+    book = FiguresBook()
+    # Heartbeats every 30 s: only the last one, sent when the node stops, can take them.
+    async with control_plane_in_process(tmp_path / "cp", heartbeat_interval_s=30) as live:
+        session = NodeSession(
+            SessionSettings(target=live.address, token=live.tokens["node"], backoff=FAST),
+            NodeIdentity(node_id="eu-1-a", region="eu-1"),
+            apply=CompilingNode().apply,
+            store=MemoryModuleStore(),
+            figures=book,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(session.run(stop), name="test-node:figures")
+        await session.wait_until(lambda s: s.connected, 10)
+        book.cell("app", "1.0").record(503, 900)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert book.take().figures == [], "the last heartbeat took them"
