@@ -95,9 +95,16 @@ def run_in_process(config: EngineConfig, on_tick: TickSink | None) -> RunResult:
     return asyncio.run(main())
 
 
-def _worker_main(config: EngineConfig, results: multiprocessing.Queue[Any]) -> None:
+def _worker_main(config: EngineConfig, results: multiprocessing.Queue[Any], stopping: Any) -> None:
     async def main() -> None:
         stop = asyncio.Event()
+        # Started with SIGINT blocked and ignored (run_workers): take it over, then let it in.
+        # A Ctrl-C that came while this process was still importing is pending, or was
+        # recorded by the parent in ``stopping`` before it forwarded it: either way, it stops.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if stopping.is_set():
+            stop.set()
         recorder = await run_engine(config, stop=stop, on_tick=lambda tick: results.put(("tick", tick)))
         results.put(("done", config.worker_index, recorder.to_wire(), stop.is_set()))
 
@@ -114,8 +121,11 @@ def run_workers(config: EngineConfig, workers: int, on_tick: TickSink | None = N
     parts = [worker_config(config, i, workers) for i in range(workers)]
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[Any] = context.Queue()
+    stopping = context.Event()
     processes = [
-        context.Process(target=_worker_main, args=(part, results), name=f"edgecdn-load-{i}", daemon=True)
+        context.Process(
+            target=_worker_main, args=(part, results, stopping), name=f"edgecdn-load-{i}", daemon=True
+        )
         for i, part in enumerate(parts)
     ]
     interrupted = False
@@ -123,14 +133,14 @@ def run_workers(config: EngineConfig, workers: int, on_tick: TickSink | None = N
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal interrupted
         interrupted = True
+        stopping.set()  # for a worker that has not taken SIGINT over yet
         for process in processes:
             if process.is_alive():
                 _signal(process, signum)
 
     previous = signal.signal(signal.SIGINT, forward)
     try:
-        for process in processes:
-            process.start()
+        _start_shielded(processes, forward)
         merged, finished, stopped = _collect(processes, results, on_tick)
     except BaseException:
         for process in processes:  # one worker failed: the others' results are moot
@@ -148,6 +158,23 @@ def run_workers(config: EngineConfig, workers: int, on_tick: TickSink | None = N
         missing = sorted(set(range(workers)) - finished)
         raise WorkerFailedError(index=missing[0], reason="exited without results")
     return RunResult(recorder=merged, interrupted=interrupted or stopped, workers_lost=lost)
+
+
+def _start_shielded(
+    processes: Sequence[BaseProcess], handler: Callable[[int, FrameType | None], None]
+) -> None:
+    """Start the workers with SIGINT ignored and blocked, which they inherit through exec: a
+    Ctrl-C while a worker imports would otherwise end it with a KeyboardInterrupt traceback.
+    Linux keeps a blocked signal pending even while it is ignored, so a Ctrl-C meanwhile
+    reaches ``handler`` here once it is unblocked, and the worker once it takes SIGINT over."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _signal(process: BaseProcess, signum: int) -> None:
