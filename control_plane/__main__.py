@@ -10,6 +10,8 @@ from pathlib import Path
 from control_plane.config import ControlPlaneConfig
 from control_plane.errors import ControlPlaneError
 from control_plane.server import SERVICE_NAME, run
+from geo.errors import GeoError
+from geo.world import load_world
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
 from runtime.durations import parse_duration
 from runtime.errors import ConfigError
@@ -82,9 +84,21 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
         convert=float,
         help="seconds in-flight calls get to finish on shutdown",
     )
+    add_flag(
+        parser,
+        "--world",
+        env="CONTROL_PLANE_WORLD",
+        default=None,
+        convert=Path,
+        help="world file whose regions deploys and rollouts may name before any node reports them",
+    )
     _add_trace_flags(parser)
     add_logging_flags(parser, env_prefix="CONTROL_PLANE")
     args = parser.parse_args(argv)
+    try:
+        world_regions = () if args.world is None else tuple(r.id for r in load_world(args.world).regions)
+    except GeoError as exc:
+        fail(PROG, f"--world: {exc}")
     try:
         config = ControlPlaneConfig(
             host=args.host,
@@ -104,6 +118,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
             stats_max_window_s=args.stats_max_window,
             otlp_forward=args.otlp_forward,
             trace_sample_ratio=args.trace_sample_ratio,
+            world_regions=world_regions,
         )
     except ConfigError as exc:
         fail(PROG, str(exc))

@@ -48,6 +48,14 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "/edgecdn.v1.TraceQueryService/ListTraces": _READ,
     "/edgecdn.v1.TraceQueryService/GetTrace": _READ,
     "/edgecdn.v1.TraceQueryService/GetStats": _READ,
+    "/edgecdn.v1.RolloutService/GetRollout": _READ,
+    "/edgecdn.v1.RolloutService/ListRollouts": _READ,
+    "/edgecdn.v1.RolloutService/WatchRollout": _READ,
+    "/edgecdn.v1.RolloutService/StartRollout": _WRITE,
+    "/edgecdn.v1.RolloutService/PauseRollout": _WRITE,
+    "/edgecdn.v1.RolloutService/ResumeRollout": _WRITE,
+    "/edgecdn.v1.RolloutService/PromoteRollout": _WRITE,
+    "/edgecdn.v1.RolloutService/AbortRollout": _WRITE,
     # Nodes, routers and gateways export spans; operators may point any OTLP exporter here
     # (OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20<token>").
     "/opentelemetry.proto.collector.trace.v1.TraceService/Export": frozenset({"node", "operator"}),

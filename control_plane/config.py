@@ -42,6 +42,9 @@ class ControlPlaneConfig:
     stats_max_window_s: float = 900.0
     otlp_forward: str | None = None
     trace_sample_ratio: float = 1.0
+    # Regions the world names (a world file's); with those nodes have reported, the regions a
+    # deploy or a rollout may name without --allow-empty.
+    world_regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.host:

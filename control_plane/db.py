@@ -8,6 +8,7 @@ loop rather than paying a thread hop each. Migrations are numbered and recorded 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -49,6 +50,19 @@ MIGRATIONS: tuple[str, ...] = (
         last_error BLOB
     );
     """,
+    # 2: progressive rollouts (control_plane/rollouts/store.py): the rollout as one JSON
+    # document, rewritten on every change, and every transition appended.
+    """
+    CREATE TABLE rollouts (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, app_name TEXT NOT NULL,
+        state TEXT NOT NULL, created_at REAL NOT NULL, body TEXT NOT NULL
+    );
+    CREATE INDEX rollouts_app ON rollouts (app_name, state);
+    CREATE TABLE rollout_transitions (
+        rollout_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (rollout_id, seq)
+    );
+    """,
 )
 
 
@@ -86,6 +100,10 @@ class Database:
                     if statement.strip():
                         self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA user_version = {number}")
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One short write transaction, for repositories beside this one (rollouts)."""
+        return self._tx()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -17,6 +17,7 @@ from control_plane.errors import (
     ModuleRejectedError,
     NotFoundError,
 )
+from control_plane.rollouts.errors import ActionRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def status_for(exc: ControlPlaneError) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, InvalidRequestError | ModuleRejectedError):
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, ModuleInUseError):
+    if isinstance(exc, ModuleInUseError | ActionRefusedError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, AppConflictError):
         return grpc.StatusCode.ALREADY_EXISTS

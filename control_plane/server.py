@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import tempfile
+import time
 from contextlib import AsyncExitStack, closing
 from pathlib import Path
 
@@ -30,6 +31,10 @@ from control_plane.fleet import Fleet
 from control_plane.interceptor import AuthInterceptor
 from control_plane.modules import ModuleRegistry
 from control_plane.node_services import NodeServicer, NodeSessionServicer
+from control_plane.rollouts.driver import RolloutDriver
+from control_plane.rollouts.figures import HeartbeatFigures
+from control_plane.rollouts.service import RolloutServicer
+from control_plane.rollouts.store import RolloutStore
 from control_plane.services import AppServicer, DeploymentServicer, ModuleServicer
 from control_plane.telemetry import TracingInterceptor, control_plane_provider
 from control_plane.traces.collector import Collector
@@ -46,6 +51,8 @@ from protos.edgecdn.v1 import (
     modules_pb2_grpc,
     nodes_pb2,
     nodes_pb2_grpc,
+    rollouts_pb2,
+    rollouts_pb2_grpc,
     traces_pb2,
     traces_pb2_grpc,
 )
@@ -65,6 +72,7 @@ SERVICES = (
     nodes_pb2.DESCRIPTOR.services_by_name["NodeSessionService"].full_name,
     nodes_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
     traces_pb2.DESCRIPTOR.services_by_name["TraceQueryService"].full_name,
+    rollouts_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name,
     trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
 )
 
@@ -119,7 +127,24 @@ async def run(
             missed_allowed=config.missed_heartbeats_allowed,
         )
         collector = await _collector(config, stack)
-        await _serve(config, fleet, modules, apps, tokens, collector=collector, ready=ready, stop=stop)
+        rollouts = RolloutDriver(
+            store=RolloutStore(db),
+            fleet=fleet,
+            apps=apps,
+            figures=HeartbeatFigures(fleet.figures),
+            world_regions=config.world_regions,
+        )
+        await _serve(
+            config,
+            fleet,
+            modules,
+            apps,
+            tokens,
+            rollouts=rollouts,
+            collector=collector,
+            ready=ready,
+            stop=stop,
+        )
 
 
 async def _collector(config: ControlPlaneConfig, stack: AsyncExitStack) -> Collector:
@@ -147,6 +172,7 @@ async def _serve(
     apps: AppRegistry,
     tokens: TokenTable,
     *,
+    rollouts: RolloutDriver,
     collector: Collector,
     ready: ReadyCallback | None,
     stop: StopEvent | None,
@@ -173,7 +199,12 @@ async def _serve(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     modules_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(modules), server)
     apps_pb2_grpc.add_AppServiceServicer_to_server(AppServicer(apps), server)
-    deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(DeploymentServicer(fleet), server)
+    deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(
+        DeploymentServicer(fleet, rollouts, tokens), server
+    )
+    rollouts_pb2_grpc.add_RolloutServiceServicer_to_server(
+        RolloutServicer(rollouts, tokens, time.time), server
+    )
     nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet), server)
     nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), server)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(collector), server)  # type: ignore[no-untyped-call]
@@ -184,6 +215,8 @@ async def _serve(
     )
     port = _add_port(server, config)
     await server.start()
+    # Rollouts resume (and run) once the server listens: their deploys need nodes to reconnect.
+    driver = asyncio.create_task(rollouts.run(), name="control-plane-rollouts")
     sweeper = asyncio.create_task(
         _sweep(fleet, config.heartbeat_interval_s / 2), name="control-plane-heartbeat-sweeper"
     )
@@ -196,7 +229,8 @@ async def _serve(
         await wait_for_stop(stop)
     finally:
         sweeper.cancel()
-        await asyncio.wait([sweeper])
+        driver.cancel()
+        await asyncio.wait([sweeper, driver])
         await health_servicer.enter_graceful_shutdown()
         fleet.close_all("shutting down")
         await server.stop(grace=config.grace_seconds)

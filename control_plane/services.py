@@ -10,11 +10,16 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from control_plane.apps import AppRegistry
+from control_plane.auth import TokenTable
 from control_plane.errors import ControlPlaneError, InvalidRequestError, ModuleRejectedError
 from control_plane.fleet import Fleet
 from control_plane.grpc_errors import abort_with, mapped
 from control_plane.modules import MAX_MODULE_BYTES, ModuleRegistry, check_digest, check_upload
 from control_plane.records import ModuleRecord
+from control_plane.rollouts.driver import RolloutDriver
+from control_plane.rollouts.errors import ActionRefusedError
+from control_plane.rollouts.model import ActionKind
+from control_plane.rollouts.service import caller
 from protos.edgecdn.v1 import (
     apps_pb2,
     apps_pb2_grpc,
@@ -148,13 +153,33 @@ class AppServicer(apps_pb2_grpc.AppServiceServicer):
 
 
 class DeploymentServicer(deployments_pb2_grpc.DeploymentServiceServicer):
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, rollouts: RolloutDriver, tokens: TokenTable) -> None:
         self._fleet = fleet
+        self._rollouts = rollouts
+        self._tokens = tokens
 
     @mapped
     async def Deploy(  # noqa: N802 - gRPC method name
         self, request: deployments_pb2.DeployRequest, context: Context
     ) -> deployments_pb2.Deployment:
+        # A one-shot deploy never races a rollout of the same app: refused, or (--force) the
+        # rollout is aborted first and rolls back before this assignment is made.
+        active = self._rollouts.active_for(request.app_name)
+        if active is not None:
+            if not request.force:
+                raise ActionRefusedError(
+                    rollout_id=active.id,
+                    state=active.state.value,
+                    action="deploy",
+                    reason=f"{request.app_name} is being rolled out; wait, abort it, or deploy --force",
+                )
+            self._rollouts.act(
+                active.id,
+                ActionKind.ABORT,
+                actor=caller(context, self._tokens),
+                reason="edgectl deploy --force",
+            )
+        self._rollouts.check_regions(request.target.regions, allow_empty=request.allow_empty, field="target")
         deployment_id = self._fleet.deploy(
             app_name=request.app_name, app_version=request.app_version, selector=request.target
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -29,10 +30,13 @@ from protos.edgecdn.v1 import (
     modules_pb2_grpc,
     nodes_pb2,
     nodes_pb2_grpc,
+    rollouts_pb2,
+    rollouts_pb2_grpc,
     traces_pb2,
     traces_pb2_grpc,
 )
 
+T = TypeVar("T")
 CALL_TIMEOUT_S = 10.0
 UPLOAD_CHUNK = 512 * 1024
 
@@ -72,6 +76,7 @@ class OperatorClient:
         self.nodes = nodes_pb2_grpc.NodeServiceStub(self._channel)
         self.health = health_pb2_grpc.HealthStub(self._channel)
         self.traces = traces_pb2_grpc.TraceQueryServiceStub(self._channel)
+        self.rollouts = rollouts_pb2_grpc.RolloutServiceStub(self._channel)
 
     async def __aenter__(self) -> OperatorClient:
         return self
@@ -148,11 +153,20 @@ class OperatorClient:
             raise self._error(exc) from exc
 
     async def deploy(
-        self, name: str, version: str, target: common_pb2.Selector
+        self,
+        name: str,
+        version: str,
+        target: common_pb2.Selector,
+        *,
+        force: bool = False,
+        allow_empty: bool = False,
     ) -> deployments_pb2.Deployment:
+        request = deployments_pb2.DeployRequest(
+            app_name=name, app_version=version, target=target, force=force, allow_empty=allow_empty
+        )
         try:
             return await self.deployments.Deploy(
-                deployments_pb2.DeployRequest(app_name=name, app_version=version, target=target),
+                request,
                 metadata=self._md,
                 timeout=CALL_TIMEOUT_S,
             )
@@ -174,6 +188,47 @@ class OperatorClient:
                     f"deployment {deployment_id}: not every node answered within {timeout_s:g} s",
                     code=exc.code().name,
                 ) from exc
+            raise self._error(exc) from exc
+
+    async def start_rollout(self, spec: rollouts_pb2.RolloutSpec) -> rollouts_pb2.Rollout:
+        return await self._unary(self.rollouts.StartRollout, rollouts_pb2.StartRolloutRequest(spec=spec))
+
+    async def get_rollout(self, rollout_id: str) -> rollouts_pb2.Rollout:
+        return await self._unary(self.rollouts.GetRollout, rollouts_pb2.RolloutRef(id=rollout_id))
+
+    async def list_rollouts(self, *, app: str = "", limit: int = 0) -> list[rollouts_pb2.Rollout]:
+        response = await self._unary(
+            self.rollouts.ListRollouts, rollouts_pb2.ListRolloutsRequest(app_name=app, limit=limit)
+        )
+        return list(response.rollouts)
+
+    async def rollout_action(
+        self, kind: str, rollout_id: str, *, reason: str = "", all_waves: bool = False
+    ) -> rollouts_pb2.Rollout:
+        """``kind``: pause, resume, promote or abort."""
+        method = {
+            "pause": self.rollouts.PauseRollout,
+            "resume": self.rollouts.ResumeRollout,
+            "promote": self.rollouts.PromoteRollout,
+            "abort": self.rollouts.AbortRollout,
+        }[kind]
+        return await self._unary(
+            method, rollouts_pb2.RolloutAction(id=rollout_id, reason=reason, all=all_waves)
+        )
+
+    async def watch_rollout(self, rollout_id: str) -> AsyncIterator[rollouts_pb2.RolloutEvent]:
+        """The rollout now, then every change, until it ends (no deadline: it may take hours)."""
+        call = self.rollouts.WatchRollout(rollouts_pb2.RolloutRef(id=rollout_id), metadata=self._md)
+        try:
+            async for event in call:
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def _unary(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await method(request, metadata=self._md, timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from exc
 
     async def list_nodes(self) -> list[nodes_pb2.NodeInfo]:

@@ -26,6 +26,7 @@ need "$CLANG" "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32"
 need "$WASM_LD" "apt-get install lld"
 need "$WASM_OPT" "apt-get install binaryen"
 need "$CARGO" "apt-get install cargo"
+need wat2wasm "apt-get install wabt"
 need "$RUSTC" "apt-get install rustc libstd-rust-dev-wasm32"
 targets="$("$RUSTC" --print target-list)"
 grep -qx "$RUST_TARGET" <<<"$targets" || {
@@ -71,6 +72,7 @@ wagi_c "$here/geo-hello/geo_hello.c" "$here/geo-hello/geo_hello.wasm"
 wagi_rust "$here/geo-hello/rust" geo_hello_rs "$here/geo-hello/geo_hello_rs.wasm"
 reactor_c "$here/geo-hello-reactor/geo_hello_reactor.c" "$here/geo-hello-reactor/geo_hello_reactor.wasm"
 wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats.wasm"
+wat2wasm "$here/geo-hello-broken/geo_hello_broken.wat" -o "$here/geo-hello-broken/geo_hello_broken.wasm"
 
 for wasm in "$here"/*/*.wasm; do
     printf '%8d  %s  %s\n' "$(stat -c %s "$wasm")" "$(sha256sum "$wasm" | cut -c1-12)" "${wasm#"$here"/}"

@@ -73,13 +73,17 @@ def node_ids(region_id: str, count: int) -> list[str]:
     return [f"{region_id}-{letter}" for letter in string.ascii_lowercase[:count]]
 
 
-def control_plane_spec(*, data_dir: Path, tokens_file: Path, otlp_forward: str | None = None) -> ChildSpec:
+def control_plane_spec(
+    *, data_dir: Path, tokens_file: Path, world_file: Path | None = None, otlp_forward: str | None = None
+) -> ChildSpec:
     forward = ("--otlp-forward", otlp_forward) if otlp_forward else ()
+    # The world's regions are known to the control plane before any node reports them.
+    world = ("--world", str(world_file)) if world_file else ()
     return ChildSpec(
         name="control-plane",
         argv=(
             sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0",
-            "--data-dir", str(data_dir), "--tokens", str(tokens_file), *forward,
+            "--data-dir", str(data_dir), "--tokens", str(tokens_file), *world, *forward,
         ),
         env=WORLD_TRACE_ENV,
         pin=_pin_port("grpc"),

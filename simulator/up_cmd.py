@@ -163,6 +163,7 @@ async def _start_world(
         control_plane_spec(
             data_dir=state_directory / "control-plane",
             tokens_file=state_directory / "tokens.json",
+            world_file=world.source,
             otlp_forward=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from control_plane.edgectl.commands import run_command
 from control_plane.edgectl.errors import EdgectlError
+from control_plane.edgectl.rollout_cmd import add_parsers as add_rollout_parsers
 from control_plane.edgectl.traces_cmd import add_parsers as add_trace_parsers
 from cpclient import ControlPlaneCallError, TlsSettings
 from manifest import ManifestError
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--all", action="store_true", help="every region and node")
     deploy.add_argument("--no-wait", action="store_true", help="return without waiting for ACKs")
     deploy.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for every node")
+    deploy.add_argument(
+        "--force", action="store_true", help="abort (roll back) an active rollout of the app first"
+    )
+    deploy.add_argument("--allow-empty", action="store_true", help="accept regions no node has reported yet")
 
     nodes = commands.add_parser("nodes", help="the node inventory").add_subparsers(
         dest="action", required=True
@@ -86,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_parser("list", help="list nodes", parents=output)
     commands.add_parser("status", help="control plane health and a summary", parents=output)
     add_trace_parsers(commands, output)
+    add_rollout_parsers(commands, output)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+from collections.abc import Awaitable, Callable
 
 from rich.console import Console
 from rich.progress import (
@@ -27,6 +28,7 @@ from control_plane.edgectl.output import (
     nodes_table,
     print_json,
 )
+from control_plane.edgectl.rollout_cmd import rollout_command
 from control_plane.edgectl.traces_cmd import stats_command, traces_command
 from cpclient import TlsSettings
 from cpclient.apps import ABIS
@@ -44,24 +46,27 @@ def _err_console() -> Console:
 
 
 async def run_command(args: argparse.Namespace, *, server: str, token: str, tls: TlsSettings | None) -> int:
+    commands: dict[str, Callable[[Client, argparse.Namespace], Awaitable[int]]] = {
+        "modules": _modules,
+        "apps": _apps,
+        "deploy": _deploy,
+        "rollout": rollout_command,
+        "traces": traces_command,
+        "stats": stats_command,
+        "nodes": _nodes,
+        "status": _status,
+    }
     async with Client(server, token, tls) as client:
-        group, action = args.group, str(getattr(args, "action", ""))
-        if group == "modules":
-            return await _modules(client, args, action)
-        if group == "apps":
-            return await _apps(client, args, action)
-        if group == "deploy":
-            return await _deploy(client, args)
-        if group in {"traces", "stats"}:
-            return await (traces_command if group == "traces" else stats_command)(client, args)
-        if group == "nodes":
-            nodes = await client.list_nodes()
-            if args.output == "json":
-                print_json([node_dict(n) for n in nodes])
-            else:
-                console().print(nodes_table(nodes))
-            return 0
-        return await _status(client, args)
+        return await commands[args.group](client, args)
+
+
+async def _nodes(client: Client, args: argparse.Namespace) -> int:
+    nodes = await client.list_nodes()
+    if args.output == "json":
+        print_json([node_dict(n) for n in nodes])
+    else:
+        console().print(nodes_table(nodes))
+    return 0
 
 
 async def _push(client: Client, data: bytes, *, name: str, abi: str) -> modules_pb2.ModuleInfo:
@@ -78,7 +83,8 @@ async def _push(client: Client, data: bytes, *, name: str, abi: str) -> modules_
         )
 
 
-async def _modules(client: Client, args: argparse.Namespace, action: str) -> int:
+async def _modules(client: Client, args: argparse.Namespace) -> int:
+    action = args.action
     if action == "push":
         data = args.file.read_bytes()
         info = await _push(client, data, name=args.name or args.file.stem, abi=args.abi)
@@ -102,7 +108,8 @@ async def _modules(client: Client, args: argparse.Namespace, action: str) -> int
     return 0
 
 
-async def _apps(client: Client, args: argparse.Namespace, action: str) -> int:
+async def _apps(client: Client, args: argparse.Namespace) -> int:
+    action = args.action
     if action == "register":
         manifest = load_manifest(args.manifest)
 
@@ -145,7 +152,9 @@ async def _deploy(client: Client, args: argparse.Namespace) -> int:
     name, _, version = args.ref.partition("@")
     if not name or not version:
         raise EdgectlError(f"deploy needs NAME@VERSION, got {args.ref!r}", exit_code=2)
-    deployment = await client.deploy(name, version, _selector(args))
+    deployment = await client.deploy(
+        name, version, _selector(args), force=args.force, allow_empty=args.allow_empty
+    )
     if not args.no_wait and deployment.nodes:
         with Progress(
             TextColumn(f"deployment {deployment.id} {name}@{version}"),

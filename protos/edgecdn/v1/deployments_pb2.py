@@ -27,23 +27,23 @@ from protos.edgecdn.v1 import common_pb2 as protos_dot_edgecdn_dot_v1_dot_common
 from protos.edgecdn.v1 import nodes_pb2 as protos_dot_edgecdn_dot_v1_dot_nodes__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/edgecdn/v1/deployments.proto\x12\nedgecdn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\x1a\x1dprotos/edgecdn/v1/nodes.proto\"\\\n\rDeployRequest\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x02 \x01(\t\x12$\n\x06target\x18\x03 \x01(\x0b\x32\x14.edgecdn.v1.Selector\"\xcc\x01\n\nDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61pp_name\x18\x02 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x03 \x01(\t\x12$\n\x06target\x18\x04 \x01(\x0b\x32\x14.edgecdn.v1.Selector\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05nodes\x18\x06 \x03(\x0b\x32\x18.edgecdn.v1.NodeProgress\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\"\x89\x02\n\x0cNodeProgress\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.edgecdn.v1.NodeProgress.State\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.edgecdn.v1.ErrorDetail\x12+\n\x0bnode_status\x18\x05 \x01(\x0e\x32\x16.edgecdn.v1.NodeStatus\"T\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x0f\n\x0bSTATE_ACKED\x10\x02\x12\x10\n\x0cSTATE_NACKED\x10\x03\"\"\n\x14GetDeploymentRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xea\x01\n\x11\x44\x65ploymentService\x12;\n\x06\x44\x65ploy\x12\x19.edgecdn.v1.DeployRequest\x1a\x16.edgecdn.v1.Deployment\x12I\n\rGetDeployment\x12 .edgecdn.v1.GetDeploymentRequest\x1a\x16.edgecdn.v1.Deployment\x12M\n\x0fWatchDeployment\x12 .edgecdn.v1.GetDeploymentRequest\x1a\x16.edgecdn.v1.Deployment0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/edgecdn/v1/deployments.proto\x12\nedgecdn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\x1a\x1dprotos/edgecdn/v1/nodes.proto\"\x80\x01\n\rDeployRequest\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x02 \x01(\t\x12$\n\x06target\x18\x03 \x01(\x0b\x32\x14.edgecdn.v1.Selector\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\x13\n\x0b\x61llow_empty\x18\x05 \x01(\x08\"\xcc\x01\n\nDeployment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x61pp_name\x18\x02 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x03 \x01(\t\x12$\n\x06target\x18\x04 \x01(\x0b\x32\x14.edgecdn.v1.Selector\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05nodes\x18\x06 \x03(\x0b\x32\x18.edgecdn.v1.NodeProgress\x12\x0c\n\x04\x64one\x18\x07 \x01(\x08\"\x89\x02\n\x0cNodeProgress\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.edgecdn.v1.NodeProgress.State\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.edgecdn.v1.ErrorDetail\x12+\n\x0bnode_status\x18\x05 \x01(\x0e\x32\x16.edgecdn.v1.NodeStatus\"T\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x0f\n\x0bSTATE_ACKED\x10\x02\x12\x10\n\x0cSTATE_NACKED\x10\x03\"\"\n\x14GetDeploymentRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xea\x01\n\x11\x44\x65ploymentService\x12;\n\x06\x44\x65ploy\x12\x19.edgecdn.v1.DeployRequest\x1a\x16.edgecdn.v1.Deployment\x12I\n\rGetDeployment\x12 .edgecdn.v1.GetDeploymentRequest\x1a\x16.edgecdn.v1.Deployment\x12M\n\x0fWatchDeployment\x12 .edgecdn.v1.GetDeploymentRequest\x1a\x16.edgecdn.v1.Deployment0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.edgecdn.v1.deployments_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEPLOYREQUEST']._serialized_start=147
-  _globals['_DEPLOYREQUEST']._serialized_end=239
-  _globals['_DEPLOYMENT']._serialized_start=242
-  _globals['_DEPLOYMENT']._serialized_end=446
-  _globals['_NODEPROGRESS']._serialized_start=449
-  _globals['_NODEPROGRESS']._serialized_end=714
-  _globals['_NODEPROGRESS_STATE']._serialized_start=630
-  _globals['_NODEPROGRESS_STATE']._serialized_end=714
-  _globals['_GETDEPLOYMENTREQUEST']._serialized_start=716
-  _globals['_GETDEPLOYMENTREQUEST']._serialized_end=750
-  _globals['_DEPLOYMENTSERVICE']._serialized_start=753
-  _globals['_DEPLOYMENTSERVICE']._serialized_end=987
+  _globals['_DEPLOYREQUEST']._serialized_start=148
+  _globals['_DEPLOYREQUEST']._serialized_end=276
+  _globals['_DEPLOYMENT']._serialized_start=279
+  _globals['_DEPLOYMENT']._serialized_end=483
+  _globals['_NODEPROGRESS']._serialized_start=486
+  _globals['_NODEPROGRESS']._serialized_end=751
+  _globals['_NODEPROGRESS_STATE']._serialized_start=667
+  _globals['_NODEPROGRESS_STATE']._serialized_end=751
+  _globals['_GETDEPLOYMENTREQUEST']._serialized_start=753
+  _globals['_GETDEPLOYMENTREQUEST']._serialized_end=787
+  _globals['_DEPLOYMENTSERVICE']._serialized_start=790
+  _globals['_DEPLOYMENTSERVICE']._serialized_end=1024
 # @@protoc_insertion_point(module_scope)

@@ -33,10 +33,21 @@ class DeployRequest(_message.Message):
     APP_NAME_FIELD_NUMBER: _builtins.int
     APP_VERSION_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
+    ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     """App name."""
     app_version: _builtins.str
     """App version; must be registered."""
+    force: _builtins.bool
+    """Deploy even while a rollout of this app is active: the rollout is aborted first (rolled
+    back), then this deployment is made. Without it such a deploy is refused with the
+    rollout's id.
+    """
+    allow_empty: _builtins.bool
+    """Accept regions that no node has ever reported and the world does not name (a region
+    being built); without it such a deploy is refused.
+    """
     @_builtins.property
     def target(self) -> _common_pb2.Selector:
         """Where it goes."""
@@ -47,10 +58,12 @@ class DeployRequest(_message.Message):
         app_name: _builtins.str = ...,
         app_version: _builtins.str = ...,
         target: _common_pb2.Selector | None = ...,
+        force: _builtins.bool = ...,
+        allow_empty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "app_version", b"app_version", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "app_name", b"app_name", "app_version", b"app_version", "force", b"force", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

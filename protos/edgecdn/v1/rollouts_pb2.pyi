@@ -82,10 +82,14 @@ class RolloutSpec(_message.Message):
     APP_VERSION_FIELD_NUMBER: _builtins.int
     WAVES_FIELD_NUMBER: _builtins.int
     GATE_FIELD_NUMBER: _builtins.int
+    PROGRESS_DEADLINE_FIELD_NUMBER: _builtins.int
+    ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     """App name."""
     app_version: _builtins.str
     """Version to roll out; must be registered."""
+    allow_empty: _builtins.bool
+    """Accept regions that no node has ever reported and the world does not name."""
     @_builtins.property
     def waves(self) -> _containers.RepeatedCompositeFieldContainer[Global___Wave]:
         """Waves in order; each names the regions it covers."""
@@ -94,6 +98,10 @@ class RolloutSpec(_message.Message):
     def gate(self) -> Global___HealthGate:
         """The health gate every wave must pass after baking."""
 
+    @_builtins.property
+    def progress_deadline(self) -> _duration_pb2.Duration:
+        """A wave whose nodes have not all ACKed within this fails (default 60 s)."""
+
     def __init__(
         self,
         *,
@@ -101,10 +109,12 @@ class RolloutSpec(_message.Message):
         app_version: _builtins.str = ...,
         waves: _abc.Iterable[Global___Wave] | None = ...,
         gate: Global___HealthGate | None = ...,
+        progress_deadline: _duration_pb2.Duration | None = ...,
+        allow_empty: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate", "progress_deadline", b"progress_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "app_version", b"app_version", "gate", b"gate", "waves", b"waves"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "app_name", b"app_name", "app_version", b"app_version", "gate", b"gate", "progress_deadline", b"progress_deadline", "waves", b"waves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -150,6 +160,7 @@ class HealthGate(_message.Message):
     MAX_P99_LATENCY_MS_FIELD_NUMBER: _builtins.int
     MIN_REQUESTS_FIELD_NUMBER: _builtins.int
     REQUIRE_TRAFFIC_FIELD_NUMBER: _builtins.int
+    MAX_ERROR_INCREASE_FIELD_NUMBER: _builtins.int
     max_error_rate: _builtins.float
     """Highest tolerated share of 5xx responses, 0..1."""
     max_p99_latency_ms: _builtins.float
@@ -160,6 +171,10 @@ class HealthGate(_message.Message):
     """
     require_traffic: _builtins.bool
     """Fail a wave that saw fewer than `min_requests`."""
+    max_error_increase: _builtins.float
+    """Highest tolerated rise of the wave's 5xx share over the previous version's in the
+    regions not yet rolled (the baseline), 0..1 (e.g. 0.005 = half a point); unset: not gated.
+    """
     def __init__(
         self,
         *,
@@ -167,12 +182,15 @@ class HealthGate(_message.Message):
         max_p99_latency_ms: _builtins.float = ...,
         min_requests: _builtins.int = ...,
         require_traffic: _builtins.bool = ...,
+        max_error_increase: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_error_increase", b"_max_error_increase", "max_error_increase", b"max_error_increase"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_error_rate", b"max_error_rate", "max_p99_latency_ms", b"max_p99_latency_ms", "min_requests", b"min_requests", "require_traffic", b"require_traffic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_error_increase", b"_max_error_increase", "max_error_increase", b"max_error_increase", "max_error_rate", b"max_error_rate", "max_p99_latency_ms", b"max_p99_latency_ms", "min_requests", b"min_requests", "require_traffic", b"require_traffic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__max_error_increase: _TypeAlias = _typing.Literal["max_error_increase"]  # noqa: Y015
+    _WhichOneofArgType__max_error_increase: _TypeAlias = _typing.Literal["_max_error_increase", b"_max_error_increase"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_error_increase) -> _WhichOneofReturnType__max_error_increase | None: ...
 
 Global___HealthGate: _TypeAlias = HealthGate  # noqa: Y015
 
@@ -187,6 +205,9 @@ class GateResult(_message.Message):
     ERROR_RATE_FIELD_NUMBER: _builtins.int
     P99_LATENCY_MS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    BASELINE_REQUESTS_FIELD_NUMBER: _builtins.int
+    BASELINE_ERROR_RATE_FIELD_NUMBER: _builtins.int
     passed: _builtins.bool
     """Whether the wave passed."""
     requests: _builtins.int
@@ -197,6 +218,11 @@ class GateResult(_message.Message):
     """Their p99 latency in milliseconds."""
     reason: _builtins.str
     """Why it passed or failed, for a person."""
+    errors: _builtins.int
+    """5xx responses among `requests`."""
+    baseline_requests: _builtins.int
+    """The baseline's figures (the previous version in the regions not yet rolled), if any."""
+    baseline_error_rate: _builtins.float
     def __init__(
         self,
         *,
@@ -205,10 +231,13 @@ class GateResult(_message.Message):
         error_rate: _builtins.float = ...,
         p99_latency_ms: _builtins.float = ...,
         reason: _builtins.str = ...,
+        errors: _builtins.int = ...,
+        baseline_requests: _builtins.int = ...,
+        baseline_error_rate: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_rate", b"error_rate", "p99_latency_ms", b"p99_latency_ms", "passed", b"passed", "reason", b"reason", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_error_rate", b"baseline_error_rate", "baseline_requests", b"baseline_requests", "error_rate", b"error_rate", "errors", b"errors", "p99_latency_ms", b"p99_latency_ms", "passed", b"passed", "reason", b"reason", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -226,6 +255,12 @@ class WaveStatus(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     DEPLOYED_AT_FIELD_NUMBER: _builtins.int
     GATE_FIELD_NUMBER: _builtins.int
+    NODES_EXPECTED_FIELD_NUMBER: _builtins.int
+    NODES_ACKED_FIELD_NUMBER: _builtins.int
+    BAKE_ELAPSED_FIELD_NUMBER: _builtins.int
+    BAKE_TIME_FIELD_NUMBER: _builtins.int
+    LIVE_FIELD_NUMBER: _builtins.int
+    DEADLINE_AT_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position in the spec, from 0."""
     state: Global___RolloutState.ValueType
@@ -246,6 +281,26 @@ class WaveStatus(_message.Message):
     def gate(self) -> Global___GateResult:
         """The gate's verdict, once judged."""
 
+    @_builtins.property
+    def nodes_expected(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Nodes the wave's deployment targets, and those that ACKed."""
+
+    @_builtins.property
+    def nodes_acked(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def bake_elapsed(self) -> _duration_pb2.Duration:
+        """How much of the bake has run, and how long it is."""
+
+    @_builtins.property
+    def bake_time(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def live(self) -> Global___GateResult:
+        """The gate's live figures during the bake (the last ones it saw)."""
+
+    @_builtins.property
+    def deadline_at(self) -> _timestamp_pb2.Timestamp:
+        """When the wave fails if its nodes have not all ACKed."""
+
     def __init__(
         self,
         *,
@@ -255,14 +310,95 @@ class WaveStatus(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         deployed_at: _timestamp_pb2.Timestamp | None = ...,
         gate: Global___GateResult | None = ...,
+        nodes_expected: _abc.Iterable[_builtins.str] | None = ...,
+        nodes_acked: _abc.Iterable[_builtins.str] | None = ...,
+        bake_elapsed: _duration_pb2.Duration | None = ...,
+        bake_time: _duration_pb2.Duration | None = ...,
+        live: Global___GateResult | None = ...,
+        deadline_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deployed_at", b"deployed_at", "gate", b"gate", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bake_elapsed", b"bake_elapsed", "bake_time", b"bake_time", "deadline_at", b"deadline_at", "deployed_at", b"deployed_at", "gate", b"gate", "live", b"live", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployed_at", b"deployed_at", "gate", b"gate", "index", b"index", "regions", b"regions", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bake_elapsed", b"bake_elapsed", "bake_time", b"bake_time", "deadline_at", b"deadline_at", "deployed_at", b"deployed_at", "gate", b"gate", "index", b"index", "live", b"live", "nodes_acked", b"nodes_acked", "nodes_expected", b"nodes_expected", "regions", b"regions", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WaveStatus: _TypeAlias = WaveStatus  # noqa: Y015
+
+@_typing.final
+class RolloutTransition(_message.Message):
+    """One change of state, with who made it and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    WAVE_FIELD_NUMBER: _builtins.int
+    FROM_STATE_FIELD_NUMBER: _builtins.int
+    TO_STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    wave: _builtins.int
+    """The wave it concerns (from 0), or -1 for the rollout as a whole."""
+    from_state: _builtins.str
+    """State words: pending, deploying, baking, paused, succeeded, rolling_back, rolled_back, aborted."""
+    to_state: _builtins.str
+    reason: _builtins.str
+    """Why, for a person."""
+    actor: _builtins.str
+    """Who: an operator's token role and name, or "system"."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        wave: _builtins.int = ...,
+        from_state: _builtins.str = ...,
+        to_state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "from_state", b"from_state", "reason", b"reason", "to_state", b"to_state", "wave", b"wave"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutTransition: _TypeAlias = RolloutTransition  # noqa: Y015
+
+@_typing.final
+class RolloutActionRecord(_message.Message):
+    """An operator's action on a rollout, as recorded."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """pause, resume, promote, promote_all, abort."""
+    actor: _builtins.str
+    reason: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        kind: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "kind", b"kind", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutActionRecord: _TypeAlias = RolloutActionRecord  # noqa: Y015
 
 @_typing.final
 class Rollout(_message.Message):
@@ -299,6 +435,9 @@ class Rollout(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    STATE_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id."""
     state: Global___RolloutState.ValueType
@@ -307,6 +446,8 @@ class Rollout(_message.Message):
     """Index of the wave in progress."""
     message: _builtins.str
     """Last thing that happened, for a person."""
+    state_name: _builtins.str
+    """The state as a lower-case word (succeeded, rolled_back, ...), as `edgectl -o json` prints it."""
     @_builtins.property
     def spec(self) -> Global___RolloutSpec:
         """What was asked."""
@@ -327,6 +468,14 @@ class Rollout(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When it last changed."""
 
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___RolloutTransition]:
+        """Every change of state, oldest first."""
+
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RolloutActionRecord]:
+        """Every operator action, oldest first."""
+
     def __init__(
         self,
         *,
@@ -339,10 +488,13 @@ class Rollout(_message.Message):
         message: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        history: _abc.Iterable[Global___RolloutTransition] | None = ...,
+        actions: _abc.Iterable[Global___RolloutActionRecord] | None = ...,
+        state_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "spec", b"spec", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "current_wave", b"current_wave", "id", b"id", "message", b"message", "previous_versions", b"previous_versions", "spec", b"spec", "state", b"state", "updated_at", b"updated_at", "waves", b"waves"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "created_at", b"created_at", "current_wave", b"current_wave", "history", b"history", "id", b"id", "message", b"message", "previous_versions", b"previous_versions", "spec", b"spec", "state", b"state", "state_name", b"state_name", "updated_at", b"updated_at", "waves", b"waves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -402,19 +554,23 @@ class RolloutAction(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Rollout id."""
     reason: _builtins.str
     """Why, recorded in the rollout's message."""
+    all: _builtins.bool
+    """With PromoteRollout: skip every remaining judgement, not only this wave's bake."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        all: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "id", b"id", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
