@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -167,25 +168,27 @@ def _route(row: traces_pb2.StatsRow, *, by_route: bool) -> str:
 
 
 def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_route: bool) -> Table:
-    """The rows; a partial row's request count is marked ``*`` (``stats_notes`` says why)."""
-    table = Table(title=f"requests over the last {window_s:g} s")
-    for column in ("region", "app", "route"):
-        table.add_column(column, no_wrap=True)
-    for column in ("requests", "rps", "errors", "error rate", "p50 ms", "p95 ms", "p99 ms"):
-        table.add_column(column, justify="right")
+    """The rows, narrow enough for an 80-column terminal (errors and p95 are in ``-o json``);
+    a partial row's request count is marked ``*`` (``stats_notes`` says why)."""
+    table = Table(title=f"requests over the last {window_s:g} s", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("region", overflow="fold")
+    table.add_column("app", overflow="fold")
+    if by_route:
+        table.add_column("route", overflow="fold")
+    for column in ("requests", "rps", "5xx", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(
-            row.region,
-            f"{row.app_name}@{row.app_version}",
-            _route(row, by_route=by_route),
+        cells: list[str | Text] = [row.region, f"{row.app_name}@{row.app_version}"]
+        if by_route:
+            cells.append(_route(row, by_route=by_route))
+        cells += [
             Text(f"{row.requests:,}*", style="yellow") if row.partial else f"{row.requests:,}",
             f"{row.requests_per_second:.1f}",
-            f"{row.errors:,}",
-            Text(f"{row.error_rate:.2%}", style="red" if row.errors else ""),
+            Text(f"{row.error_rate:.1%}", style="red" if row.errors else ""),
             f"{row.p50_ms:.2f}",
-            f"{row.p95_ms:.2f}",
             f"{row.p99_ms:.2f}",
-        )
+        ]
+        table.add_row(*cells)
     return table
 
 
