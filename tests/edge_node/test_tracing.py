@@ -223,5 +223,10 @@ async def test_origin_fetch_is_a_client_span_and_the_origin_continues_the_trace(
         assert "GET origin" not in cached
         assert cached["GET /o/..."]["attributes"]["edgecdn.cache"] == "HIT"
         assert len(seen) == 1
+        async with client_from(world, "KR") as client:  # origin and cache answers name the app too
+            for outcome in ("MISS", "HIT"):
+                async with client.get(f"{node_url(node)}/o/other") as response:
+                    assert response.headers["x-cache"] == outcome
+                    assert response.headers["x-edge-app"] == "cdn@2.0.0"
     finally:
         await runner.cleanup()
