@@ -134,12 +134,28 @@ def judge(
     bake_s: float,
     wave_label: str,
 ) -> Verdict:
-    """Judge a wave now: fail on a broken limit at any time, pass only after the bake."""
+    """Judge a wave now: fail on a broken limit at any time, pass only after the bake.
+
+    With fewer than ``min_requests`` a wave still fails when its errors alone settle it: at
+    least ``CONCLUSIVE_REQUESTS`` requests and even the 99.9% lower bound of its 5xx share
+    (Wilson) above the limit (a version whose true 5xx share is at the limit is wrongly
+    failed this way well under 1% of the time). A broken version that the router ejects after a few failures
+    gets little traffic; 25 failures in 25 requests must not pass on bake time alone.
+    """
     enough = wave_figures.requests >= limits.min_requests
     if enough:
         broken = broken_limits(limits, wave_figures, baseline_figures)
         if broken:
             return Fail(figures=wave_figures, reason=f"{wave_label}: {', '.join(broken)}{ROLLING_BACK}")
+    elif conclusive_errors(limits, wave_figures):
+        lower = wilson_lower_bound(wave_figures.errors, wave_figures.requests)
+        reason = (
+            f"{wave_label}: {describe_figures(wave_figures)}: fewer than "
+            f"{wording.count(limits.min_requests)}, but 5xx is at least {wording.share(lower)} "
+            "(99.9% confidence) "
+            f"> {wording.limit_share(limits.max_error_rate)}{ROLLING_BACK}"
+        )
+        return Fail(figures=wave_figures, reason=reason)
     if bake_elapsed_s < bake_s:
         return Pending(figures=wave_figures)
     bake = f"after {wording.seconds(bake_s)} bake"
@@ -153,6 +169,29 @@ def judge(
         return Pass(figures=wave_figures, reason=f"{wave_label}: {too_few}: passed on bake time alone {bake}")
     seen = describe_figures(wave_figures)
     return Pass(figures=wave_figures, reason=f"{wave_label}: {seen} within limits {bake}: passed")
+
+
+CONCLUSIVE_REQUESTS = 10
+_Z = 3.290527  # the two-sided 99.9% normal quantile
+
+
+def wilson_lower_bound(errors: int, requests: int) -> float:
+    """The 99.9% Wilson score lower bound of a share seen as ``errors`` of ``requests``."""
+    if requests <= 0:
+        return 0.0
+    share = errors / requests
+    z2 = _Z * _Z
+    centre = share + z2 / (2 * requests)
+    spread = _Z * math.sqrt(share * (1 - share) / requests + z2 / (4 * requests * requests))
+    return max(0.0, (centre - spread) / (1 + z2 / requests))
+
+
+def conclusive_errors(limits: GateLimits, figures: Figures) -> bool:
+    """True when ``figures``' errors break the 5xx limit beyond doubt, however few requests."""
+    return (
+        figures.requests >= CONCLUSIVE_REQUESTS
+        and wilson_lower_bound(figures.errors, figures.requests) > limits.max_error_rate + _EPSILON
+    )
 
 
 def describe_figures(figures: Figures) -> str:

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from control_plane.rollouts import Fail, Figures, GateLimits, InvalidValueError, Pass, Pending, judge
+from control_plane.rollouts.gates import conclusive_errors, wilson_lower_bound
 
 LIMITS = GateLimits(max_error_rate=0.01, max_p99_ms=250, min_requests=50)
 W1 = "wave 1 (ap-northeast-2)"
@@ -47,8 +48,8 @@ def test_passes_once_the_bake_is_complete() -> None:
 
 
 def test_too_little_traffic_is_not_judged_on_figures() -> None:
-    # 6 errors of 12 is 50%, but 12 requests say nothing: no early failure.
-    figures = Figures(requests=12, errors=6, p99_ms=900)
+    # 1 error of 12 is 8%, but 12 requests do not settle it: no early failure.
+    figures = Figures(requests=12, errors=1, p99_ms=900)
     assert judge(LIMITS, figures, None, bake_elapsed_s=10, bake_s=30, wave_label=W1) == Pending(
         figures=figures
     )
@@ -56,6 +57,28 @@ def test_too_little_traffic_is_not_judged_on_figures() -> None:
     assert verdict == Pass(
         figures=figures, reason=f"{W1}: 12 requests < 50 needed: passed on bake time alone after 30 s bake"
     )
+
+
+def test_conclusive_errors_fail_a_wave_with_little_traffic() -> None:
+    # The router ejects a node that answers 500s, so a broken wave may see 25 requests in its
+    # bake; 25 failures of 25 settle it without waiting for min_requests.
+    figures = Figures(requests=25, errors=25, p99_ms=1)
+    verdict = judge(LIMITS, figures, None, bake_elapsed_s=2, bake_s=30, wave_label=W1)
+    assert isinstance(verdict, Fail)
+    assert verdict.reason == (
+        f"{W1}: 5xx 100.0% of 25 requests, p99 1 ms: fewer than 50, but 5xx is at least 69.8% "
+        "(99.9% confidence) > 1%: rolling back"
+    )
+    assert conclusive_errors(LIMITS, Figures(requests=10, errors=10))
+    assert not conclusive_errors(LIMITS, Figures(requests=9, errors=9))  # too few to say anything
+    assert not conclusive_errors(LIMITS, Figures(requests=40, errors=1))
+
+
+@given(st.integers(0, 1000), st.integers(1, 1000))
+def test_the_lower_bound_is_a_share_below_the_observed_one(errors: int, requests: int) -> None:
+    errors = min(errors, requests)
+    lower = wilson_lower_bound(errors, requests)
+    assert 0.0 <= lower <= errors / requests + 1e-12
 
 
 def test_require_traffic_fails_a_quiet_wave() -> None:
@@ -165,8 +188,13 @@ def test_verdicts_are_consistent(
         assert verdict.reason.endswith(("passed", "after " + verdict.reason.rsplit("after ", 1)[-1]))
     if isinstance(verdict, Fail):
         assert verdict.reason.endswith(": rolling back")
-        # Early failures need enough traffic; a quiet wave fails only at the end, and only when required.
-        assert wave.requests >= limits.min_requests or (limits.require_traffic and elapsed >= bake)
+        # Early failures need enough traffic or conclusive errors; a quiet wave fails only at
+        # the end, and only when required.
+        assert (
+            wave.requests >= limits.min_requests
+            or conclusive_errors(limits, wave)
+            or (limits.require_traffic and elapsed >= bake)
+        )
 
 
 @given(limits, figures)
