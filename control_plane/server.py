@@ -208,7 +208,9 @@ async def _serve(
     nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet), server)
     nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), server)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(collector), server)  # type: ignore[no-untyped-call]
-    traces_pb2_grpc.add_TraceQueryServiceServicer_to_server(TraceQueryServicer(collector), server)
+    # edgectl stats counts from the nodes' own figures; spans give the per-route breakdown.
+    query = TraceQueryServicer(collector, figures=fleet.figures)
+    traces_pb2_grpc.add_TraceQueryServiceServicer_to_server(query, server)
     reflection.enable_server_reflection(
         [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME, *SERVICES],
         server,

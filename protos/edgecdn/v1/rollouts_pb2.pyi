@@ -221,8 +221,9 @@ class GateResult(_message.Message):
     errors: _builtins.int
     """5xx responses among `requests`."""
     baseline_requests: _builtins.int
-    """The baseline's figures (the previous version in the regions not yet rolled), if any."""
+    """Requests the baseline saw (the previous version in the regions not yet rolled)."""
     baseline_error_rate: _builtins.float
+    """The baseline's 5xx share."""
     def __init__(
         self,
         *,
@@ -283,16 +284,20 @@ class WaveStatus(_message.Message):
 
     @_builtins.property
     def nodes_expected(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Nodes the wave's deployment targets, and those that ACKed."""
+        """Nodes the wave's deployment targets."""
 
     @_builtins.property
-    def nodes_acked(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def nodes_acked(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Those of them that ACKed."""
+
     @_builtins.property
     def bake_elapsed(self) -> _duration_pb2.Duration:
-        """How much of the bake has run, and how long it is."""
+        """How much of the bake has run (the clock stops while paused)."""
 
     @_builtins.property
-    def bake_time(self) -> _duration_pb2.Duration: ...
+    def bake_time(self) -> _duration_pb2.Duration:
+        """How long the bake is."""
+
     @_builtins.property
     def live(self) -> Global___GateResult:
         """The gate's live figures during the bake (the last ones it saw)."""
@@ -340,8 +345,11 @@ class RolloutTransition(_message.Message):
     wave: _builtins.int
     """The wave it concerns (from 0), or -1 for the rollout as a whole."""
     from_state: _builtins.str
-    """State words: pending, deploying, baking, paused, succeeded, rolling_back, rolled_back, aborted."""
+    """The state before, as a word: pending, deploying, baking, paused, succeeded,
+    rolling_back, rolled_back, aborted.
+    """
     to_state: _builtins.str
+    """The state after, as a word."""
     reason: _builtins.str
     """Why, for a person."""
     actor: _builtins.str
@@ -381,9 +389,13 @@ class RolloutActionRecord(_message.Message):
     kind: _builtins.str
     """pause, resume, promote, promote_all, abort."""
     actor: _builtins.str
+    """Who: the caller's token name and role."""
     reason: _builtins.str
+    """Why, as the operator said it."""
     @_builtins.property
-    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
     def __init__(
         self,
         *,
