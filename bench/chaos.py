@@ -235,7 +235,8 @@ async def soak(bench: Bench, seconds: float) -> None:
     chaos = await bench.world.spawn("edgecdn", "chaos", "run", str(scenario))
     await asyncio.sleep(60)  # warm-up
     warm = _rss(bench)
-    await chaos.communicate()
+    played, _ = await chaos.communicate()
+    print("  " + "\n  ".join(played.decode().splitlines()), flush=True)
     result = await report()
     end = _rss(bench)
     same = {name: (warm[name], end[name]) for name in warm if name in end and warm[name][0] == end[name][0]}

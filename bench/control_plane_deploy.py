@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -34,11 +33,12 @@ from pathlib import Path
 import grpc
 import wasmtime
 
+from bench.harness import start_control_plane
 from cpclient import MemoryModuleStore, NodeIdentity, NodeSession, SessionSettings
 from cpclient.backoff import Backoff
 from cpclient.operator import OperatorClient as Client
 from protos.edgecdn.v1 import apps_pb2, common_pb2, deployments_pb2, nodes_pb2
-from simulator.supervisor import ChildSpec, Supervisor
+from simulator.supervisor import Supervisor
 
 SMALL_BUDGET_S = 1.0
 LARGE_BUDGET_S = 3.0
@@ -88,7 +88,9 @@ async def deploy_and_wait(client: Client, name: str, version: str, expected: int
 class Fleet:
     """Many node agents in this process, a few shared channels."""
 
-    def __init__(self, address: str, token: str, count: int, *, compile_modules: bool) -> None:
+    def __init__(
+        self, address: str, token: str, count: int, *, compile_modules: bool, regions: int = 12
+    ) -> None:
         self.engine = wasmtime.Engine()
         self.compile = compile_modules
         self.channels = [
@@ -98,7 +100,7 @@ class Fleet:
         self.sessions = [
             NodeSession(
                 settings,
-                NodeIdentity(node_id=f"bench-{i:04d}", region=f"region-{i % 12}"),
+                NodeIdentity(node_id=f"bench-{i:04d}", region=f"region-{i % regions}"),
                 apply=self.apply,
                 store=MemoryModuleStore(),
                 channel=self.channels[i // SESSIONS_PER_CHANNEL],
@@ -131,22 +133,9 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-cp-") as tmp:
         data_dir = Path(tmp) / "cp"
         async with Supervisor(Path(tmp) / "run") as supervisor:
-            child = await supervisor.start(
-                ChildSpec(
-                    name="control-plane",
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "control_plane",
-                        "--data-dir",
-                        str(data_dir),
-                        "--log-level",
-                        "warning",
-                    ),
-                )
-            )
-            address = child.report.addresses["grpc"]
-            tokens = json.loads((data_dir / "tokens.json").read_text())
+            control_plane = await start_control_plane(supervisor, data_dir)
+            child = control_plane.child
+            address, tokens = control_plane.address, control_plane.tokens
             async with Client(address, tokens["operator"]) as client:
                 small = Fleet(address, tokens["node"], args.small_nodes, compile_modules=True)
                 await small.start()

@@ -8,11 +8,15 @@ workerd) are located here, with the command that installs each when it is missin
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from simulator.supervisor import ChildSpec, RunningChild, Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WRK_INSTALL = "apt-get install -y wrk"
@@ -114,3 +118,32 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise ValueError(f"no VmRSS for pid {pid}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlPlaneProcess:
+    """A real control-plane process of a benchmark: its address and the tokens it generated."""
+
+    child: RunningChild
+    address: str
+    tokens: dict[str, str]
+
+
+async def start_control_plane(supervisor: Supervisor, data_dir: Path) -> ControlPlaneProcess:
+    """Start ``python -m control_plane`` on a free port with a fresh ``data_dir``."""
+    child = await supervisor.start(
+        ChildSpec(
+            name="control-plane",
+            argv=(
+                sys.executable,
+                "-m",
+                "control_plane",
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "warning",
+            ),
+        )
+    )
+    tokens = json.loads((data_dir / "tokens.json").read_text())
+    return ControlPlaneProcess(child=child, address=child.report.addresses["grpc"], tokens=tokens)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.harness import REPO_ROOT, CpuClock, PeerMissingError, run_wrk
+from bench.harness import REPO_ROOT, CpuClock, PeerMissingError, run_wrk, start_control_plane
 from cpclient.operator import OperatorClient
 from protos.edgecdn.v1 import traces_pb2
 from simulator.supervisor import ChildSpec, RunningChild, Supervisor
@@ -152,23 +152,9 @@ async def measure(seconds: float, connections: int, rate: float) -> tuple[list[C
     with tempfile.TemporaryDirectory(prefix="edgecdn-bench-") as tmp_name:
         tmp = Path(tmp_name)
         async with Supervisor(tmp / "run") as supervisor:
-            cp = await supervisor.start(
-                ChildSpec(
-                    name="control-plane",
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "control_plane",
-                        "--data-dir",
-                        str(tmp / "cp"),
-                        "--log-level",
-                        "warning",
-                    ),
-                )
-            )
+            control_plane = await start_control_plane(supervisor, tmp / "cp")
             cp_ready = time.monotonic()
-            tokens = json.loads((tmp / "cp" / "tokens.json").read_text())
-            address = cp.report.addresses["grpc"]
+            address, tokens = control_plane.address, control_plane.tokens
             busy = await supervisor.start(
                 node_spec("busy", "us-east-1", tmp / "busy", address, tokens["node"], 1.0)
             )
