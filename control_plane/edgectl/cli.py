@@ -16,6 +16,7 @@ from pathlib import Path
 
 from control_plane.edgectl.commands import run_command
 from control_plane.edgectl.errors import EdgectlError
+from control_plane.edgectl.output import OUTPUTS
 from control_plane.edgectl.rollout_cmd import add_parsers as add_rollout_parsers
 from control_plane.edgectl.traces_cmd import add_parsers as add_trace_parsers
 from cpclient import ControlPlaneCallError, TlsSettings
@@ -25,15 +26,14 @@ from runtime.errors import WorldStateError
 from runtime.world_state import read_world_state
 
 PROG = "edgectl"
+OUTPUT_HELP = "table (fits 80 columns), wide (every column, whatever the width) or json"
 
 
 def _output_flag() -> argparse.ArgumentParser:
     """``-o`` accepted after the command too (``edgectl nodes list -o json``); SUPPRESS keeps
     the global value unless the command-level flag is given."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(
-        "-o", "--output", choices=["table", "json"], default=argparse.SUPPRESS, help="output format"
-    )
+    parent.add_argument("-o", "--output", choices=OUTPUTS, default=argparse.SUPPRESS, help=OUTPUT_HELP)
     return parent
 
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(
         parser, "--client-key", env="EDGECTL_CLIENT_KEY", default=None, convert=Path, help="PEM key (mTLS)"
     )
-    parser.add_argument("-o", "--output", choices=["table", "json"], default="table", help="output format")
+    parser.add_argument("-o", "--output", choices=OUTPUTS, default="table", help=OUTPUT_HELP)
     commands = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
     modules = commands.add_parser("modules", help="the module registry").add_subparsers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import collections
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import (
@@ -25,8 +26,10 @@ from control_plane.edgectl.output import (
     console,
     modules_table,
     node_dict,
+    nodes_notes,
     nodes_table,
     print_json,
+    print_table,
 )
 from control_plane.edgectl.rollout_cmd import rollout_command
 from control_plane.edgectl.traces_cmd import stats_command, traces_command
@@ -65,7 +68,10 @@ async def _nodes(client: Client, args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json([node_dict(n) for n in nodes])
     else:
-        console().print(nodes_table(nodes))
+        wide = args.output == "wide"
+        print_table(nodes_table(nodes, now=datetime.now(UTC), wide=wide), wide=wide)
+        for note in [] if wide else nodes_notes(nodes):
+            console().print(note, highlight=False, markup=False)
     return 0
 
 
@@ -104,7 +110,7 @@ async def _modules(client: Client, args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json([as_dict(m) for m in modules])
     else:
-        console().print(modules_table(modules))
+        print_table(modules_table(modules, wide=args.output == "wide"), wide=args.output == "wide")
     return 0
 
 
@@ -130,13 +136,13 @@ async def _apps(client: Client, args: argparse.Namespace) -> int:
         if args.output == "json":
             print_json(as_dict(app))
         else:
-            console().print(app_table(app))
+            print_table(app_table(app, wide=args.output == "wide"), wide=args.output == "wide")
         return 0
     apps = await client.list_apps()
     if args.output == "json":
         print_json([as_dict(a) for a in apps])
     else:
-        console().print(apps_table(apps))
+        print_table(apps_table(apps, wide=args.output == "wide"), wide=args.output == "wide")
     return 0
 
 

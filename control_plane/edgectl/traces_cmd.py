@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from google.protobuf.duration_pb2 import Duration
 
 from control_plane.edgectl.errors import EdgectlError
-from control_plane.edgectl.output import console, print_json
+from control_plane.edgectl.output import console, print_json, print_table
 from control_plane.edgectl.traces_output import (
     span_dict,
     stats_dict,
@@ -64,7 +65,7 @@ async def traces_command(client: OperatorClient, args: argparse.Namespace) -> in
         if args.output == "json":
             print_json([span_dict(span) for span in trace.spans])
         else:
-            console().print(waterfall(trace))
+            print_table(waterfall(trace, wide=args.output == "wide"), wide=args.output == "wide")
         return 0
     if args.limit < 1:
         raise EdgectlError("--limit: must be at least 1", exit_code=2)
@@ -83,7 +84,8 @@ async def traces_command(client: OperatorClient, args: argparse.Namespace) -> in
     elif not traces:
         console().print("no traces match")
     else:
-        console().print(traces_table(traces))
+        wide = args.output == "wide"
+        print_table(traces_table(traces, now=datetime.now(UTC), wide=wide), wide=wide)
     return 0
 
 
@@ -101,7 +103,8 @@ async def stats_command(client: OperatorClient, args: argparse.Namespace) -> int
     elif not response.rows:
         console().print(f"no requests in the last {window_s:g} s")
     else:
-        console().print(stats_table(response.rows, window_s, by_route=args.by_route))
+        wide = args.output == "wide"
+        print_table(stats_table(response.rows, window_s, by_route=args.by_route, wide=wide), wide=wide)
         for note in stats_notes(response, by_route=args.by_route):
             console().print(note, highlight=False, markup=False)
     return 0

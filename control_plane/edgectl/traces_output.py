@@ -1,15 +1,20 @@
 """How edgectl shows traces and statistics: JSON rows for scripts, and for people a table
-of traces, a table of statistics, and a span tree drawn as a waterfall."""
+of traces, a table of statistics, and a span tree drawn as a waterfall, each fitting 80
+columns (``-o wide``: every column, whatever the width; see ``output.build_table``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from control_plane.edgectl.output import Cell, Column, age, build_table
 from protos.edgecdn.v1 import traces_pb2
 
 STATUS_NAMES = {
@@ -18,6 +23,7 @@ STATUS_NAMES = {
     traces_pb2.SPAN_STATUS_ERROR: "error",
 }
 BAR_WIDTH = 40
+MIN_BAR_WIDTH = 10
 
 
 def _time(message: traces_pb2.TraceSummary | traces_pb2.Span) -> str | None:
@@ -74,29 +80,38 @@ def stats_dict(row: traces_pb2.StatsRow, window_s: float) -> dict[str, Any]:
     }
 
 
-def traces_table(traces: Sequence[traces_pb2.TraceSummary]) -> Table:
-    table = Table()
-    table.add_column("trace id", no_wrap=True)
-    table.add_column("started", no_wrap=True)
-    table.add_column("root", overflow="fold")
-    table.add_column("region", no_wrap=True)
-    table.add_column("version", no_wrap=True)
-    table.add_column("spans", justify="right")
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("status")
+def traces_table(traces: Sequence[traces_pb2.TraceSummary], *, now: datetime, wide: bool = False) -> Table:
+    """Whole trace ids, age, region, version, duration and status fit 80 columns; ``wide``
+    adds the start time, the root span and the span count."""
+    columns = [
+        Column(header="TRACE ID"),
+        Column(header="AGE", right=True),
+        Column(header="REGION"),
+        Column(header="VERSION", wrap=True),
+        Column(header="MS", right=True),
+        Column(header="STATUS"),
+    ]
+    if wide:
+        columns += [Column(header="STARTED"), Column(header="ROOT"), Column(header="SPANS", right=True)]
+    rows: list[list[Cell]] = []
     for trace in traces:
         status = STATUS_NAMES.get(trace.status, "unset")
-        table.add_row(
+        row: list[Cell] = [
             trace.trace_id,
-            trace.start_time.ToDatetime().strftime("%H:%M:%S.%f")[:-3],
-            f"{trace.root_service}: {trace.root_name}",
+            age(trace.start_time, now) if trace.HasField("start_time") else "-",
             trace.region or "-",
             trace.app_version or "-",
-            str(trace.span_count),
-            f"{trace.duration_ms:.2f} ms",
+            f"{trace.duration_ms:.2f}",
             Text(status, style="red" if status == "error" else ""),
-        )
-    return table
+        ]
+        if wide:
+            row += [
+                _time(trace) or "-",
+                f"{trace.root_service}: {trace.root_name}",
+                str(trace.span_count),
+            ]
+        rows.append(row)
+    return build_table(columns, rows, wide=wide)
 
 
 def _ordered(spans: Sequence[traces_pb2.Span]) -> list[tuple[int, traces_pb2.Span]]:
@@ -121,44 +136,77 @@ def _ordered(spans: Sequence[traces_pb2.Span]) -> list[tuple[int, traces_pb2.Spa
     return ordered
 
 
-def _bar(start_ns: int, duration_ns: int, origin_ns: int, total_ns: int, style: str) -> Text:
-    scale = BAR_WIDTH / total_ns if total_ns > 0 else 0.0
-    offset = min(int((start_ns - origin_ns) * scale), BAR_WIDTH - 1)
-    length = max(1, min(round(duration_ns * scale), BAR_WIDTH - offset))
-    return Text(" " * offset) + Text("█" * length, style=style) + Text(" " * (BAR_WIDTH - offset - length))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bar:
+    """A span's bar on the trace's time line, as long as its column is wide (up to
+    ``BAR_WIDTH``): in a narrow table the time line gives way before any id or figure."""
+
+    start_ns: int
+    duration_ns: int
+    origin_ns: int
+    total_ns: int
+    style: str
+
+    def text(self, width: int) -> Text:
+        scale = width / self.total_ns if self.total_ns > 0 else 0.0
+        offset = min(int((self.start_ns - self.origin_ns) * scale), width - 1)
+        length = max(1, min(round(self.duration_ns * scale), width - offset))
+        return (
+            Text(" " * offset) + Text("█" * length, style=self.style) + Text(" " * (width - offset - length))
+        )
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(MIN_BAR_WIDTH, BAR_WIDTH).with_maximum(options.max_width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.text(max(1, min(options.max_width, BAR_WIDTH)))
 
 
-def waterfall(trace: traces_pb2.Trace) -> Table:
-    """The span tree, one row per span, with a bar placed on the trace's time line."""
+def waterfall(trace: traces_pb2.Trace, *, wide: bool = False) -> Table:
+    """The span tree, one row per span, with a bar placed on the trace's time line (narrowed
+    to fit, ``Bar``); ``wide`` adds each span's start (from the trace's), id and kind."""
     spans = list(trace.spans)
     starts = [s.start_time.ToNanoseconds() for s in spans]
     ends = [start + int(s.duration_ms * 1e6) for start, s in zip(starts, spans, strict=True)]
     origin = min(starts, default=0)
     total = max(ends, default=0) - origin
-    table = Table(title=f"trace {trace.trace_id}  ({total / 1e6:.2f} ms, {len(spans)} spans)")
-    table.add_column("span", no_wrap=True)
-    table.add_column("service", no_wrap=True)
-    table.add_column("start", justify="right", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("timeline", no_wrap=True)
-    table.add_column("status", overflow="fold")
+    columns = [
+        Column(header="SPAN"),
+        Column(header="SERVICE"),
+        Column(header="MS", right=True),
+        Column(header="TIMELINE", wrap=True),
+        Column(header="STATUS", wrap=True),
+    ]
+    if wide:
+        columns += [Column(header="START MS", right=True), Column(header="SPAN ID"), Column(header="KIND")]
+    rows: list[list[Cell]] = []
     for depth, span in _ordered(spans):
         start = span.start_time.ToNanoseconds()
         failed = span.status == traces_pb2.SPAN_STATUS_ERROR
         style = "red" if failed else "cyan" if span.kind in {"SERVER", "CONSUMER"} else "green"
         status = STATUS_NAMES.get(span.status, "unset")
-        table.add_row(
+        bar = Bar(
+            start_ns=start,
+            duration_ns=int(span.duration_ms * 1e6),
+            origin_ns=origin,
+            total_ns=total,
+            style=style,
+        )
+        row: list[Cell] = [
             "  " * depth + span.name,
             span.service,
-            f"+{(start - origin) / 1e6:.2f} ms",
-            f"{span.duration_ms:.3f} ms",
-            _bar(start, int(span.duration_ms * 1e6), origin, total, style),
+            f"{span.duration_ms:.3f}",
+            bar.text(BAR_WIDTH) if wide else bar,
             Text(
                 f"{status}: {span.status_message}" if span.status_message else status,
                 style="red" if failed else "",
             ),
-        )
-    return table
+        ]
+        if wide:
+            row += [f"+{(start - origin) / 1e6:.3f}", span.span_id, span.kind or "-"]
+        rows.append(row)
+    title = f"trace {trace.trace_id}  ({total / 1e6:.2f} ms, {len(spans)} spans)"
+    return build_table(columns, rows, wide=wide, title=title)
 
 
 def _route(row: traces_pb2.StatsRow, *, by_route: bool) -> str:
@@ -167,29 +215,44 @@ def _route(row: traces_pb2.StatsRow, *, by_route: bool) -> str:
     return "(no route)" if by_route else "*"
 
 
-def stats_table(rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_route: bool) -> Table:
-    """The rows, narrow enough for an 80-column terminal (errors and p95 are in ``-o json``);
-    a partial row's request count is marked ``*`` (``stats_notes`` says why)."""
-    table = Table(title=f"requests over the last {window_s:g} s", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("region", overflow="fold")
-    table.add_column("app", overflow="fold")
+def stats_table(
+    rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_route: bool, wide: bool = False
+) -> Table:
+    """The rows, narrow enough for an 80-column terminal (``wide`` adds error counts, p95 and
+    where the figures come from); a partial row's request count is marked ``*``
+    (``stats_notes`` says why)."""
+    columns = [Column(header="REGION"), Column(header="APP", wrap=True)]
     if by_route:
-        table.add_column("route", overflow="fold")
-    for column in ("requests", "rps", "5xx", "p50 ms", "p99 ms"):
-        table.add_column(column, justify="right", no_wrap=True)
+        columns.append(Column(header="ROUTE", wrap=True))
+    columns += [
+        Column(header="REQUESTS", right=True),
+        Column(header="RPS", right=True),
+        Column(header="5XX", right=True),
+        Column(header="P50 MS", right=True),
+        Column(header="P99 MS", right=True),
+    ]
+    if wide:
+        columns += [
+            Column(header="ERRORS", right=True),
+            Column(header="P95 MS", right=True),
+            Column(header="SOURCE"),
+        ]
+    cells: list[list[Cell]] = []
     for row in rows:
-        cells: list[str | Text] = [row.region, f"{row.app_name}@{row.app_version}"]
+        line: list[Cell] = [row.region, f"{row.app_name}@{row.app_version}"]
         if by_route:
-            cells.append(_route(row, by_route=by_route))
-        cells += [
+            line.append(_route(row, by_route=by_route))
+        line += [
             Text(f"{row.requests:,}*", style="yellow") if row.partial else f"{row.requests:,}",
             f"{row.requests_per_second:.1f}",
             Text(f"{row.error_rate:.1%}", style="red" if row.errors else ""),
             f"{row.p50_ms:.2f}",
             f"{row.p99_ms:.2f}",
         ]
-        table.add_row(*cells)
-    return table
+        if wide:
+            line += [f"{row.errors:,}", f"{row.p95_ms:.2f}", row.source or "spans"]
+        cells.append(line)
+    return build_table(columns, cells, wide=wide, title=f"requests over the last {window_s:g} s")
 
 
 def stats_notes(response: traces_pb2.GetStatsResponse, *, by_route: bool) -> list[str]:

@@ -143,6 +143,48 @@ async def test_deploy_reports_a_nack(
     assert "refused by test node" in line
 
 
+async def test_tables_fit_80_columns_and_wide_shows_every_column(
+    live: LiveControlPlane,
+    nodes: list[NodeSession],
+    app_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    manifest = app_dir / "edge.toml"
+    manifest.write_text(manifest.read_text().replace('version = "1.0.0"', 'version = "bad"'))
+    assert await edgectl(live, "apps", "register", str(manifest)) == 0
+    assert await edgectl(live, "deploy", "geo-hello@bad", "--all") == 1
+    capsys.readouterr()
+    digest = sha(wasm(WAT_WAGI))
+
+    assert await edgectl(live, "nodes", "list", role="viewer") == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert out.split()[:6] == ["NODE", "REGION", "STATUS", "APP", "RPS", "ERR/S"]
+    assert "http://" not in out
+    for node_id in ("eu-1-a", "us-1-a"):  # under the table, each NACK whole
+        assert f"{node_id}: last error: module_compile_failed: refused by test node" in out
+    assert await edgectl(live, "-o", "wide", "nodes", "list", role="viewer") == 0
+    out = capsys.readouterr().out
+    assert "LAST ERROR" in out.splitlines()[0]
+    assert "http://eu-1.test" in out
+    assert "last error:" not in out
+
+    assert await edgectl(live, "modules", "list") == 0
+    out = capsys.readouterr().out
+    assert digest[:16] in out
+    assert digest not in out
+    for argv in (["modules", "list", "-o", "wide"], ["-o", "wide", "apps", "show", "geo-hello@bad"]):
+        assert await edgectl(live, *argv) == 0
+        assert digest in capsys.readouterr().out
+    assert await edgectl(live, "status", "-o", "wide") == 0
+    assert "nodes: 2 ready" in capsys.readouterr().out
+    assert await edgectl(live, "rollout", "list", "-o", "wide") == 0
+    assert "no rollouts yet" in capsys.readouterr().out
+    assert await edgectl(live, "traces", "list", "-o", "wide") == 0
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -232,6 +274,8 @@ async def test_server_and_token_from_world_state(
         (["nodes", "list", "-o", "json"], "json"),
         (["-o", "json", "nodes", "list"], "json"),
         (["nodes", "list"], "table"),
+        (["nodes", "list", "-o", "wide"], "wide"),
+        (["-o", "wide", "traces", "list"], "wide"),
         (["deploy", "geo-hello@1.0.0", "--all", "-o", "json"], "json"),
     ],
 )
