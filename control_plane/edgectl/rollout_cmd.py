@@ -136,10 +136,14 @@ async def _watch(client: Client, rollout_id: str, output: str) -> int:
             sys.stdout.flush()
     else:
         out = console()
-        with Live(console=out, refresh_per_second=4, transient=False) as live:
+        event = ""
+        # The live view is redrawn in place; the final state is printed once after it, whole.
+        with Live(console=out, refresh_per_second=4, transient=True) as live:
             async for change in client.watch_rollout(rollout_id):
-                last = change.rollout
+                last, event = change.rollout, change.event
                 live.update(rollout_view(change.rollout, change.event))
+        if last is not None:
+            out.print(rollout_view(last, event))
     if last is None:
         raise EdgectlError(f"rollout {rollout_id}: the control plane sent nothing")
     return 1 if (last.state_name or state_word(last.state)) in FAILED_ENDINGS else 0
