@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from simulator.chaos.faults import Fault
 from simulator.chaos.scenario import Scenario, Step, load_scenario, parse_scenario, plan
 from simulator.errors import ChaosError
+from tests.conftest import REPO_ROOT
 
 EXAMPLE = """
 name = "Seoul goes dark, Frankfurt gets slow"
@@ -114,3 +115,12 @@ def test_every_bounded_fault_is_undone_after_it_is_injected(steps: list[Step]) -
 def test_parse_scenario_names_its_source() -> None:
     with pytest.raises(ChaosError, match=r"^inline: a scenario needs"):
         parse_scenario({}, source="inline")
+
+
+def test_the_shipped_example_scenario_reads_and_ends_healed() -> None:
+    scenario = load_scenario(REPO_ROOT / "deploy" / "local" / "chaos.toml")
+    moments = plan(scenario)
+    injected = [m.fault for m in moments if m.what == "inject" and m.fault.for_s is not None]
+    undone = [m.fault for m in moments if m.what == "undo"]
+    assert injected == undone
+    assert max(m.at_s for m in moments) <= scenario.duration_s
