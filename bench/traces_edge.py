@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import REPO_ROOT, PeerMissingError, WrkResult, run_wrk
+from bench.harness import REPO_ROOT, PeerMissingError, WrkResult, run_wrk, start_control_plane
 from bench.traces_ingest import cpu_seconds
 from cpclient.operator import OperatorClient
 from protos.edgecdn.v1 import traces_pb2
@@ -47,22 +47,8 @@ async def measure(seconds: float, rounds: int, connections: int) -> dict[str, ob
     with tempfile.TemporaryDirectory(prefix="edgecdn-bench-") as tmp_name:
         tmp = Path(tmp_name)
         async with Supervisor(tmp / "run") as supervisor:
-            cp = await supervisor.start(
-                ChildSpec(
-                    name="control-plane",
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "control_plane",
-                        "--data-dir",
-                        str(tmp / "cp"),
-                        "--log-level",
-                        "warning",
-                    ),
-                )
-            )
-            tokens = json.loads((tmp / "cp" / "tokens.json").read_text())
-            address = cp.report.addresses["grpc"]
+            control_plane = await start_control_plane(supervisor, tmp / "cp")
+            tokens, address = control_plane.tokens, control_plane.address
             off = await supervisor.start(node_spec("traces-off", tmp / "off", {"OTEL_SDK_DISABLED": "true"}))
             on = await supervisor.start(
                 node_spec(

@@ -26,7 +26,8 @@ from pathlib import Path
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from simulator.supervisor import ChildSpec, Supervisor
+from bench.harness import start_control_plane
+from simulator.supervisor import Supervisor
 from tracing.exporter import EXPORT_METHOD
 from tracing.wire import (
     SpanKind,
@@ -130,22 +131,9 @@ async def measure(seconds: float, in_flight: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="edgecdn-bench-") as tmp_name:
         tmp = Path(tmp_name)
         async with Supervisor(tmp / "run") as supervisor:
-            cp = await supervisor.start(
-                ChildSpec(
-                    name="control-plane",
-                    argv=(
-                        sys.executable,
-                        "-m",
-                        "control_plane",
-                        "--data-dir",
-                        str(tmp / "cp"),
-                        "--log-level",
-                        "warning",
-                    ),
-                )
-            )
-            token = json.loads((tmp / "cp" / "tokens.json").read_text())["node"]
-            address = cp.report.addresses["grpc"]
+            control_plane = await start_control_plane(supervisor, tmp / "cp")
+            cp = control_plane.child
+            token, address = control_plane.tokens["node"], control_plane.address
             await drive(address, token, requests, 2.0, in_flight)  # warm-up
             cpu_before, started = cpu_seconds(cp.report.pid), time.monotonic()
             spans = await drive(address, token, requests, seconds, in_flight)
