@@ -2,7 +2,8 @@
 
 Roles: ``viewer`` lists, gets and watches; ``operator`` may also push, register, deploy and
 delete; ``node`` (edge nodes, routers, gateways) may open a node session, download modules,
-watch the node inventory and export spans (OTLP). Health and reflection are
+watch the node inventory and export spans (OTLP); ``gateway`` (IoT gateways) may only
+download modules (OTA updates fetched by digest). Health and reflection are
 open to everyone. The tokens file is JSON (``.json``) or TOML (anything else) in either of
 two shapes, documented in docs/control-plane.md::
 
@@ -24,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from control_plane.errors import TokensFileError
 
-Role = Literal["viewer", "operator", "node"]
+Role = Literal["viewer", "operator", "node", "gateway"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 OPEN_SERVICE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -34,7 +35,7 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "/edgecdn.v1.ModuleService/ListModules": _READ,
     "/edgecdn.v1.ModuleService/UploadModule": _WRITE,
     "/edgecdn.v1.ModuleService/DeleteModule": _WRITE,
-    "/edgecdn.v1.ModuleService/DownloadModule": frozenset({"operator", "node"}),
+    "/edgecdn.v1.ModuleService/DownloadModule": frozenset({"operator", "node", "gateway"}),
     "/edgecdn.v1.AppService/ListApps": _READ,
     "/edgecdn.v1.AppService/GetApp": _READ,
     "/edgecdn.v1.AppService/RegisterApp": _WRITE,
@@ -56,6 +57,8 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "/edgecdn.v1.RolloutService/ResumeRollout": _WRITE,
     "/edgecdn.v1.RolloutService/PromoteRollout": _WRITE,
     "/edgecdn.v1.RolloutService/AbortRollout": _WRITE,
+    "/edgecdn.v1.GatewayService/ListGateways": _READ,
+    "/edgecdn.v1.GatewayService/SendGatewayCommand": _WRITE,
     # Nodes, routers and gateways export spans; operators may point any OTLP exporter here
     # (OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20<token>").
     "/opentelemetry.proto.collector.trace.v1.TraceService/Export": frozenset({"node", "operator"}),
