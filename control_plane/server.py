@@ -28,6 +28,7 @@ from control_plane.config import ControlPlaneConfig
 from control_plane.db import Database
 from control_plane.decoding import StrictDecodingInterceptor
 from control_plane.fleet import Fleet
+from control_plane.gateways.service import UnconfiguredGatewayServicer
 from control_plane.interceptor import AuthInterceptor
 from control_plane.modules import ModuleRegistry
 from control_plane.node_services import NodeServicer, NodeSessionServicer
@@ -47,6 +48,8 @@ from protos.edgecdn.v1 import (
     apps_pb2_grpc,
     deployments_pb2,
     deployments_pb2_grpc,
+    gateways_pb2,
+    gateways_pb2_grpc,
     modules_pb2,
     modules_pb2_grpc,
     nodes_pb2,
@@ -73,6 +76,7 @@ SERVICES = (
     nodes_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
     traces_pb2.DESCRIPTOR.services_by_name["TraceQueryService"].full_name,
     rollouts_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name,
+    gateways_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
     trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
 )
 
@@ -207,6 +211,7 @@ async def _serve(
     )
     nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet), server)
     nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), server)
+    gateways_pb2_grpc.add_GatewayServiceServicer_to_server(UnconfiguredGatewayServicer(), server)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(collector), server)  # type: ignore[no-untyped-call]
     # edgectl stats counts from the nodes' own figures; spans give the per-route breakdown.
     query = TraceQueryServicer(collector, figures=fleet.figures)
