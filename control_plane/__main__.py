@@ -93,6 +93,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
         help="world file whose regions deploys and rollouts may name before any node reports them",
     )
     _add_trace_flags(parser)
+    _add_mqtt_flags(parser)
     add_logging_flags(parser, env_prefix="CONTROL_PLANE")
     args = parser.parse_args(argv)
     try:
@@ -119,6 +120,9 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
             otlp_forward=args.otlp_forward,
             trace_sample_ratio=args.trace_sample_ratio,
             world_regions=world_regions,
+            mqtt_url=args.mqtt,
+            mqtt_user=args.mqtt_user,
+            mqtt_password=args.mqtt_password,
         )
     except ConfigError as exc:
         fail(PROG, str(exc))
@@ -149,6 +153,18 @@ def _add_trace_flags(parser: argparse.ArgumentParser) -> None:
     add_flag(
         parser, "--trace-sample-ratio", env="OTEL_TRACES_SAMPLER_ARG", default=1.0, convert=float,
         help="share of the control plane's own new traces sampled (callers' decisions are kept)",
+    )  # fmt: skip
+
+
+def _add_mqtt_flags(parser: argparse.ArgumentParser) -> None:
+    add_flag(
+        parser, "--mqtt", env="CONTROL_PLANE_MQTT", default=None,
+        help="the IoT gateways' MQTT broker (mqtt://host:port); none: GatewayService is off",
+    )  # fmt: skip
+    add_flag(parser, "--mqtt-user", env="CONTROL_PLANE_MQTT_USER", default=None, help="MQTT user name")
+    add_flag(
+        parser, "--mqtt-password", env="CONTROL_PLANE_MQTT_PASSWORD", default=None,
+        help="MQTT password (prefer the environment variable)",
     )  # fmt: skip
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from runtime.errors import ConfigError
 from tracing.errors import ExportSettingsError
@@ -45,6 +46,10 @@ class ControlPlaneConfig:
     # Regions the world names (a world file's); with those nodes have reported, the regions a
     # deploy or a rollout may name without --allow-empty.
     world_regions: tuple[str, ...] = ()
+    # The MQTT broker of the IoT gateways (mqtt://host:port); None: GatewayService refuses.
+    mqtt_url: str | None = None
+    mqtt_user: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -70,6 +75,16 @@ class ControlPlaneConfig:
         if self.missed_heartbeats_allowed < 1:
             raise ConfigError(field="--missed-heartbeats", reason="must be at least 1")
         self._check_traces()
+        self._check_mqtt()
+
+    def _check_mqtt(self) -> None:
+        if self.mqtt_url is None:
+            if self.mqtt_user is not None or self.mqtt_password is not None:
+                raise ConfigError(field="--mqtt-user/--mqtt-password", reason="need --mqtt")
+            return
+        parsed = urlsplit(self.mqtt_url)
+        if parsed.scheme not in {"mqtt", "mqtts"} or not parsed.hostname:
+            raise ConfigError(field="--mqtt", reason=f"{self.mqtt_url!r} is not an mqtt://host:port URL")
 
     def _check_traces(self) -> None:
         if self.trace_max_spans < 1:
