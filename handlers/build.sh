@@ -72,6 +72,8 @@ wagi_c "$here/geo-hello/geo_hello.c" "$here/geo-hello/geo_hello.wasm"
 wagi_rust "$here/geo-hello/rust" geo_hello_rs "$here/geo-hello/geo_hello_rs.wasm"
 reactor_c "$here/geo-hello-reactor/geo_hello_reactor.c" "$here/geo-hello-reactor/geo_hello_reactor.wasm"
 wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats.wasm"
+# The same module warning above 25 °C instead of 30 °C: an OTA update with a visible effect.
+SENSOR_STATS_WARNING_ABOVE_C=25 wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats_25c.wasm"
 wat2wasm "$here/geo-hello-broken/geo_hello_broken.wat" -o "$here/geo-hello-broken/geo_hello_broken.wasm"
 
 for wasm in "$here"/*/*.wasm; do

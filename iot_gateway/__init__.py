@@ -1,1 +1,2 @@
-"""The IoT gateway process: MQTT client running a wasm telemetry module (filled by the IoT issue)."""
+"""The IoT gateway process: simulated sensors, batches through a wasm telemetry module, MQTT
+presence, commands and over-the-air module updates (docs/iot-gateway.md, docs/iot.md)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mqtt_broker.config import BrokerConfig
 from mqtt_broker.errors import BrokerError
-from mqtt_broker.server import SERVICE_NAME, run
+from mqtt_broker.server import SERVICE_NAME, mosquitto_for, run, start_mosquitto
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(log_level)
     ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
     try:
+        binary = mosquitto_for(config)
+        if binary is not None:
+            start_mosquitto(config, binary)  # returns only by raising
         serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
     except (BrokerError, OSError) as exc:
         fail(PROG, str(exc), code=1)

@@ -23,33 +23,50 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from protos.edgecdn.v1 import common_pb2 as protos_dot_edgecdn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n protos/edgecdn/v1/gateways.proto\x12\nedgecdn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"\xc6\x01\n\x0bGatewayInfo\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x15\n\rmodule_sha256\x18\x04 \x01(\t\x12\x0f\n\x07sensors\x18\x05 \x03(\t\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ereadings_total\x18\x07 \x01(\x04\x12\x14\n\x0c\x61lerts_total\x18\x08 \x01(\x04\"&\n\x13ListGatewaysRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\"A\n\x14ListGatewaysResponse\x12)\n\x08gateways\x18\x01 \x03(\x0b\x32\x17.edgecdn.v1.GatewayInfo\"\xdb\x01\n\x15GatewayCommandRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.edgecdn.v1.Selector\x12\x31\n\rupdate_module\x18\x02 \x01(\x0b\x32\x18.edgecdn.v1.UpdateModuleH\x00\x12<\n\x13set_sample_interval\x18\x03 \x01(\x0b\x32\x1d.edgecdn.v1.SetSampleIntervalH\x00\x12 \n\x04ping\x18\x04 \x01(\x0b\x32\x10.edgecdn.v1.PingH\x00\x42\t\n\x07\x63ommand\"\x1e\n\x0cUpdateModule\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"@\n\x11SetSampleInterval\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x06\n\x04Ping\"A\n\x16GatewayCommandResponse\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x13\n\x0bgateway_ids\x18\x02 \x03(\t2\xc0\x01\n\x0eGatewayService\x12Q\n\x0cListGateways\x12\x1f.edgecdn.v1.ListGatewaysRequest\x1a .edgecdn.v1.ListGatewaysResponse\x12[\n\x12SendGatewayCommand\x12!.edgecdn.v1.GatewayCommandRequest\x1a\".edgecdn.v1.GatewayCommandResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n protos/edgecdn/v1/gateways.proto\x12\nedgecdn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"\x81\x04\n\x0bGatewayInfo\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0e\n\x06online\x18\x03 \x01(\x08\x12\x15\n\rmodule_sha256\x18\x04 \x01(\t\x12\x0f\n\x07sensors\x18\x05 \x03(\t\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ereadings_total\x18\x07 \x01(\x04\x12\x14\n\x0c\x61lerts_total\x18\x08 \x01(\x04\x12\x33\n\x06labels\x18\t \x03(\x0b\x32#.edgecdn.v1.GatewayInfo.LabelsEntry\x12\x16\n\x0eoffline_reason\x18\n \x01(\t\x12\x1b\n\x13module_errors_total\x18\x0b \x01(\x04\x12\x17\n\x0frollbacks_total\x18\x0c \x01(\x04\x12\x12\n\nlast_error\x18\r \x01(\t\x12\x13\n\x0bmodule_name\x18\x0e \x01(\t\x12+\n\x08interval\x18\x0f \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10results_received\x18\x10 \x01(\x04\x12\x17\n\x0f\x61lerts_received\x18\x11 \x01(\x04\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"&\n\x13ListGatewaysRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\"\xe5\x01\n\x14ListGatewaysResponse\x12)\n\x08gateways\x18\x01 \x03(\x0b\x32\x17.edgecdn.v1.GatewayInfo\x12P\n\x11refused_by_reason\x18\x02 \x03(\x0b\x32\x35.edgecdn.v1.ListGatewaysResponse.RefusedByReasonEntry\x12\x18\n\x10\x62roker_connected\x18\x03 \x01(\x08\x1a\x36\n\x14RefusedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xf6\x02\n\x15GatewayCommandRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.edgecdn.v1.Selector\x12\x31\n\rupdate_module\x18\x02 \x01(\x0b\x32\x18.edgecdn.v1.UpdateModuleH\x00\x12<\n\x13set_sample_interval\x18\x03 \x01(\x0b\x32\x1d.edgecdn.v1.SetSampleIntervalH\x00\x12 \n\x04ping\x18\x04 \x01(\x0b\x32\x10.edgecdn.v1.PingH\x00\x12+\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12=\n\x06labels\x18\x06 \x03(\x0b\x32-.edgecdn.v1.GatewayCommandRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07\x63ommand\"\x1e\n\x0cUpdateModule\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"@\n\x11SetSampleInterval\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x06\n\x04Ping\"t\n\x16GatewayCommandResponse\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\x13\n\x0bgateway_ids\x18\x02 \x03(\t\x12\x31\n\x07results\x18\x03 \x03(\x0b\x32 .edgecdn.v1.GatewayCommandResult\"\xbf\x01\n\x14GatewayCommandResult\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\ttimed_out\x18\x05 \x01(\x08\x12\'\n\x06status\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x07\x65lapsed\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8c\x01\n\x16GatewayCommandProgress\x12\x35\n\x07started\x18\x01 \x01(\x0b\x32\".edgecdn.v1.GatewayCommandResponseH\x00\x12\x32\n\x06result\x18\x02 \x01(\x0b\x32 .edgecdn.v1.GatewayCommandResultH\x00\x42\x07\n\x05\x65vent2\xa1\x02\n\x0eGatewayService\x12Q\n\x0cListGateways\x12\x1f.edgecdn.v1.ListGatewaysRequest\x1a .edgecdn.v1.ListGatewaysResponse\x12[\n\x12SendGatewayCommand\x12!.edgecdn.v1.GatewayCommandRequest\x1a\".edgecdn.v1.GatewayCommandResponse\x12_\n\x14StreamGatewayCommand\x12!.edgecdn.v1.GatewayCommandRequest\x1a\".edgecdn.v1.GatewayCommandProgress0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.edgecdn.v1.gateways_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GATEWAYINFO']._serialized_start=146
-  _globals['_GATEWAYINFO']._serialized_end=344
-  _globals['_LISTGATEWAYSREQUEST']._serialized_start=346
-  _globals['_LISTGATEWAYSREQUEST']._serialized_end=384
-  _globals['_LISTGATEWAYSRESPONSE']._serialized_start=386
-  _globals['_LISTGATEWAYSRESPONSE']._serialized_end=451
-  _globals['_GATEWAYCOMMANDREQUEST']._serialized_start=454
-  _globals['_GATEWAYCOMMANDREQUEST']._serialized_end=673
-  _globals['_UPDATEMODULE']._serialized_start=675
-  _globals['_UPDATEMODULE']._serialized_end=705
-  _globals['_SETSAMPLEINTERVAL']._serialized_start=707
-  _globals['_SETSAMPLEINTERVAL']._serialized_end=771
-  _globals['_PING']._serialized_start=773
-  _globals['_PING']._serialized_end=779
-  _globals['_GATEWAYCOMMANDRESPONSE']._serialized_start=781
-  _globals['_GATEWAYCOMMANDRESPONSE']._serialized_end=846
-  _globals['_GATEWAYSERVICE']._serialized_start=849
-  _globals['_GATEWAYSERVICE']._serialized_end=1041
+  _globals['_GATEWAYINFO_LABELSENTRY']._loaded_options = None
+  _globals['_GATEWAYINFO_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_LISTGATEWAYSRESPONSE_REFUSEDBYREASONENTRY']._loaded_options = None
+  _globals['_LISTGATEWAYSRESPONSE_REFUSEDBYREASONENTRY']._serialized_options = b'8\001'
+  _globals['_GATEWAYCOMMANDREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_GATEWAYCOMMANDREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_GATEWAYINFO']._serialized_start=176
+  _globals['_GATEWAYINFO']._serialized_end=689
+  _globals['_GATEWAYINFO_LABELSENTRY']._serialized_start=644
+  _globals['_GATEWAYINFO_LABELSENTRY']._serialized_end=689
+  _globals['_LISTGATEWAYSREQUEST']._serialized_start=691
+  _globals['_LISTGATEWAYSREQUEST']._serialized_end=729
+  _globals['_LISTGATEWAYSRESPONSE']._serialized_start=732
+  _globals['_LISTGATEWAYSRESPONSE']._serialized_end=961
+  _globals['_LISTGATEWAYSRESPONSE_REFUSEDBYREASONENTRY']._serialized_start=907
+  _globals['_LISTGATEWAYSRESPONSE_REFUSEDBYREASONENTRY']._serialized_end=961
+  _globals['_GATEWAYCOMMANDREQUEST']._serialized_start=964
+  _globals['_GATEWAYCOMMANDREQUEST']._serialized_end=1338
+  _globals['_GATEWAYCOMMANDREQUEST_LABELSENTRY']._serialized_start=644
+  _globals['_GATEWAYCOMMANDREQUEST_LABELSENTRY']._serialized_end=689
+  _globals['_UPDATEMODULE']._serialized_start=1340
+  _globals['_UPDATEMODULE']._serialized_end=1370
+  _globals['_SETSAMPLEINTERVAL']._serialized_start=1372
+  _globals['_SETSAMPLEINTERVAL']._serialized_end=1436
+  _globals['_PING']._serialized_start=1438
+  _globals['_PING']._serialized_end=1444
+  _globals['_GATEWAYCOMMANDRESPONSE']._serialized_start=1446
+  _globals['_GATEWAYCOMMANDRESPONSE']._serialized_end=1562
+  _globals['_GATEWAYCOMMANDRESULT']._serialized_start=1565
+  _globals['_GATEWAYCOMMANDRESULT']._serialized_end=1756
+  _globals['_GATEWAYCOMMANDPROGRESS']._serialized_start=1759
+  _globals['_GATEWAYCOMMANDPROGRESS']._serialized_end=1899
+  _globals['_GATEWAYSERVICE']._serialized_start=1902
+  _globals['_GATEWAYSERVICE']._serialized_end=2191
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from protos.edgecdn.v1 import common_pb2 as _common_pb2
@@ -29,6 +30,26 @@ class GatewayInfo(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     GATEWAY_ID_FIELD_NUMBER: _builtins.int
     REGION_FIELD_NUMBER: _builtins.int
     ONLINE_FIELD_NUMBER: _builtins.int
@@ -37,6 +58,15 @@ class GatewayInfo(_message.Message):
     LAST_SEEN_FIELD_NUMBER: _builtins.int
     READINGS_TOTAL_FIELD_NUMBER: _builtins.int
     ALERTS_TOTAL_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    OFFLINE_REASON_FIELD_NUMBER: _builtins.int
+    MODULE_ERRORS_TOTAL_FIELD_NUMBER: _builtins.int
+    ROLLBACKS_TOTAL_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    MODULE_NAME_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    RESULTS_RECEIVED_FIELD_NUMBER: _builtins.int
+    ALERTS_RECEIVED_FIELD_NUMBER: _builtins.int
     gateway_id: _builtins.str
     """Unique gateway id."""
     region: _builtins.str
@@ -49,6 +79,20 @@ class GatewayInfo(_message.Message):
     """Readings processed since it started."""
     alerts_total: _builtins.int
     """Readings its module flagged (e.g. "warning")."""
+    offline_reason: _builtins.str
+    """Why it is offline ("connection lost", "stopped", "no status for 30s"); empty when online."""
+    module_errors_total: _builtins.int
+    """Times its telemetry module failed on a batch since it started."""
+    rollbacks_total: _builtins.int
+    """Times it reverted a module update since it started."""
+    last_error: _builtins.str
+    """Its last error message, empty when none."""
+    module_name: _builtins.str
+    """Name of the telemetry module it runs."""
+    results_received: _builtins.int
+    """`results` messages the control plane received from it."""
+    alerts_received: _builtins.int
+    """`alerts` messages the control plane received from it."""
     @_builtins.property
     def sensors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Sensors it reads."""
@@ -56,6 +100,14 @@ class GatewayInfo(_message.Message):
     @_builtins.property
     def last_seen(self) -> _timestamp_pb2.Timestamp:
         """When it was last heard from."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The gateway's labels from its status (e.g. "site": "plant-3"); commands may target them."""
+
+    @_builtins.property
+    def interval(self) -> _duration_pb2.Duration:
+        """How often it reads its sensors."""
 
     def __init__(
         self,
@@ -68,10 +120,19 @@ class GatewayInfo(_message.Message):
         last_seen: _timestamp_pb2.Timestamp | None = ...,
         readings_total: _builtins.int = ...,
         alerts_total: _builtins.int = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        offline_reason: _builtins.str = ...,
+        module_errors_total: _builtins.int = ...,
+        rollbacks_total: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        module_name: _builtins.str = ...,
+        interval: _duration_pb2.Duration | None = ...,
+        results_received: _builtins.int = ...,
+        alerts_received: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_seen", b"last_seen"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "last_seen", b"last_seen"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts_total", b"alerts_total", "gateway_id", b"gateway_id", "last_seen", b"last_seen", "module_sha256", b"module_sha256", "online", b"online", "readings_total", b"readings_total", "region", b"region", "sensors", b"sensors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts_received", b"alerts_received", "alerts_total", b"alerts_total", "gateway_id", b"gateway_id", "interval", b"interval", "labels", b"labels", "last_error", b"last_error", "last_seen", b"last_seen", "module_errors_total", b"module_errors_total", "module_name", b"module_name", "module_sha256", b"module_sha256", "offline_reason", b"offline_reason", "online", b"online", "readings_total", b"readings_total", "region", b"region", "results_received", b"results_received", "rollbacks_total", b"rollbacks_total", "sensors", b"sensors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -107,19 +168,49 @@ class ListGatewaysResponse(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class RefusedByReasonEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     GATEWAYS_FIELD_NUMBER: _builtins.int
+    REFUSED_BY_REASON_FIELD_NUMBER: _builtins.int
+    BROKER_CONNECTED_FIELD_NUMBER: _builtins.int
+    broker_connected: _builtins.bool
+    """Whether the control plane is connected to the broker right now."""
     @_builtins.property
     def gateways(self) -> _containers.RepeatedCompositeFieldContainer[Global___GatewayInfo]:
         """The gateways."""
+
+    @_builtins.property
+    def refused_by_reason(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Malformed gateway messages refused since the control plane started, by reason."""
 
     def __init__(
         self,
         *,
         gateways: _abc.Iterable[Global___GatewayInfo] | None = ...,
+        refused_by_reason: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        broker_connected: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gateways", b"gateways"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_connected", b"broker_connected", "gateways", b"gateways", "refused_by_reason", b"refused_by_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -131,10 +222,32 @@ class GatewayCommandRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TARGET_FIELD_NUMBER: _builtins.int
     UPDATE_MODULE_FIELD_NUMBER: _builtins.int
     SET_SAMPLE_INTERVAL_FIELD_NUMBER: _builtins.int
     PING_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def target(self) -> _common_pb2.Selector:
         """Which gateways: `node_ids` here holds gateway ids."""
@@ -151,6 +264,16 @@ class GatewayCommandRequest(_message.Message):
     def ping(self) -> Global___Ping:
         """Re-announce status now."""
 
+    @_builtins.property
+    def deadline(self) -> _duration_pb2.Duration:
+        """How long to wait for each gateway's result (default 10 s, at most 5 min)."""
+
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Only gateways that carry every one of these labels (combined with `target`; with an
+        empty `target`, among all gateways).
+        """
+
     def __init__(
         self,
         *,
@@ -158,10 +281,12 @@ class GatewayCommandRequest(_message.Message):
         update_module: Global___UpdateModule | None = ...,
         set_sample_interval: Global___SetSampleInterval | None = ...,
         ping: Global___Ping | None = ...,
+        deadline: _duration_pb2.Duration | None = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "ping", b"ping", "set_sample_interval", b"set_sample_interval", "target", b"target", "update_module", b"update_module"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "deadline", b"deadline", "ping", b"ping", "set_sample_interval", b"set_sample_interval", "target", b"target", "update_module", b"update_module"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "ping", b"ping", "set_sample_interval", b"set_sample_interval", "target", b"target", "update_module", b"update_module"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "deadline", b"deadline", "labels", b"labels", "ping", b"ping", "set_sample_interval", b"set_sample_interval", "target", b"target", "update_module", b"update_module"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_command: _TypeAlias = _typing.Literal["update_module", "set_sample_interval", "ping"]  # noqa: Y015
     _WhichOneofArgType_command: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
@@ -234,28 +359,118 @@ Global___Ping: _TypeAlias = Ping  # noqa: Y015
 
 @_typing.final
 class GatewayCommandResponse(_message.Message):
-    """The command went out."""
+    """The command went out (and, from SendGatewayCommand, every gateway's result)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     COMMAND_ID_FIELD_NUMBER: _builtins.int
     GATEWAY_IDS_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     """Id of the command, echoed in gateway status messages."""
     @_builtins.property
     def gateway_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Gateways it was published to."""
 
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___GatewayCommandResult]:
+        """One result per gateway, in the order of `gateway_ids` (empty in `started`)."""
+
     def __init__(
         self,
         *,
         command_id: _builtins.str = ...,
         gateway_ids: _abc.Iterable[_builtins.str] | None = ...,
+        results: _abc.Iterable[Global___GatewayCommandResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "gateway_ids", b"gateway_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command_id", b"command_id", "gateway_ids", b"gateway_ids", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GatewayCommandResponse: _TypeAlias = GatewayCommandResponse  # noqa: Y015
+
+@_typing.final
+class GatewayCommandResult(_message.Message):
+    """What one gateway answered (or that it did not)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GATEWAY_ID_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TIMED_OUT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    gateway_id: _builtins.str
+    """The gateway."""
+    region: _builtins.str
+    """Its region."""
+    ok: _builtins.bool
+    """True when the gateway carried the command out."""
+    message: _builtins.str
+    """The gateway's message, or why there is no answer ("no result within 10s", "gateway
+    offline since ...").
+    """
+    timed_out: _builtins.bool
+    """True when no result arrived before the deadline."""
+    @_builtins.property
+    def status(self) -> _struct_pb2.Struct:
+        """The gateway's status after the command, as it sent it (docs/iot.md), when it answered."""
+
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """How long the answer took (or the deadline, when it timed out)."""
+
+    def __init__(
+        self,
+        *,
+        gateway_id: _builtins.str = ...,
+        region: _builtins.str = ...,
+        ok: _builtins.bool = ...,
+        message: _builtins.str = ...,
+        timed_out: _builtins.bool = ...,
+        status: _struct_pb2.Struct | None = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "gateway_id", b"gateway_id", "message", b"message", "ok", b"ok", "region", b"region", "status", b"status", "timed_out", b"timed_out"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GatewayCommandResult: _TypeAlias = GatewayCommandResult  # noqa: Y015
+
+@_typing.final
+class GatewayCommandProgress(_message.Message):
+    """One step of StreamGatewayCommand."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTED_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def started(self) -> Global___GatewayCommandResponse:
+        """The command was published: its id and the gateways it went to (no results yet)."""
+
+    @_builtins.property
+    def result(self) -> Global___GatewayCommandResult:
+        """One gateway's result."""
+
+    def __init__(
+        self,
+        *,
+        started: Global___GatewayCommandResponse | None = ...,
+        result: Global___GatewayCommandResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "result", b"result", "started", b"started"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "result", b"result", "started", b"started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "result"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___GatewayCommandProgress: _TypeAlias = GatewayCommandProgress  # noqa: Y015

@@ -45,6 +45,11 @@ class GatewayServiceStub:
                 request_serializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandRequest.SerializeToString,
                 response_deserializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandResponse.FromString,
                 _registered_method=True)
+        self.StreamGatewayCommand = channel.unary_stream(
+                '/edgecdn.v1.GatewayService/StreamGatewayCommand',
+                request_serializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandRequest.SerializeToString,
+                response_deserializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandProgress.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -59,7 +64,16 @@ class GatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SendGatewayCommand(self, request, context):
-        """Send a command to gateways (over MQTT); returns once it is published.
+        """Send a command to gateways (over MQTT); returns once every targeted gateway answered
+        or the request's deadline passed, with one result per gateway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamGatewayCommand(self, request, context):
+        """The same command, but the results stream back as they arrive: first `started` (the
+        command id and the gateways it went to), then one `result` per gateway.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +91,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.SendGatewayCommand,
                     request_deserializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandRequest.FromString,
                     response_serializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandResponse.SerializeToString,
+            ),
+            'StreamGatewayCommand': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamGatewayCommand,
+                    request_deserializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandRequest.FromString,
+                    response_serializer=protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +153,33 @@ class GatewayService:
             '/edgecdn.v1.GatewayService/SendGatewayCommand',
             protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandRequest.SerializeToString,
             protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamGatewayCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/edgecdn.v1.GatewayService/StreamGatewayCommand',
+            protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandRequest.SerializeToString,
+            protos_dot_edgecdn_dot_v1_dot_gateways__pb2.GatewayCommandProgress.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,7 +38,13 @@ class GatewayServiceStub:
     ListGateways: _grpc.UnaryUnaryMultiCallable[_gateways_pb2.ListGatewaysRequest, _gateways_pb2.ListGatewaysResponse]
     """Every known gateway."""
     SendGatewayCommand: _grpc.UnaryUnaryMultiCallable[_gateways_pb2.GatewayCommandRequest, _gateways_pb2.GatewayCommandResponse]
-    """Send a command to gateways (over MQTT); returns once it is published."""
+    """Send a command to gateways (over MQTT); returns once every targeted gateway answered
+    or the request's deadline passed, with one result per gateway.
+    """
+    StreamGatewayCommand: _grpc.UnaryStreamMultiCallable[_gateways_pb2.GatewayCommandRequest, _gateways_pb2.GatewayCommandProgress]
+    """The same command, but the results stream back as they arrive: first `started` (the
+    command id and the gateways it went to), then one `result` per gateway.
+    """
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -48,7 +54,13 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     ListGateways: _aio.UnaryUnaryMultiCallable[_gateways_pb2.ListGatewaysRequest, _gateways_pb2.ListGatewaysResponse]  # type: ignore[assignment]
     """Every known gateway."""
     SendGatewayCommand: _aio.UnaryUnaryMultiCallable[_gateways_pb2.GatewayCommandRequest, _gateways_pb2.GatewayCommandResponse]  # type: ignore[assignment]
-    """Send a command to gateways (over MQTT); returns once it is published."""
+    """Send a command to gateways (over MQTT); returns once every targeted gateway answered
+    or the request's deadline passed, with one result per gateway.
+    """
+    StreamGatewayCommand: _aio.UnaryStreamMultiCallable[_gateways_pb2.GatewayCommandRequest, _gateways_pb2.GatewayCommandProgress]  # type: ignore[assignment]
+    """The same command, but the results stream back as they arrive: first `started` (the
+    command id and the gateways it went to), then one `result` per gateway.
+    """
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """Coordinates gateways."""
@@ -67,6 +79,18 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _gateways_pb2.GatewayCommandRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_gateways_pb2.GatewayCommandResponse, _abc.Awaitable[_gateways_pb2.GatewayCommandResponse]]:
-        """Send a command to gateways (over MQTT); returns once it is published."""
+        """Send a command to gateways (over MQTT); returns once every targeted gateway answered
+        or the request's deadline passed, with one result per gateway.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamGatewayCommand(
+        self,
+        request: _gateways_pb2.GatewayCommandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_gateways_pb2.GatewayCommandProgress], _abc.AsyncIterator[_gateways_pb2.GatewayCommandProgress]]:
+        """The same command, but the results stream back as they arrive: first `started` (the
+        command id and the gateways it went to), then one `result` per gateway.
+        """
 
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,4 +1,5 @@
-"""The ``gateway`` token role: it may download OTA modules by digest and nothing else."""
+"""The ``gateway`` token role: it may download OTA modules by digest and export its spans,
+nothing else."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.auth import METHOD_ROLES, ROLES, Principal, load_tokens_file, required_roles
+from control_plane.auth import METHOD_ROLES, ROLES, load_tokens_file, required_roles
 
 
 def test_gateway_is_a_role() -> None:
     assert "gateway" in ROLES
 
 
-def test_gateway_may_only_download_modules() -> None:
+def test_gateway_may_only_download_modules_and_export_spans() -> None:
     allowed = {method for method, roles in METHOD_ROLES.items() if "gateway" in roles}
-    assert allowed == {"/edgecdn.v1.ModuleService/DownloadModule"}
+    assert allowed == {
+        "/edgecdn.v1.ModuleService/DownloadModule",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    }
     assert "gateway" not in (required_roles("/edgecdn.v1.Future/Unlisted") or frozenset())
 
 
@@ -39,7 +43,6 @@ def test_tokens_file_accepts_gateway(tmp_path: Path, suffix: str) -> None:
     else:
         path.write_text('[[tokens]]\nname = "gw-1"\nrole = "gateway"\ntoken = "gw-token-1"\n')
     table = load_tokens_file(path)
-    assert table.lookup("gw-token-1") in (
-        Principal(name="gateway", role="gateway"),
-        Principal(name="gw-1", role="gateway"),
-    )
+    principal = table.lookup("gw-token-1")
+    assert principal is not None
+    assert (principal.name, principal.role) in (("gateway", "gateway"), ("gw-1", "gateway"))
