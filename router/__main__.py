@@ -59,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="control plane gRPC address: follow its live node inventory (and send spans there)",
     )
-    add_flag(inventory, "--token", env="EDGE_ROUTER_TOKEN", default="", help="bearer token (node role)")
+    add_flag(
+        inventory,
+        "--token",
+        env="EDGE_ROUTER_TOKEN",
+        default="",
+        help="bearer token of the router role (a fleet-wide node token works too)",
+    )
     add_flag(
         parser,
         "--wan",

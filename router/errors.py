@@ -1,9 +1,16 @@
 """Errors of the router. Each knows the HTTP status and the short ``kind`` a client sees.
 
-The HTTP adapter turns them into a JSON body ``{"error": kind, "message": ..., ...}``.
+The proxy turns one into a JSON body with ``client_json``: for what the client may know
+(no healthy node anywhere, its own WAN path lost, a bad admin request) the message and
+details as they are; for a failure to reach or hear from an edge node, only the kind, a
+fixed sentence and the request id. Which node, its address and the OS error are the
+operator's business: they go to the router's log under the request id and to the
+request's trace, never to the client (issue 24, finding 6; as ``edge_node.errors``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from runtime.errors import HttpFacingError
 
@@ -12,6 +19,15 @@ class RouterError(HttpFacingError):
     """Base class of the router's errors (status, ``kind``, JSON fields: see HttpFacingError)."""
 
     kind = "router_error"
+    # What a client is told instead of the message and details; None: the message and
+    # details are the client's to see (its own request was refused, or a plain fact).
+    public_message: str | None = "the router failed unexpectedly"
+
+    def client_json(self, request_id: str) -> dict[str, Any]:
+        """The JSON body a client gets: never a node id, an address or an OS error."""
+        if self.public_message is None:
+            return {**self.to_json(), "request_id": request_id}
+        return {"error": self.kind, "message": self.public_message, "request_id": request_id}
 
 
 class NoHealthyNodeError(RouterError):
@@ -19,6 +35,7 @@ class NoHealthyNodeError(RouterError):
 
     status = 503
     kind = "no_healthy_node"
+    public_message = None  # "no healthy edge node can serve this request": nothing inside
 
 
 class UpstreamUnavailableError(RouterError):
@@ -26,24 +43,28 @@ class UpstreamUnavailableError(RouterError):
 
     status = 502
     kind = "upstream_unavailable"
+    public_message = "the edge node failed to answer"
 
 
 class UpstreamConnectError(UpstreamUnavailableError):
     """No connection to the node: it never saw the request, so any request may go elsewhere."""
 
     kind = "upstream_connect_failed"
+    public_message = "the edge node could not be reached"
 
 
 class UpstreamClosedError(UpstreamUnavailableError):
     """The connection died before a whole answer (the node was killed or restarted)."""
 
     kind = "upstream_closed"
+    public_message = "the edge node's connection closed before a whole answer"
 
 
 class UpstreamProtocolError(UpstreamUnavailableError):
     """The node's answer was not valid HTTP/1.1."""
 
     kind = "upstream_bad_answer"
+    public_message = "the edge node's answer was not valid HTTP"
 
 
 class UpstreamTimeoutError(RouterError):
@@ -51,6 +72,7 @@ class UpstreamTimeoutError(RouterError):
 
     status = 504
     kind = "upstream_timeout"
+    public_message = "the edge node did not answer in time"
 
 
 class WanLossError(RouterError):
@@ -58,6 +80,8 @@ class WanLossError(RouterError):
 
     status = 504
     kind = "wan_loss"
+    # The emulated world's own fact (a fault an operator injected on a region), told whole.
+    public_message = None
 
 
 class FaultSpecError(RouterError):
@@ -65,9 +89,11 @@ class FaultSpecError(RouterError):
 
     status = 400
     kind = "bad_request"
+    public_message = None
 
 
 class InventoryError(RouterError):
     """The edge inventory given by flags or file is wrong (a start-up error, not a request's)."""
 
     kind = "bad_inventory"
+    public_message = None

@@ -11,8 +11,10 @@ Measured on the 2-core VM, the async path costs a task, three futures, two timeo
 and an async generator per request; this costs none of them (see bench/README.md, Router).
 
 What fails is treated exactly as on the async path (``router.proxy``): passive health,
-the same JSON errors, and a failed attempt on a kept-alive connection (the node died or
-closed it) is retried once on the next candidate, by the async path.
+the same JSON errors (no node, address or OS error to the client; the detail to the log
+under the answer's request id, ``router.failures``), and a failed attempt on a kept-alive
+connection (the node died or closed it) is retried once on the next candidate, by the
+async path.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 from geo.lookup import UNKNOWN
 from httpfront.messages import ClientLink, FrontRequest, ResponseWriter, whole_response
 from router.errors import RouterError, UpstreamTimeoutError
-from router.headers import RESPONSE_SKIP, ROUTE_HEADER_BYTES, error_answer, route_header
+from router.headers import RESPONSE_SKIP, ROUTE_HEADER_BYTES, route_header
 from router.policy import Candidate
 from router.upstream import UpstreamConnection, UpstreamResponse
 
@@ -134,7 +136,9 @@ class FastExchange:
     async def _stream(self, answer: UpstreamResponse, writer: ResponseWriter) -> None:
         status = 502
         try:
-            status = await self._handler.respond(writer, answer, self.chosen, UNKNOWN, None)
+            status = await self._handler.respond(
+                writer, answer, self.chosen, UNKNOWN, None, request=self._request
+            )
         finally:
             answer.release()
             self._handler.metrics.observe(self.chosen, status, time.perf_counter() - self._started)
@@ -150,7 +154,7 @@ class FastExchange:
             self._handler.fleet.answered(self.chosen.node.node_id, status)
 
     def _answer_error(self, error: RouterError) -> None:
-        headers, body = error_answer(error, self.chosen)
+        headers, body = self._handler.failures.answer(error, self._request, self.chosen)
         self._client.send_now(
             whole_response(error.status, "", headers, body, keep_alive=self._client.keep_alive)
         )

@@ -27,6 +27,9 @@ PIN_HEADER = "x-edge-pin"
 PIN_HEADER_BYTES = PIN_HEADER.encode()
 ROUTE_HEADER = "x-edge-route"
 ROUTE_HEADER_BYTES = ROUTE_HEADER.encode()
+# Names the router's own error answer, its log line and its trace (router.failures); an
+# edge node's error answer passes through with the node's own.
+REQUEST_ID_HEADER_BYTES = b"x-request-id"
 FACT_HEADERS = frozenset({b"x-forwarded-for", b"forwarded", PIN_HEADER_BYTES, b"traceparent", b"tracestate"})
 NOT_FORWARDED = HOP_BY_HOP | {b"expect", PIN_HEADER.encode()}
 FORWARDING = frozenset(name.encode() for name in FORWARDING_HEADERS)
@@ -42,12 +45,13 @@ def route_header(chosen: Candidate) -> str:
     return f"region={chosen.node.region}; node={chosen.node.node_id}; reason={chosen.reason}; rtt_ms={rtt}"
 
 
-def error_answer(error: RouterError, chosen: Candidate | None) -> tuple[RawHeaders, bytes]:
-    """The headers and JSON body of the router's own error answer (with the route, if any)."""
-    headers = [(b"content-type", b"application/json")]
+def error_answer(error: RouterError, chosen: Candidate | None, request_id: str) -> tuple[RawHeaders, bytes]:
+    """The headers and JSON body of the router's own error answer (with the route, if any):
+    what ``error.client_json`` lets the client see, under ``request_id``."""
+    headers = [(b"content-type", b"application/json"), (REQUEST_ID_HEADER_BYTES, request_id.encode())]
     if chosen is not None:
         headers.append((ROUTE_HEADER_BYTES, route_header(chosen).encode()))
-    return headers, json.dumps(error.to_json()).encode()
+    return headers, json.dumps(error.client_json(request_id)).encode()
 
 
 def forward_headers(request: FrontRequest, *, trusted_peer: bool, replace_trace_context: bool) -> RawHeaders:

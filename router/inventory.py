@@ -9,6 +9,10 @@ replaced as a whole when the source changes (never half updated). Sources:
   shape of ``.edgecdn/world.json``), re-read whenever it changes;
 - ``--control-plane ADDR``: the control plane's ``NodeService/WatchNodes`` stream, so
   nodes that join or leave are routed to within a second (utilization from heartbeats).
+  Only nodes the control plane vouches for (``NodeInfo.vouched``: a credential it holds may
+  be that node) are routed to; a record it keeps without one (a revoked or never-issued
+  credential) is not. With a control plane, no other source is read (``RouterConfig``
+  refuses two sources), so a node known only from a file or a flag is never trusted.
 """
 
 from __future__ import annotations
@@ -184,11 +188,11 @@ async def follow_edges_file(
 def entries_from_control_plane(
     nodes: Mapping[str, nodes_pb2.NodeInfo], world: World
 ) -> tuple[EdgeEntry, ...]:
-    """Edge entries for the nodes the control plane knows (those with an address and a known region)."""
+    """Edge entries for the nodes the control plane vouches for (with an address and a known region)."""
     known = {region.id for region in world.regions}
     entries = []
     for node in nodes.values():
-        if not node.address or node.region not in known:
+        if not node.vouched or not node.address or node.region not in known:
             continue
         try:
             url = check_url(node.address, where=f"node {node.node_id}")

@@ -19,7 +19,7 @@ NO_NODE = "none"
 
 class RouterMetrics:
     """Requests by serving region, node, reason and status; latency; upstream failures; retries;
-    what injected WAN faults did, by region."""
+    what injected WAN faults did, by region; the geo databases' bad records and reloads."""
 
     content_type = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -68,6 +68,18 @@ class RouterMetrics:
             ("region",),
             registry=self.registry,
         )
+        self.geo_bad_records = Counter(
+            "router_geo_bad_records",
+            "Geo lookups that met an unreadable database record (the client placed nowhere).",
+            ("database",),
+            registry=self.registry,
+        )
+        self.geo_reloads = Counter(
+            "router_geo_reloads",
+            "Geo database files taken up after a change on disk (ok), or refused and kept (failed).",
+            ("database", "result"),
+            registry=self.registry,
+        )
         self._counters: dict[tuple[str, str, str, int], CounterChild] = {}
 
     def observe(self, chosen: Candidate | None, status: int, seconds: float) -> None:
@@ -98,6 +110,12 @@ class RouterMetrics:
 
     def wan_lost(self, region: str) -> None:
         self.wan_loss_failures.labels(region).inc()
+
+    def count_geo_bad_record(self, database: str) -> None:
+        self.geo_bad_records.labels(database).inc()
+
+    def count_geo_reload(self, database: str, result: str) -> None:
+        self.geo_reloads.labels(database, result).inc()  # from the geo reload thread: Counter locks
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,7 +13,8 @@ give up is a 504 ``wan_loss``, never retried (the client's own path failed, not 
 Failures: a connect failure or a connection that dies under a request ejects the node
 (passive health). The request is retried once on the next candidate when the node never
 saw it (connect failure), or when it is idempotent and has no body to resend. Every
-failure is a JSON error for that one request.
+failure is a JSON error for that one request, which names no node, address or OS error:
+those go to the log under the answer's request id (``router.failures``).
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ from router.errors import (
     UpstreamUnavailableError,
     WanLossError,
 )
+from router.failures import FailureAnswers
 from router.fastpath import BUFFER_LIMIT, FastExchange
 from router.fleet import Fleet
 from router.headers import (
     RESPONSE_SKIP,
     ROUTE_HEADER_BYTES,
     RequestFacts,
-    error_answer,
     forward_headers,
     route_header,
 )
@@ -109,6 +110,7 @@ class RouterHandler:
         self._faults = wan.faults
         self._metrics = metrics
         self._telemetry = telemetry
+        self.failures = FailureAnswers()
         # The fast path (router.fastpath) needs no WAN delay to wait and no trace to record;
         # while any WAN fault is set it is skipped too (serve_now), so every request meets it.
         self.fast_path_enabled = not wan.enabled and telemetry is None
@@ -176,10 +178,12 @@ class RouterHandler:
         error: RouterError = NoHealthyNodeError("no healthy edge node can serve this request")
         status: int | None = None
         chosen: Candidate | None = None
+        tried: Candidate | None = None  # the last node that failed, for the log
         for attempt in range(attempts):
             chosen = next(candidates, None)
             if chosen is None:
                 break
+            tried = chosen
             try:
                 status = await self._attempt(
                     request,
@@ -201,7 +205,7 @@ class RouterHandler:
                 self._metrics.retried()
         if status is None:
             status = error.status
-            await _write_error(writer, error, chosen)
+            await self.write_error(writer, error, request, chosen, span, tried=tried)
         self._metrics.observe(chosen, status, time.perf_counter() - started)
         if span is not None and self._telemetry is not None:
             self._telemetry.finish(span, request.method, request.path, chosen, status)
@@ -262,7 +266,9 @@ class RouterHandler:
             telemetry.hop_done(span, hop, node, status=upstream.status)
         self._fleet.answered(node.node_id, upstream.status)
         try:
-            return await self.respond(writer, upstream, chosen, location, span, faulted=faulted)
+            return await self.respond(
+                writer, upstream, chosen, location, span, request=request, faulted=faulted
+            )
         finally:
             upstream.release()
 
@@ -328,6 +334,7 @@ class RouterHandler:
         location: Location,
         span: RouteSpan | None,
         *,
+        request: FrontRequest,
         faulted: bool = False,
     ) -> int:
         """Send the node's answer on, after its trip back to the client (``faulted``: the
@@ -344,7 +351,7 @@ class RouterHandler:
                 self._metrics.wan_lost(chosen.node.region)
                 await asyncio.sleep(delay_ms / 1000)
                 error = leg.lost_error(chosen.node.region, "answer")
-                await _write_error(writer, error, chosen)
+                await self.write_error(writer, error, request, chosen, span)
                 return error.status
         length = upstream.content_length
         if writer.head_only:
@@ -358,7 +365,7 @@ class RouterHandler:
             except RouterError as exc:
                 self._fleet.answered(chosen.node.node_id, 502)
                 failure = UpstreamUnavailableError(f"edge node {chosen.node.node_id}: {exc}")
-                await _write_error(writer, failure, chosen)
+                await self.write_error(writer, failure, request, chosen, span)
                 return failure.status
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
@@ -378,10 +385,19 @@ class RouterHandler:
         await writer.end()
         return upstream.status
 
-
-async def _write_error(writer: ResponseWriter, error: RouterError, chosen: Candidate | None) -> None:
-    headers, body = error_answer(error, chosen)
-    await writer.respond(error.status, headers, body)
+    async def write_error(
+        self,
+        writer: ResponseWriter,
+        error: RouterError,
+        request: FrontRequest,
+        chosen: Candidate | None,
+        span: RouteSpan | None,
+        *,
+        tried: Candidate | None = None,
+    ) -> None:
+        """The router's own error answer: kind, fixed sentence, request id (router.failures)."""
+        headers, body = self.failures.answer(error, request, chosen, span, tried=tried)
+        await writer.respond(error.status, headers, body)
 
 
 def _request_body(request: FrontRequest, outgoing: RawHeaders) -> tuple[AsyncIterator[bytes] | None, bool]:

@@ -85,7 +85,13 @@ async def run(
     metrics = RouterMetrics()
     async with AsyncExitStack() as stack:
         locator = stack.enter_context(
-            GeoLocator.for_world(world, cache_dir=config.geo_cache_dir, extra_databases=config.geo_dbs)
+            GeoLocator.for_world(
+                world,
+                cache_dir=config.geo_cache_dir,
+                extra_databases=config.geo_dbs,
+                on_bad_record=metrics.count_geo_bad_record,
+                on_reload=metrics.count_geo_reload,
+            )
         )
         # Health checks go through aiohttp (a few per second); requests through the lean pool.
         session = await stack.enter_async_context(aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()))

@@ -15,6 +15,7 @@ import os
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from geo.lookup import Location
 from router.policy import Candidate, NodeView
@@ -37,6 +38,9 @@ from tracing.wire import (
     status_field,
 )
 
+if TYPE_CHECKING:
+    from router.errors import RouterError
+
 SERVICE_NAME = "edge-router"
 SCOPE = "edgecdn.router"
 K_REGION = AttributeKey("edgecdn.route.region")
@@ -44,19 +48,25 @@ K_NODE = AttributeKey("edgecdn.route.node")
 K_REASON = AttributeKey("edgecdn.route.reason")
 K_RTT = AttributeKey("edgecdn.route.rtt_ms")
 K_WAN = AttributeKey("edgecdn.wan.delay_ms")
+# The router's own error answer's request id (x-request-id), so a client's report leads here.
+K_REQUEST_ID = AttributeKey("edgecdn.request_id")
 _SERVER_ERROR = 500
 
 
 class RouteSpan:
     """The server span of one sampled request, and what the proxy learns while serving it."""
 
-    __slots__ = ("client", "country", "trace", "wan_ms")
+    __slots__ = ("client", "country", "error", "request_id", "trace", "wan_ms")
 
     def __init__(self, trace: RequestTrace, client: str, country: str | None) -> None:
         self.trace = trace
         self.client = client
         self.country = country
         self.wan_ms = 0.0
+        # The router's own error answer, if it made one (router.failures): the span has
+        # what the client was not told.
+        self.error: RouterError | None = None
+        self.request_id = ""
 
 
 @dataclass(slots=True)
@@ -129,8 +139,13 @@ class RouterTelemetry:
             if chosen.rtt_ms is not None:
                 attributes += K_RTT.double(round(chosen.rtt_ms, 3))
         attributes += K_WAN.double(round(span.wan_ms, 3))
+        error = span.error
+        if error is not None:
+            attributes += ERROR_TYPE.str(error.kind) + K_REQUEST_ID.str(span.request_id)
         failed = status >= _SERVER_ERROR
-        status_bytes = status_field(StatusCode.ERROR, f"answered {status}") if failed else b""
+        # The detail (node, address, OS error) of the router's own failure; else the status.
+        detail = error.message if error is not None else f"answered {status}"
+        status_bytes = status_field(StatusCode.ERROR, detail) if failed else b""
         span.trace.finish(self._name(f"{method} route", SpanKind.SERVER), attributes, status_bytes)
 
 

@@ -3,7 +3,8 @@
 The edge node maps them to HTTP (see docs/abi.md): ``WasmTrapError`` and ``MemoryLimitError``
 to 500, ``DeadlineExceededError`` to 504, ``InvalidOutputError`` (and so
 ``InvalidCgiOutputError``, ``InvalidReactorOutputError``) and ``OutputTooLargeError`` to 502,
-``InstanceLimitError`` (the instance pool is exhausted) to 503.
+``InstanceLimitError`` (the instance pool is exhausted) to 503 ``instance_limit`` with
+``retry-after: 1`` (the node is full for a moment; the handler did nothing wrong).
 ``ModuleInvalidError`` and ``AbiMismatchError`` happen at load time, never per request.
 """
 

@@ -20,7 +20,11 @@ class Handler(Protocol):
     """A loaded module that turns one request into one response, synchronously.
 
     ``handle`` is thread-safe (each call has its own store and instance) and raises only
-    ``wasm_host.errors.HandlerError`` subclasses for guest failures.
+    ``wasm_host.errors.HandlerError`` subclasses for guest failures. ``timeout_s``, when
+    given, replaces ``limits.timeout_s`` as this run's deadline (the executor's short slice
+    for a run on the event loop, or what is left of the deadline when a request cut from
+    that slice is run again on the pool); the error still names the module's own deadline.
+    A run has no effect outside its instance, so running a request again is always safe.
     """
 
     @property
@@ -32,7 +36,7 @@ class Handler(Protocol):
     @property
     def limits(self) -> Limits: ...
 
-    def handle(self, request: WasmRequest) -> WasmResponse: ...
+    def handle(self, request: WasmRequest, timeout_s: float | None = None) -> WasmResponse: ...
 
 
 def create_handler(

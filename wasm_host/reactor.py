@@ -110,8 +110,9 @@ class ReactorHandler:
         _raw.wasi_config_set_env(config, self._env_count, self._env_names, self._env_values)
         return int(config)
 
-    def handle(self, request: WasmRequest) -> WasmResponse:
-        """Run ``edge_handle`` on a fresh instance for ``request``.
+    def handle(self, request: WasmRequest, timeout_s: float | None = None) -> WasmResponse:
+        """Run ``edge_handle`` on a fresh instance for ``request``; ``timeout_s`` replaces the
+        module's deadline for this run (see ``Handler.handle``).
 
         Raises ``WasmTrapError``, ``DeadlineExceededError``, ``MemoryLimitError``,
         ``OutputTooLargeError`` or ``InvalidReactorOutputError``.
@@ -119,7 +120,9 @@ class ReactorHandler:
         self._engine.check_open()
         payload = encode_request(request)
         sandbox = self._sandbox
-        store, ctx = sandbox.new_store(self._wasi_config())
+        store, ctx = sandbox.new_store(
+            self._wasi_config(), None, 0 if timeout_s is None else sandbox.ticks_for(timeout_s)
+        )
         try:
             output = self.run_in(ctx, sandbox.instantiate(ctx), payload)
         finally:

@@ -95,15 +95,22 @@ class Sandbox:
         self._engine_ptr = ctypes.cast(engine.engine.ptr(), ctypes.c_void_p).value
         self.uses_wasi = bool(compiled.module.imports)
 
-    def new_store(self, wasi_config: int | None, data: int | None = None) -> tuple[int, int]:
+    def ticks_for(self, timeout_s: float | None) -> int:
+        """Epoch ticks of a run given ``timeout_s`` (None: the module's own deadline)."""
+        return self.ticks if timeout_s is None else self.engine.deadline_ticks(timeout_s)
+
+    def new_store(self, wasi_config: int | None, data: int | None = None, ticks: int = 0) -> tuple[int, int]:
         """A fresh store with the memory cap and deadline set; it takes ``wasi_config``.
 
         ``data`` becomes the store's data: the native WASI state, when ``native_wasi``.
+        ``ticks`` (``ticks_for``) replaces the module's deadline when positive: the
+        executor's short slice for a run on the event loop, or what is left of the deadline
+        for the run that finishes such a request on the pool.
         """
         store = _raw.store_new(self._engine_ptr, data, None)
         ctx = _raw.store_context(store)
         _raw.store_limiter(store, self.limits.memory_bytes, -1, -1, -1, -1)
-        _raw.context_set_epoch_deadline(ctx, self.ticks)
+        _raw.context_set_epoch_deadline(ctx, ticks if ticks > 0 else self.ticks)
         if wasi_config is not None:
             error = _raw.context_set_wasi(ctx, wasi_config)
             if error:

@@ -25,7 +25,13 @@ from wasm_host.cache import CompiledModule
 from wasm_host.cgi import cgi_environ_block, cgi_environ_bytes, parse_cgi_response
 from wasm_host.config import Limits
 from wasm_host.engine import WasmEngine
-from wasm_host.errors import AbiMismatchError, OutputTooLargeError, WasmTrapError
+from wasm_host.errors import (
+    AbiMismatchError,
+    HandlerError,
+    HandlerExitError,
+    OutputTooLargeError,
+    WasmTrapError,
+)
 from wasm_host.sandbox import Sandbox, check_granted_env
 from wasm_host.values import WasmRequest, WasmResponse
 from wasm_host.wasi_cgi import NativeWasi
@@ -95,8 +101,9 @@ class WagiHandler:
             _raw.wasi_config_set_stdin_bytes(config, ctypes.byref(vec))  # takes ownership
         return int(config)
 
-    def handle(self, request: WasmRequest) -> WasmResponse:
-        """Run the module once for ``request`` and parse its CGI response.
+    def handle(self, request: WasmRequest, timeout_s: float | None = None) -> WasmResponse:
+        """Run the module once for ``request`` and parse its CGI response; ``timeout_s``
+        replaces the module's deadline for this run (see ``Handler.handle``).
 
         Raises a ``HandlerError`` subclass: ``WasmTrapError`` (``HandlerExitError`` for a
         non-zero exit), ``DeadlineExceededError``, ``MemoryLimitError``,
@@ -104,11 +111,12 @@ class WagiHandler:
         """
         self._engine.check_open()
         native = self._sandbox.native_wasi
+        ticks = 0 if timeout_s is None else self._sandbox.ticks_for(timeout_s)
         if native is not None:
-            return parse_cgi_response(self._run_native(native, request))
-        return parse_cgi_response(self._run_wasmtime_wasi(request))
+            return parse_cgi_response(self._run_native(native, request, ticks))
+        return parse_cgi_response(self._run_wasmtime_wasi(request, ticks))
 
-    def _run_native(self, native: NativeWasi, request: WasmRequest) -> bytes:
+    def _run_native(self, native: NativeWasi, request: WasmRequest, ticks: int) -> bytes:
         """stdout of one run with wasi_cgi.c as the module's WASI."""
         sandbox = self._sandbox
         env, env_count = cgi_environ_block(request, self._granted)
@@ -129,12 +137,20 @@ class WagiHandler:
                 self.limits.max_output_bytes,
             ):
                 raise WasmTrapError("host error", "cannot allocate the request's WASI state")
-            store, ctx = sandbox.new_store(None, state.address)
+            store, ctx = sandbox.new_store(None, state.address, ticks)
             try:
-                instance = sandbox.instantiate(ctx)
-                error, trap = _run_start(sandbox, ctx, instance)
-                if error or trap:
-                    outcome = state.outcome
+                instance: _raw.Instance | None = None
+                try:
+                    instance = sandbox.instantiate(ctx)
+                    error, trap = _run_start(sandbox, ctx, instance)
+                except HandlerError:
+                    # A start section runs the guest inside instantiate, which raised for the
+                    # trap wasi_cgi.c stops a guest with: the outcome says why, as for _start.
+                    if not (state.outcome.overflowed or state.outcome.exited):
+                        raise
+                    error, trap = None, None
+                outcome = state.outcome
+                if error or trap or outcome.overflowed or outcome.exited:
                     if outcome.overflowed or outcome.exited:
                         # The trap wasi_cgi.c raised to stop the guest; the outcome says why.
                         _raw.discard(error, trap)
@@ -152,15 +168,20 @@ class WagiHandler:
         finally:
             native.release(state)
 
-    def _run_wasmtime_wasi(self, request: WasmRequest) -> bytes:
+    def _run_wasmtime_wasi(self, request: WasmRequest, ticks: int) -> bytes:
         """stdout of one run with a wasmtime WasiCtx as the module's WASI."""
         sandbox = self._sandbox
         fd = self._pool.acquire()
         try:
-            store, ctx = sandbox.new_store(self._wasi_config(request, b"/proc/self/fd/%d" % fd))
+            store, ctx = sandbox.new_store(self._wasi_config(request, b"/proc/self/fd/%d" % fd), None, ticks)
             try:
-                instance = sandbox.instantiate(ctx)
-                error, trap = _run_start(sandbox, ctx, instance)
+                try:
+                    instance = sandbox.instantiate(ctx)
+                    error, trap = _run_start(sandbox, ctx, instance)
+                except HandlerExitError as exc:
+                    if exc.exit_code != 0:
+                        raise
+                    error, trap = None, None  # proc_exit(0) in a start section: a successful end
                 if error or trap:
                     status = ctypes.c_int(0)
                     if not trap and _raw.error_exit_status(error, ctypes.byref(status)) and status.value == 0:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manifest import ManifestError, load_manifest, parse_manifest, read_module
-from manifest.parse import RESERVED_ENV
+from manifest.rules import RESERVED_ENV
 from wasm_host.cgi import RESERVED_ENV as HOST_RESERVED_ENV
 
 ISSUE_EXAMPLE = """
@@ -210,7 +210,7 @@ _module = st.fixed_dictionaries(
     {
         "source": _name.map(lambda n: f"{n}.wasm"),
         "abi": st.sampled_from(["wagi", "reactor"]),
-        "memory_mib": st.integers(1, 512),
+        "memory_mib": st.integers(1, 256),
         "timeout_ms": st.integers(1, 60_000),
         "env": _env,
     }
@@ -220,7 +220,7 @@ _module = st.fixed_dictionaries(
 @given(
     app=_name,
     modules=st.dictionaries(_name, _module, min_size=1, max_size=4),
-    segments=st.lists(_name, min_size=1, max_size=6, unique=True),
+    segments=st.lists(_name, min_size=4, max_size=6, unique=True),
 )
 def test_generated_manifests_parse_to_what_they_say(
     app: str, modules: dict[str, dict[str, object]], segments: list[str]

@@ -33,7 +33,10 @@ async def test_fast_handler_runs_inline(make_handler: MakeHandler) -> None:
         assert executor.placement(handler) == "inline"
         assert executor.runs_inline(handler)
         # What a server calls from its protocol callbacks: no awaiting, timed all the same.
-        assert executor.handle_inline(handler, REQUEST).body == b"fast"
+        response = executor.try_inline(handler, REQUEST)
+        assert isinstance(response, WasmResponse)
+        assert response.body == b"fast"
+        assert executor.cuts == 0
         assert executor.runs_inline(handler)
     finally:
         executor.close()
@@ -115,7 +118,7 @@ class PythonHandler:
         self.digest = name * 8
         self._work = work
 
-    def handle(self, request: WasmRequest) -> WasmResponse:
+    def handle(self, request: WasmRequest, timeout_s: float | None = None) -> WasmResponse:
         self._work()
         return WasmResponse(status=200, headers=(), body=b"ok")
 

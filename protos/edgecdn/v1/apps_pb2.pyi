@@ -304,3 +304,61 @@ class GetAppRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetAppRequest: _TypeAlias = GetAppRequest  # noqa: Y015
+
+@_typing.final
+class RemoveAppRequest(_message.Message):
+    """Remove one app version."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """App name."""
+    version: _builtins.str
+    """The exact version to remove (required: there is no "latest" here)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveAppRequest: _TypeAlias = RemoveAppRequest  # noqa: Y015
+
+@_typing.final
+class RemoveAppResponse(_message.Message):
+    """The version is gone."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    REMOVED_MODULES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """App name removed."""
+    version: _builtins.str
+    """Version removed."""
+    @_builtins.property
+    def removed_modules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lower-case sha256 hex of each module removed with it (no other version used it)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        version: _builtins.str = ...,
+        removed_modules: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "removed_modules", b"removed_modules", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveAppResponse: _TypeAlias = RemoveAppResponse  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AppServiceStub:
-    """Registers and reads app versions. App versions are immutable once registered.
+    """Registers, reads and removes app versions. App versions are immutable once registered.
     """
 
     def __init__(self, channel):
@@ -50,14 +50,21 @@ class AppServiceStub:
                 request_serializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.GetAppRequest.SerializeToString,
                 response_deserializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.AppVersion.FromString,
                 _registered_method=True)
+        self.RemoveApp = channel.unary_unary(
+                '/edgecdn.v1.AppService/RemoveApp',
+                request_serializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.RemoveAppRequest.SerializeToString,
+                response_deserializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.RemoveAppResponse.FromString,
+                _registered_method=True)
 
 
 class AppServiceServicer:
-    """Registers and reads app versions. App versions are immutable once registered.
+    """Registers, reads and removes app versions. App versions are immutable once registered.
     """
 
     def RegisterApp(self, request, context):
-        """Register a new app version; every referenced module must be in the registry.
+        """Register a new app version; every referenced module must be in the registry and the
+        version must follow the manifest rules edgectl applies (docs/manifest.md): otherwise
+        INVALID_ARGUMENT naming what is wrong, and nothing is stored.
         ALREADY_EXISTS when that name@version exists with different content.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -73,6 +80,15 @@ class AppServiceServicer:
 
     def GetApp(self, request, context):
         """Show one app version (the latest when no version is given).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveApp(self, request, context):
+        """Remove one app version and collect the modules no other version uses. NOT_FOUND for
+        an unknown version; FAILED_PRECONDITION while a node runs it, a deployment still gives
+        it to nodes, or an unfinished rollout rolls it out or may roll back to it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +112,11 @@ def add_AppServiceServicer_to_server(servicer, server):
                     request_deserializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.GetAppRequest.FromString,
                     response_serializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.AppVersion.SerializeToString,
             ),
+            'RemoveApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveApp,
+                    request_deserializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.RemoveAppRequest.FromString,
+                    response_serializer=protos_dot_edgecdn_dot_v1_dot_apps__pb2.RemoveAppResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'edgecdn.v1.AppService', rpc_method_handlers)
@@ -105,7 +126,7 @@ def add_AppServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AppService:
-    """Registers and reads app versions. App versions are immutable once registered.
+    """Registers, reads and removes app versions. App versions are immutable once registered.
     """
 
     @staticmethod
@@ -179,6 +200,33 @@ class AppService:
             '/edgecdn.v1.AppService/GetApp',
             protos_dot_edgecdn_dot_v1_dot_apps__pb2.GetAppRequest.SerializeToString,
             protos_dot_edgecdn_dot_v1_dot_apps__pb2.AppVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgecdn.v1.AppService/RemoveApp',
+            protos_dot_edgecdn_dot_v1_dot_apps__pb2.RemoveAppRequest.SerializeToString,
+            protos_dot_edgecdn_dot_v1_dot_apps__pb2.RemoveAppResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,37 +30,51 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AppServiceStub:
-    """Registers and reads app versions. App versions are immutable once registered."""
+    """Registers, reads and removes app versions. App versions are immutable once registered."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AppServiceAsyncStub: ...
     RegisterApp: _grpc.UnaryUnaryMultiCallable[_apps_pb2.RegisterAppRequest, _apps_pb2.AppVersion]
-    """Register a new app version; every referenced module must be in the registry.
+    """Register a new app version; every referenced module must be in the registry and the
+    version must follow the manifest rules edgectl applies (docs/manifest.md): otherwise
+    INVALID_ARGUMENT naming what is wrong, and nothing is stored.
     ALREADY_EXISTS when that name@version exists with different content.
     """
     ListApps: _grpc.UnaryUnaryMultiCallable[_apps_pb2.ListAppsRequest, _apps_pb2.ListAppsResponse]
     """List apps with their versions."""
     GetApp: _grpc.UnaryUnaryMultiCallable[_apps_pb2.GetAppRequest, _apps_pb2.AppVersion]
     """Show one app version (the latest when no version is given)."""
+    RemoveApp: _grpc.UnaryUnaryMultiCallable[_apps_pb2.RemoveAppRequest, _apps_pb2.RemoveAppResponse]
+    """Remove one app version and collect the modules no other version uses. NOT_FOUND for
+    an unknown version; FAILED_PRECONDITION while a node runs it, a deployment still gives
+    it to nodes, or an unfinished rollout rolls it out or may roll back to it.
+    """
 
 @_typing.type_check_only
 class AppServiceAsyncStub(AppServiceStub):
-    """Registers and reads app versions. App versions are immutable once registered."""
+    """Registers, reads and removes app versions. App versions are immutable once registered."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterApp: _aio.UnaryUnaryMultiCallable[_apps_pb2.RegisterAppRequest, _apps_pb2.AppVersion]  # type: ignore[assignment]
-    """Register a new app version; every referenced module must be in the registry.
+    """Register a new app version; every referenced module must be in the registry and the
+    version must follow the manifest rules edgectl applies (docs/manifest.md): otherwise
+    INVALID_ARGUMENT naming what is wrong, and nothing is stored.
     ALREADY_EXISTS when that name@version exists with different content.
     """
     ListApps: _aio.UnaryUnaryMultiCallable[_apps_pb2.ListAppsRequest, _apps_pb2.ListAppsResponse]  # type: ignore[assignment]
     """List apps with their versions."""
     GetApp: _aio.UnaryUnaryMultiCallable[_apps_pb2.GetAppRequest, _apps_pb2.AppVersion]  # type: ignore[assignment]
     """Show one app version (the latest when no version is given)."""
+    RemoveApp: _aio.UnaryUnaryMultiCallable[_apps_pb2.RemoveAppRequest, _apps_pb2.RemoveAppResponse]  # type: ignore[assignment]
+    """Remove one app version and collect the modules no other version uses. NOT_FOUND for
+    an unknown version; FAILED_PRECONDITION while a node runs it, a deployment still gives
+    it to nodes, or an unfinished rollout rolls it out or may roll back to it.
+    """
 
 class AppServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Registers and reads app versions. App versions are immutable once registered."""
+    """Registers, reads and removes app versions. App versions are immutable once registered."""
 
     @_abc_1.abstractmethod
     def RegisterApp(
@@ -68,7 +82,9 @@ class AppServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _apps_pb2.RegisterAppRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apps_pb2.AppVersion, _abc.Awaitable[_apps_pb2.AppVersion]]:
-        """Register a new app version; every referenced module must be in the registry.
+        """Register a new app version; every referenced module must be in the registry and the
+        version must follow the manifest rules edgectl applies (docs/manifest.md): otherwise
+        INVALID_ARGUMENT naming what is wrong, and nothing is stored.
         ALREADY_EXISTS when that name@version exists with different content.
         """
 
@@ -87,5 +103,16 @@ class AppServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_apps_pb2.AppVersion, _abc.Awaitable[_apps_pb2.AppVersion]]:
         """Show one app version (the latest when no version is given)."""
+
+    @_abc_1.abstractmethod
+    def RemoveApp(
+        self,
+        request: _apps_pb2.RemoveAppRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apps_pb2.RemoveAppResponse, _abc.Awaitable[_apps_pb2.RemoveAppResponse]]:
+        """Remove one app version and collect the modules no other version uses. NOT_FOUND for
+        an unknown version; FAILED_PRECONDITION while a node runs it, a deployment still gives
+        it to nodes, or an unfinished rollout rolls it out or may roll back to it.
+        """
 
 def add_AppServiceServicer_to_server(servicer: AppServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -85,7 +85,8 @@ class ModuleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteModule(self, request, context):
-        """Delete a module; FAILED_PRECONDITION while an app version refers to it.
+        """Delete a module; FAILED_PRECONDITION while an app version refers to it. (Removing the
+        last app version that uses a module deletes the module too: AppService.RemoveApp.)
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

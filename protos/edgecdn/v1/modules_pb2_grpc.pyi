@@ -45,7 +45,9 @@ class ModuleServiceStub:
     ListModules: _grpc.UnaryUnaryMultiCallable[_modules_pb2.ListModulesRequest, _modules_pb2.ListModulesResponse]
     """List every stored module."""
     DeleteModule: _grpc.UnaryUnaryMultiCallable[_modules_pb2.DeleteModuleRequest, _modules_pb2.DeleteModuleResponse]
-    """Delete a module; FAILED_PRECONDITION while an app version refers to it."""
+    """Delete a module; FAILED_PRECONDITION while an app version refers to it. (Removing the
+    last app version that uses a module deletes the module too: AppService.RemoveApp.)
+    """
 
 @_typing.type_check_only
 class ModuleServiceAsyncStub(ModuleServiceStub):
@@ -62,7 +64,9 @@ class ModuleServiceAsyncStub(ModuleServiceStub):
     ListModules: _aio.UnaryUnaryMultiCallable[_modules_pb2.ListModulesRequest, _modules_pb2.ListModulesResponse]  # type: ignore[assignment]
     """List every stored module."""
     DeleteModule: _aio.UnaryUnaryMultiCallable[_modules_pb2.DeleteModuleRequest, _modules_pb2.DeleteModuleResponse]  # type: ignore[assignment]
-    """Delete a module; FAILED_PRECONDITION while an app version refers to it."""
+    """Delete a module; FAILED_PRECONDITION while an app version refers to it. (Removing the
+    last app version that uses a module deletes the module too: AppService.RemoveApp.)
+    """
 
 class ModuleServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stores, lists, serves and deletes modules. Operators upload; nodes and gateways download."""
@@ -100,6 +104,8 @@ class ModuleServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _modules_pb2.DeleteModuleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_modules_pb2.DeleteModuleResponse, _abc.Awaitable[_modules_pb2.DeleteModuleResponse]]:
-        """Delete a module; FAILED_PRECONDITION while an app version refers to it."""
+        """Delete a module; FAILED_PRECONDITION while an app version refers to it. (Removing the
+        last app version that uses a module deletes the module too: AppService.RemoveApp.)
+        """
 
 def add_ModuleServiceServicer_to_server(servicer: ModuleServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
