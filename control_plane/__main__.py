@@ -12,11 +12,11 @@ from control_plane.errors import ControlPlaneError
 from control_plane.server import SERVICE_NAME, run
 from geo.errors import GeoError
 from geo.world import load_world
-from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
+from iotwire.link import add_mqtt_flags, link_from_args
+from runtime.cli import add_flag, add_logging_flags, fail, new_parser
 from runtime.durations import parse_duration
+from runtime.entry import serve_process
 from runtime.errors import ConfigError
-from runtime.process import serve_until_signalled
-from runtime.ready import ready_file_reporter
 from tracing.errors import TracingError
 
 PROG = "control-plane"
@@ -92,8 +92,21 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
         convert=Path,
         help="world file whose regions deploys and rollouts may name before any node reports them",
     )
+    add_flag(
+        parser,
+        "--allow-origin-network",
+        env="CONTROL_PLANE_ALLOW_ORIGIN_NETWORKS",
+        default=[],
+        repeated=True,
+        metavar="CIDR|HOST",
+        help="let app origins use this link-local/metadata network or host (refused by default)",
+    )
     _add_trace_flags(parser)
-    _add_mqtt_flags(parser)
+    add_mqtt_flags(
+        parser,
+        env_prefix="CONTROL_PLANE",
+        help_url="the IoT gateways' MQTT broker (mqtt://host:port); none: GatewayService is off",
+    )
     add_logging_flags(parser, env_prefix="CONTROL_PLANE")
     args = parser.parse_args(argv)
     try:
@@ -120,9 +133,8 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
             otlp_forward=args.otlp_forward,
             trace_sample_ratio=args.trace_sample_ratio,
             world_regions=world_regions,
-            mqtt_url=args.mqtt,
-            mqtt_user=args.mqtt_user,
-            mqtt_password=args.mqtt_password,
+            mqtt=link_from_args(args),
+            allow_origin_networks=tuple(args.allow_origin_network),
         )
     except ConfigError as exc:
         fail(PROG, str(exc))
@@ -156,27 +168,16 @@ def _add_trace_flags(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _add_mqtt_flags(parser: argparse.ArgumentParser) -> None:
-    add_flag(
-        parser, "--mqtt", env="CONTROL_PLANE_MQTT", default=None,
-        help="the IoT gateways' MQTT broker (mqtt://host:port); none: GatewayService is off",
-    )  # fmt: skip
-    add_flag(parser, "--mqtt-user", env="CONTROL_PLANE_MQTT_USER", default=None, help="MQTT user name")
-    add_flag(
-        parser, "--mqtt-password", env="CONTROL_PLANE_MQTT_PASSWORD", default=None,
-        help="MQTT password (prefer the environment variable)",
-    )  # fmt: skip
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     config, log_level = parse_config(argv)
-    configure_logging(log_level)
-    ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
-    try:
-        serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop))
-    except (ControlPlaneError, TracingError) as exc:
-        fail(PROG, str(exc), code=1)
-    return 0
+    return serve_process(
+        prog=PROG,
+        service=SERVICE_NAME,
+        config=config,
+        log_level=log_level,
+        run=run,
+        fatal=(ControlPlaneError, TracingError),
+    )
 
 
 if __name__ == "__main__":

@@ -1,20 +1,41 @@
-"""The app registry: immutable, content-digested app versions that refer to modules by digest."""
+"""The app registry: content-digested app versions that refer to modules by digest.
+
+A version is checked before it is stored with exactly the rules ``edgectl`` applies to a
+manifest (``manifest.check_manifest`` on the version's manifest value), then each module it
+names must be in the registry and link under the ABI the version gives it, as a node would
+link it. A version never changes once stored; it can be removed (``remove``) once nothing
+runs it, would get it or may roll back to it (``app_usage``), and the modules it leaves
+unused go with it.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from urllib.parse import urlsplit
+from collections.abc import Callable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from control_plane.db import Database
-from control_plane.errors import AppConflictError, InvalidRequestError, NotFoundError
+from control_plane.errors import AppConflictError, ControlPlaneError, InvalidRequestError, NotFoundError
 from control_plane.modules import ModuleRegistry
+from cpclient.apps import ABI_NAMES, app_manifest
+from manifest import DEFAULT_POLICY, ManifestError, OriginPolicy, check_manifest
 from protos.edgecdn.v1 import apps_pb2
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# What keeps ``name@version`` in use, one phrase each (control_plane.app_usage.AppUsage).
+UsageCheck = Callable[[str, str], list[str]]
+
+
+class AppInUseError(ControlPlaneError):
+    """An app version cannot be removed while it is deployed or part of a rollout."""
+
+    def __init__(self, *, name: str, version: str, users: list[str]) -> None:
+        super().__init__(
+            f"app {name}@{version} is in use: {'; '.join(users)}. Deploy another version "
+            "there (or wait for the rollout to end), then remove it"
+        )
+        self.users = users
 
 
 def app_digest(app: apps_pb2.AppVersion) -> str:
@@ -26,28 +47,13 @@ def app_digest(app: apps_pb2.AppVersion) -> str:
     return hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
 
 
-def app_problem(app: apps_pb2.AppVersion) -> tuple[str, str] | None:  # noqa: PLR0911 - one check per return
-    """(field, reason) of the first thing wrong with ``app``, or None. Pure."""
-    if not NAME.fullmatch(app.name):
-        return "app.name", f"{app.name!r} is not a valid name (letters, digits, '.', '_', '-')"
-    if not NAME.fullmatch(app.version):
-        return "app.version", f"{app.version!r} is not a valid version"
-    if not app.routes:
-        return "app.routes", "an app needs at least one route"
-    names = [module.name for module in app.modules]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        return "app.modules", f"module names repeated: {', '.join(duplicates)}"
-    for route in app.routes:
-        if not route.path.startswith("/"):
-            return "app.routes", f"route path {route.path!r} must start with '/'"
-        target = route.WhichOneof("target")
-        if target is None:
-            return "app.routes", f"route {route.path} has neither a module nor an origin"
-        if target == "module" and route.module not in names:
-            return "app.routes", f"route {route.path} refers to unknown module {route.module!r}"
-        if target == "origin" and urlsplit(route.origin).scheme not in {"http", "https"}:
-            return "app.routes", f"route {route.path}: origin {route.origin!r} is not an http(s) URL"
+def app_problem(app: apps_pb2.AppVersion, origins: OriginPolicy = DEFAULT_POLICY) -> tuple[str, str] | None:
+    """(key, reason) of the first rule ``app`` breaks, or None. Pure; the rules are edgectl's
+    (``manifest.rules``), keys are the manifest's (``module.api.memory``, ``route[2].path``)."""
+    try:
+        check_manifest(app_manifest(app, "app"), origins)
+    except ManifestError as exc:
+        return exc.key or "app", exc.reason
     return None
 
 
@@ -58,20 +64,28 @@ def parse_app_ref(ref: str) -> tuple[str, str | None]:
 
 
 class AppRegistry:
-    """Registers and reads app versions."""
+    """Registers, reads and removes app versions."""
 
-    def __init__(self, db: Database, modules: ModuleRegistry) -> None:
+    def __init__(
+        self, db: Database, modules: ModuleRegistry, *, origins: OriginPolicy = DEFAULT_POLICY
+    ) -> None:
         self._db = db
         self._modules = modules
+        self._origins = origins
 
-    def register(self, app: apps_pb2.AppVersion) -> apps_pb2.AppVersion:
-        problem = app_problem(app)
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    async def register(self, app: apps_pb2.AppVersion) -> apps_pb2.AppVersion:
+        """Store ``app`` (InvalidRequestError naming what is wrong; nothing is stored then)."""
+        problem = app_problem(app, self._origins)
         if problem is not None:
             raise InvalidRequestError(field=problem[0], reason=problem[1])
         for module in app.modules:
             if not self._modules.has(module.sha256):
                 raise InvalidRequestError(
-                    field=f"app.modules[{module.name}]",
+                    field=f"module.{module.name}.sha256",
                     reason=f"module {module.sha256!r} is not in the registry (push it first)",
                 )
         digest = app_digest(app)
@@ -80,6 +94,26 @@ class AppRegistry:
             if existing[0] != digest:
                 raise AppConflictError(name=app.name, version=app.version)
             return _decode(existing[1])
+        for module in app.modules:
+            try:
+                unfit = await self._modules.fit_problem(module.sha256, ABI_NAMES[module.abi])
+            except NotFoundError:  # removed while this call was linking another module
+                unfit = "is no longer in the registry (push it again)"
+            if unfit is not None:
+                raise InvalidRequestError(field=f"module.{module.name}.abi", reason=unfit)
+        return self._store(app, digest)
+
+    def _store(self, app: apps_pb2.AppVersion, digest: str) -> apps_pb2.AppVersion:
+        existing = self._db.get_app(app.name, app.version)  # registered during the awaits above
+        if existing is not None:
+            if existing[0] != digest:
+                raise AppConflictError(name=app.name, version=app.version)
+            return _decode(existing[1])
+        missing = [m.sha256 for m in app.modules if not self._modules.has(m.sha256)]
+        if missing:
+            raise InvalidRequestError(
+                field="app.modules", reason=f"module {missing[0]!r} is not in the registry (push it first)"
+            )
         stored = apps_pb2.AppVersion()
         stored.CopyFrom(app)
         stored.digest = digest
@@ -105,6 +139,24 @@ class AppRegistry:
             apps_pb2.AppSummary(name=name, versions=versions, latest=versions[-1])
             for name, versions in self._db.list_apps()
         ]
+
+    def remove(self, name: str, version: str, *, users: UsageCheck) -> tuple[str, ...]:
+        """Remove ``name@version`` and collect the modules no version uses any more (their
+        digests are returned). NotFoundError for an unknown version, AppInUseError while
+        ``users`` names anything that keeps it in use. One transaction: the version, its
+        module references and the collected modules' rows go together; blobs after."""
+        if not version:
+            raise InvalidRequestError(field="version", reason="name the version to remove (NAME@VERSION)")
+        app = self.get(name, version)
+        in_use = users(name, version)
+        if in_use:
+            raise AppInUseError(name=name, version=version, users=in_use)
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM apps WHERE name = ? AND version = ?", (name, version))
+            conn.execute("DELETE FROM app_modules WHERE name = ? AND version = ?", (name, version))
+            collected = self._modules.collect(conn, (m.sha256 for m in app.modules))
+        self._modules.drop_blobs(collected)
+        return collected
 
 
 def _timestamp(seconds: float) -> Timestamp:

@@ -3,6 +3,11 @@
 A module the control plane accepts must compile on every node, so it is compiled here with
 ``wasm_host``'s engine built from the default ``EngineConfig`` (what nodes run). Compiling
 takes milliseconds to seconds, so it runs in a worker thread.
+
+An app version is checked the same way before it is stored: each module it uses is linked
+under the ABI the version names (``fit_problem``), with the node's own ``create_handler``,
+so a version whose wagi route points at a reactor module is refused at registration
+instead of being NACKed by every node it is deployed to.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from types import TracebackType
 
 from control_plane.errors import ModuleRejectedError
 from wasm_host.cache import ModuleCache
-from wasm_host.config import EngineConfig
+from wasm_host.config import EngineConfig, Limits
 from wasm_host.engine import WasmEngine
-from wasm_host.errors import ModuleInvalidError
+from wasm_host.errors import ModuleInvalidError, WasmHostError
+from wasm_host.handler import create_handler
 
 WASM_MAGIC = b"\0asm"
+# (sha256, abi) -> problem; a module's bytes never change, so neither does the answer.
+FIT_MEMO_ENTRIES = 4096
 
 
 class ModuleValidator:
@@ -25,6 +33,7 @@ class ModuleValidator:
     def __init__(self, engine_config: EngineConfig | None = None) -> None:
         self._engine = WasmEngine(engine_config or EngineConfig())
         self._cache = ModuleCache(self._engine)
+        self._fits: dict[tuple[str, str], str | None] = {}
 
     def close(self) -> None:
         self._engine.close()
@@ -57,3 +66,31 @@ class ModuleValidator:
 
     async def validate_async(self, data: bytes, sha256: str) -> tuple[str, ...]:
         return await asyncio.to_thread(self.validate, data, sha256)
+
+    def fit_problem(self, data: bytes, sha256: str, abi: str) -> str | None:
+        """Why a node could not run ``data`` under ``abi`` (exports, imports), or None.
+
+        Limits and environment are checked by ``manifest.rules``; this links the module the
+        way ``edge_node.app.build_app`` does, with the default limits and no grants.
+        """
+        key = (sha256, abi)
+        if key in self._fits:
+            return self._fits[key]
+        try:
+            compiled = self._cache.load(data)
+        except ModuleInvalidError as exc:
+            return f"does not compile: {exc.reason}"
+        try:
+            create_handler(self._engine, compiled, abi=abi, limits=Limits(), env={}, name="check")  # type: ignore[arg-type]
+            problem = None
+        except (WasmHostError, ValueError) as exc:
+            problem = str(exc)
+        finally:
+            self._cache.forget(compiled.digest)
+        if len(self._fits) >= FIT_MEMO_ENTRIES:
+            self._fits.clear()
+        self._fits[key] = problem
+        return problem
+
+    async def fit_problem_async(self, data: bytes, sha256: str, abi: str) -> str | None:
+        return await asyncio.to_thread(self.fit_problem, data, sha256, abi)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from iotwire.link import BrokerLink
+from manifest import OriginPolicy
 from runtime.errors import ConfigError
 from tracing.errors import ExportSettingsError
 from tracing.settings import parse_endpoint
@@ -46,10 +47,16 @@ class ControlPlaneConfig:
     # Regions the world names (a world file's); with those nodes have reported, the regions a
     # deploy or a rollout may name without --allow-empty.
     world_regions: tuple[str, ...] = ()
-    # The MQTT broker of the IoT gateways (mqtt://host:port); None: GatewayService refuses.
-    mqtt_url: str | None = None
-    mqtt_user: str | None = None
-    mqtt_password: str | None = field(default=None, repr=False)
+    # The IoT gateways' MQTT broker (URL, user, password, protocol; BrokerLink validates it);
+    # None: GatewayService refuses every call.
+    mqtt: BrokerLink | None = None
+    # --allow-origin-network: CIDRs or host names an app's origin may use although the
+    # manifest rules refuse them by default (link-local and cloud metadata addresses).
+    allow_origin_networks: tuple[str, ...] = ()
+
+    @property
+    def origin_policy(self) -> OriginPolicy:
+        return OriginPolicy.parse(self.allow_origin_networks)
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -74,17 +81,11 @@ class ControlPlaneConfig:
             raise ConfigError(field="--heartbeat-interval", reason="must be within [0.01, 3600] seconds")
         if self.missed_heartbeats_allowed < 1:
             raise ConfigError(field="--missed-heartbeats", reason="must be at least 1")
+        try:
+            OriginPolicy.parse(self.allow_origin_networks)
+        except ValueError as exc:
+            raise ConfigError(field="--allow-origin-network", reason=str(exc)) from exc
         self._check_traces()
-        self._check_mqtt()
-
-    def _check_mqtt(self) -> None:
-        if self.mqtt_url is None:
-            if self.mqtt_user is not None or self.mqtt_password is not None:
-                raise ConfigError(field="--mqtt-user/--mqtt-password", reason="need --mqtt")
-            return
-        parsed = urlsplit(self.mqtt_url)
-        if parsed.scheme not in {"mqtt", "mqtts"} or not parsed.hostname:
-            raise ConfigError(field="--mqtt", reason=f"{self.mqtt_url!r} is not an mqtt://host:port URL")
 
     def _check_traces(self) -> None:
         if self.trace_max_spans < 1:

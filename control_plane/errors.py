@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class ControlPlaneError(Exception):
     """Base class for control-plane errors."""
@@ -68,4 +70,16 @@ class TokensFileError(ControlPlaneError):
     def __init__(self, *, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
+        self.reason = reason
+
+
+class NodeClaimError(ControlPlaneError):
+    """A node session refused for who opens it: ``forbidden`` when the credential may not be
+    that node (another node id or region), ``taken`` when the node has a live session opened
+    with another credential."""
+
+    def __init__(self, *, node_id: str, kind: Literal["forbidden", "taken"], reason: str) -> None:
+        super().__init__(reason)
+        self.node_id = node_id
+        self.kind = kind
         self.reason = reason

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from control_plane.apps import AppRegistry
@@ -28,7 +29,7 @@ from control_plane.db import Database
 from control_plane.deployments import STATE_NAMES, STATES, Deployment, render_deployment, timestamp
 from control_plane.errors import InvalidRequestError, NotFoundError
 from control_plane.records import DeploymentRecord, NodeRecord
-from control_plane.sessions import Session
+from control_plane.sessions import Session, check_takeover
 from control_plane.traces.figures import NodeFigures, decode_heartbeat
 from protos.edgecdn.v1 import common_pb2, deployments_pb2, nodes_pb2
 
@@ -75,8 +76,11 @@ class Fleet:
         heartbeat_interval_s: float,
         missed_allowed: int,
         figures: NodeFigures | None = None,
+        vouches: Callable[[str, str], bool] = lambda node_id, region: True,
     ) -> None:
         self._db = db
+        # Whether a credential the control plane holds may be this node (NodeInfo.vouched).
+        self._vouches = vouches
         # The exact per app version figures heartbeats carry (what gates and stats count);
         # a node is silent once it would be marked unreachable.
         self.figures = figures or NodeFigures(
@@ -91,11 +95,18 @@ class Fleet:
         self._nodes: dict[str, _Node] = {r.node_id: _Node(record=r) for r in db.list_nodes()}
         self._deployments: dict[int, Deployment] = {}
         for record in db.list_deployments():
-            self._deployments[record.id] = self._load_deployment(record)
+            try:
+                self._deployments[record.id] = self._load_deployment(record)
+            except NotFoundError:
+                # Its app version was removed (apps rm), which is refused while the
+                # deployment is still in force: it is history, and no node desires it.
+                continue
         for node in self._nodes.values():
             node.desired_version = self._desired_version(node.record)
         self._watches: list[NodeWatch] = []
         self._changed = asyncio.Event()
+        # Where PurgeDone messages go (control_plane.purges.PurgeBook.done), when set.
+        self.on_purge_done: Callable[[str, nodes_pb2.PurgeDone], None] | None = None
 
     def _load_deployment(self, record: DeploymentRecord) -> Deployment:
         selector = common_pb2.Selector.FromString(record.selector)
@@ -169,6 +180,7 @@ class Fleet:
             desired_version=node.desired_version,
             load=node.load,
             capacity_rps=r.capacity_rps,
+            vouched=self._vouches(r.node_id, r.region),
         )
         if r.last_heartbeat:
             info.last_heartbeat.CopyFrom(timestamp(r.last_heartbeat))
@@ -251,14 +263,16 @@ class Fleet:
 
     # -- sessions ------------------------------------------------------------------------
 
-    def open_session(self, hello: nodes_pb2.NodeHello) -> Session:
-        """Register a node's new session (replacing an older one) and queue what it must run."""
+    def open_session(self, hello: nodes_pb2.NodeHello, *, credential: str = "") -> Session:
+        """Register a node's new session and queue what it must run; a live session of the node
+        is replaced only by one opened with the same credential (``check_takeover``)."""
         problem = hello_problem(hello)
         if problem is not None:
             raise InvalidRequestError(field="hello", reason=problem)
         node = self._nodes.get(hello.node_id)
         previous = NodeRecord(node_id=hello.node_id, region=hello.region) if node is None else node.record
         if node is not None and node.session is not None:
+            check_takeover(node.session, credential)
             node.session.close("replaced by a newer session of the same node")
         record = dataclasses.replace(
             previous,
@@ -272,7 +286,7 @@ class Fleet:
             app_version=hello.app.version if hello.HasField("app") else "",
             last_heartbeat=time.time(),
         )
-        session = Session(hello.node_id, self.params)
+        session = Session(hello.node_id, self.params, credential=credential)
         node = _Node(record=record, status=nodes_pb2.NODE_STATUS_READY, last_heard=time.monotonic())
         node.session = session
         self._nodes[hello.node_id] = node
@@ -290,6 +304,14 @@ class Fleet:
             "node %s (%s) connected at version %r", record.node_id, record.region, record.assignment_version
         )
         return session
+
+    def live_sessions(self) -> list[tuple[str, str, Session]]:
+        """(node id, region, session) of every node with an open session."""
+        return [
+            (node.record.node_id, node.record.region, node.session)
+            for node in self._nodes.values()
+            if node.session is not None and not node.session.closed
+        ]
 
     def _current(self, session: Session) -> _Node | None:
         node = self._nodes.get(session.node_id)
@@ -317,6 +339,10 @@ class Fleet:
             self._on_ack(node, session, message.ack)
         elif kind == "nack":
             self._on_nack(node, session, message.nack)
+        elif kind == "purge_done":
+            self._heard(node)
+            if self.on_purge_done is not None:
+                self.on_purge_done(node.record.node_id, message.purge_done)
         elif kind == "hello":
             raise InvalidRequestError(field="hello", reason="sent twice in one session")
         else:

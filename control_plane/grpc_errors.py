@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from control_plane.apps import AppInUseError
 from control_plane.errors import (
     AppConflictError,
     ControlPlaneError,
@@ -29,7 +30,7 @@ def status_for(exc: ControlPlaneError) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, InvalidRequestError | ModuleRejectedError):
         return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, ModuleInUseError | ActionRefusedError):
+    if isinstance(exc, ModuleInUseError | AppInUseError | ActionRefusedError):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, AppConflictError):
         return grpc.StatusCode.ALREADY_EXISTS

@@ -1,4 +1,9 @@
-"""The grpc.aio server interceptor that enforces bearer-token auth on every RPC."""
+"""The grpc.aio server interceptor that enforces bearer-token auth on every RPC.
+
+Authentication comes before everything else a caller can learn: a call without a valid token
+is UNAUTHENTICATED whatever its method, so method names cannot be probed (an unknown method
+answers UNIMPLEMENTED only to a known token). Health and reflection stay open.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +28,14 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
     return None
 
 
-def _denying(handler: Handler, code: grpc.StatusCode, message: str) -> Handler:
-    """A handler of the same shape as ``handler`` that only aborts."""
+def _denying(handler: Handler | None, code: grpc.StatusCode, message: str) -> Handler:
+    """A handler of the same shape as ``handler`` that only aborts (any shape for an unknown
+    method: the abort comes before any message is read, so a unary call gets it too)."""
 
     async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await context.abort(code, message)
 
-    if handler.request_streaming and handler.response_streaming:
+    if handler is None or (handler.request_streaming and handler.response_streaming):
         return grpc.stream_stream_rpc_method_handler(deny)
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(deny)
@@ -52,8 +58,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         decision = self._tokens.decide(method, _metadata_value(handler_call_details, "authorization"))
         handler = await continuation(handler_call_details)
-        if not isinstance(decision, Denial) or handler is None:
+        if not isinstance(decision, Denial):
             return handler
+        if handler is None and decision.kind == "forbidden":
+            return None  # a known caller may learn that the method does not exist (UNIMPLEMENTED)
         logger.info("refused %s: %s", method, decision.message)
         code = (
             grpc.StatusCode.UNAUTHENTICATED

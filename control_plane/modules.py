@@ -1,9 +1,21 @@
-"""The module registry: digest- and size-checked, compile-validated, content-addressed storage."""
+"""The module registry: digest- and size-checked, compile-validated, content-addressed storage.
+
+A module lives as long as an app version uses it or an operator keeps it: removing an app
+version collects the modules it leaves unused (``collect``, inside the removal's own
+transaction), ``DeleteModule`` removes one on request; both refuse a module an app version
+still refers to. Against a concurrent upload of the same digest: the row goes first and the
+blob after, and an upload stores its blob before its row, so a module is never listed
+without its bytes; an upload that finishes after a collection simply stores the module
+again; and a registration checks that its modules exist in the same event-loop step that
+stores the version, so no version can name a collected module.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
+from collections.abc import Iterable
 
 from control_plane.blobs import BlobStore, is_sha256_hex
 from control_plane.compile_check import ModuleValidator
@@ -80,10 +92,39 @@ class ModuleRegistry:
         except FileNotFoundError as exc:
             raise NotFoundError(kind="module blob", key=sha256) from exc
 
+    async def fit_problem(self, sha256: str, abi: str) -> str | None:
+        """Why a node could not run module ``sha256`` under ``abi``, or None (see compile_check)."""
+        return await self._validator.fit_problem_async(self.read(sha256), sha256, abi)
+
     def delete(self, sha256: str) -> None:
+        """Remove a module no app version uses (ModuleInUseError otherwise): row, then blob."""
         self.get(sha256)
         users = self._db.module_users(sha256)
         if users:
             raise ModuleInUseError(sha256=sha256, used_by=users)
         self._db.delete_module(sha256)
         self._blobs.delete(sha256)
+
+    def collect(self, conn: sqlite3.Connection, candidates: Iterable[str]) -> tuple[str, ...]:
+        """Within the caller's write transaction ``conn``: delete the rows of the ``candidates``
+        no app version refers to any more (the rule ``delete`` applies); the digests deleted.
+        The caller drops their blobs with ``drop_blobs`` after it commits, so a crash leaves at
+        worst a blob without a row (harmless: an upload of that digest finds the complete
+        file), never a row without a blob."""
+        collected: tuple[str, ...] = ()
+        for sha256 in sorted(set(candidates)):
+            deleted = conn.execute(
+                "DELETE FROM modules WHERE sha256 = ? AND NOT EXISTS "
+                "(SELECT 1 FROM app_modules WHERE sha256 = ?)",
+                (sha256, sha256),
+            ).rowcount
+            if deleted:
+                collected += (sha256,)
+        return collected
+
+    def drop_blobs(self, digests: Iterable[str]) -> None:
+        """Remove the blobs of modules ``collect`` deleted, unless an upload stored one again
+        since (its row is back)."""
+        for sha256 in digests:
+            if self._db.get_module(sha256) is None:
+                self._blobs.delete(sha256)

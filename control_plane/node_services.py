@@ -1,4 +1,10 @@
-"""gRPC adapters for node sessions (the xDS-style stream) and the node inventory."""
+"""gRPC adapters for node sessions (the xDS-style stream) and the node inventory.
+
+A session's hello must match the caller's credential (``TokenTable.claim_problem``): a node
+token bound to a node id and region opens sessions only as that node, and a live session is
+taken over only by the credential that opened it. Refusals are PERMISSION_DENIED (another
+node's id or region) or ALREADY_EXISTS (the node is live under another credential), logged.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from typing import Any
 import grpc
 
 from control_plane.assignments import regions_filter
-from control_plane.errors import ControlPlaneError
+from control_plane.auth import Principal, TokenTable, bearer_token
+from control_plane.errors import ControlPlaneError, NodeClaimError
 from control_plane.fleet import SILENT_SESSION, Fleet
 from control_plane.grpc_errors import abort_with
 from control_plane.sessions import Session
@@ -23,9 +30,32 @@ HELLO_TIMEOUT_S = 10.0
 PROTOCOL_ERROR = "protocol error: "
 
 
+def _caller(context: Context, tokens: TokenTable) -> Principal | None:
+    """The principal of the call's bearer token (the interceptor has let only known ones in)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            token = bearer_token(value if isinstance(value, str) else value.decode())
+            return tokens.lookup(token) if token else None
+    return None
+
+
 class NodeSessionServicer(nodes_pb2_grpc.NodeSessionServiceServicer):
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, tokens: TokenTable | None = None) -> None:
         self._fleet = fleet
+        # None: no credential checks (a fleet run in-process by tests of the protocol alone).
+        self._tokens = tokens
+
+    def _claim(self, hello: nodes_pb2.NodeHello, context: Context) -> str:
+        """The credential id the session is opened with; NodeClaimError when it may not be that node."""
+        if self._tokens is None:
+            return ""
+        principal = _caller(context, self._tokens)
+        if principal is None:
+            raise NodeClaimError(node_id=hello.node_id, kind="forbidden", reason="no node credential")
+        problem = self._tokens.claim_problem(principal, node_id=hello.node_id, region=hello.region)
+        if problem is not None:
+            raise NodeClaimError(node_id=hello.node_id, kind="forbidden", reason=problem)
+        return principal.credential
 
     async def Connect(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[nodes_pb2.NodeMessage], context: Context
@@ -39,7 +69,15 @@ class NodeSessionServicer(nodes_pb2_grpc.NodeSessionServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, "the first message of a session must be hello"
             )
         try:
-            session = self._fleet.open_session(first.hello)
+            session = self._fleet.open_session(first.hello, credential=self._claim(first.hello, context))
+        except NodeClaimError as exc:
+            logger.warning("refused a session as node %r from %s: %s", exc.node_id, context.peer(), exc)
+            code = (
+                grpc.StatusCode.PERMISSION_DENIED
+                if exc.kind == "forbidden"
+                else grpc.StatusCode.ALREADY_EXISTS
+            )
+            await context.abort(code, f"session refused: {exc}")
         except ControlPlaneError as exc:
             await abort_with(context, exc)
         reader = asyncio.create_task(

@@ -1,6 +1,8 @@
 """The control plane's gRPC server: lifecycle, state wiring, and the services it mounts.
 
-State (SQLite + blob directory + generated tokens) lives in ``--data-dir``. Listeners start
+State (SQLite + blob directory + generated tokens) lives in ``--data-dir``, locked for the
+process's life so that a second control plane on it is refused (``control_plane.exclusive``);
+the port is bound without SO_REUSEPORT for the same reason. Listeners start
 last and stop first: the health service reports NOT_SERVING and node sessions are closed
 before the server drains, so nodes reconnect elsewhere (or later) promptly.
 """
@@ -20,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from control_plane.app_usage import AppUsage
 from control_plane.apps import AppRegistry
 from control_plane.auth import TokenTable, ensure_generated_tokens, load_tokens_file
 from control_plane.blobs import BlobStore
@@ -27,11 +30,14 @@ from control_plane.compile_check import ModuleValidator
 from control_plane.config import ControlPlaneConfig
 from control_plane.db import Database
 from control_plane.decoding import StrictDecodingInterceptor
+from control_plane.exclusive import NO_PORT_SHARING, DataDirLock, listen_error
 from control_plane.fleet import Fleet
-from control_plane.gateways.service import UnconfiguredGatewayServicer
+from control_plane.gateways.coordinator import Coordinator
+from control_plane.gateways.service import GatewayServicer, UnconfiguredGatewayServicer
 from control_plane.interceptor import AuthInterceptor
 from control_plane.modules import ModuleRegistry
 from control_plane.node_services import NodeServicer, NodeSessionServicer
+from control_plane.purges import CacheServicer, PurgeBook
 from control_plane.rollouts.driver import RolloutDriver
 from control_plane.rollouts.figures import HeartbeatFigures
 from control_plane.rollouts.service import RolloutServicer
@@ -46,6 +52,8 @@ from control_plane.traces.store import TraceStore
 from protos.edgecdn.v1 import (
     apps_pb2,
     apps_pb2_grpc,
+    cache_pb2,
+    cache_pb2_grpc,
     deployments_pb2,
     deployments_pb2_grpc,
     gateways_pb2,
@@ -74,6 +82,7 @@ SERVICES = (
     deployments_pb2.DESCRIPTOR.services_by_name["DeploymentService"].full_name,
     nodes_pb2.DESCRIPTOR.services_by_name["NodeSessionService"].full_name,
     nodes_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+    cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name,
     traces_pb2.DESCRIPTOR.services_by_name["TraceQueryService"].full_name,
     rollouts_pb2.DESCRIPTOR.services_by_name["RolloutService"].full_name,
     gateways_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name,
@@ -92,14 +101,21 @@ def _tokens(config: ControlPlaneConfig, data_dir: Path) -> TokenTable:
 
 def _add_port(server: grpc.aio.Server, config: ControlPlaneConfig) -> int:
     target = f"{config.host}:{config.port}"
-    if config.tls_cert is None or config.tls_key is None:
-        return server.add_insecure_port(target)
-    credentials = grpc.ssl_server_credentials(
-        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
-        root_certificates=None if config.client_ca is None else config.client_ca.read_bytes(),
-        require_client_auth=config.client_ca is not None,
-    )
-    return server.add_secure_port(target, credentials)
+    try:
+        if config.tls_cert is None or config.tls_key is None:
+            port = server.add_insecure_port(target)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+                root_certificates=None if config.client_ca is None else config.client_ca.read_bytes(),
+                require_client_auth=config.client_ca is not None,
+            )
+            port = server.add_secure_port(target, credentials)
+    except RuntimeError as exc:  # grpc's "Failed to bind to address": say why, as an error of ours
+        raise listen_error(config.host, config.port) from exc
+    if port == 0:  # older grpc releases report a failed bind this way
+        raise listen_error(config.host, config.port)
+    return port
 
 
 async def _sweep(fleet: Fleet, interval_s: float) -> None:
@@ -119,24 +135,30 @@ async def run(
         else:
             data_dir = config.data_dir
             data_dir.mkdir(parents=True, exist_ok=True)
+        # Before anything in it is opened: a second control plane stops here, naming the first.
+        lock = stack.enter_context(DataDirLock(data_dir))
         tokens = _tokens(config, data_dir)
         db = stack.enter_context(closing(Database(data_dir / "control-plane.sqlite3")))
         validator = stack.enter_context(ModuleValidator())
         modules = ModuleRegistry(db, BlobStore(data_dir / "modules"), validator)
-        apps = AppRegistry(db, modules)
+        apps = AppRegistry(db, modules, origins=config.origin_policy)
         fleet = Fleet(
             db,
             apps,
             heartbeat_interval_s=config.heartbeat_interval_s,
             missed_allowed=config.missed_heartbeats_allowed,
+            vouches=tokens.vouches,
         )
         collector = await _collector(config, stack)
+        coordinator = None if config.mqtt is None else Coordinator(config.mqtt, has_module=modules.has)
         rollouts = RolloutDriver(
             store=RolloutStore(db),
             fleet=fleet,
             apps=apps,
             figures=HeartbeatFigures(fleet.figures),
             world_regions=config.world_regions,
+            gateways=coordinator,
+            has_module=modules.has,
         )
         await _serve(
             config,
@@ -146,8 +168,10 @@ async def run(
             tokens,
             rollouts=rollouts,
             collector=collector,
+            coordinator=coordinator,
             ready=ready,
             stop=stop,
+            lock=lock,
         )
 
 
@@ -178,8 +202,10 @@ async def _serve(
     *,
     rollouts: RolloutDriver,
     collector: Collector,
+    coordinator: Coordinator | None,
     ready: ReadyCallback | None,
     stop: StopEvent | None,
+    lock: DataDirLock,
 ) -> None:
     provider = control_plane_provider(
         collector, sample_ratio=config.trace_sample_ratio, address=f"{config.host}:{config.port}"
@@ -197,21 +223,27 @@ async def _serve(
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            NO_PORT_SHARING,  # a second server on our port must fail to bind, not share it
         ],
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     modules_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(modules), server)
-    apps_pb2_grpc.add_AppServiceServicer_to_server(AppServicer(apps), server)
+    apps_pb2_grpc.add_AppServiceServicer_to_server(
+        AppServicer(apps, AppUsage(apps.db, fleet, rollouts)), server
+    )
     deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(
         DeploymentServicer(fleet, rollouts, tokens), server
     )
     rollouts_pb2_grpc.add_RolloutServiceServicer_to_server(
         RolloutServicer(rollouts, tokens, time.time), server
     )
-    nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet), server)
+    nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet, tokens), server)
     nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), server)
-    gateways_pb2_grpc.add_GatewayServiceServicer_to_server(UnconfiguredGatewayServicer(), server)
+    cache_pb2_grpc.add_CacheServiceServicer_to_server(CacheServicer(PurgeBook(fleet)), server)
+    gateways_pb2_grpc.add_GatewayServiceServicer_to_server(
+        UnconfiguredGatewayServicer() if coordinator is None else GatewayServicer(coordinator), server
+    )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(collector), server)  # type: ignore[no-untyped-call]
     # edgectl stats counts from the nodes' own figures; spans give the per-route breakdown.
     query = TraceQueryServicer(collector, figures=fleet.figures)
@@ -221,6 +253,10 @@ async def _serve(
         server,
     )
     port = _add_port(server, config)
+    # The broker session is a client, not a listener: it may start (and retry) before we serve.
+    gateways = (
+        None if coordinator is None else asyncio.create_task(coordinator.run(), name="gateway-coordinator")
+    )
     await server.start()
     # Rollouts resume (and run) once the server listens: their deploys need nodes to reconnect.
     driver = asyncio.create_task(rollouts.run(), name="control-plane-rollouts")
@@ -231,6 +267,7 @@ async def _serve(
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         address = f"{config.host}:{port}"
         logger.info("control plane serving gRPC on %s", address)
+        lock.describe(grpc=address)
         if ready is not None:
             ready({"grpc": address})
         await wait_for_stop(stop)
@@ -241,5 +278,8 @@ async def _serve(
         await health_servicer.enter_graceful_shutdown()
         fleet.close_all("shutting down")
         await server.stop(grace=config.grace_seconds)
+        if gateways is not None:
+            gateways.cancel()
+            await asyncio.wait([gateways])
         await asyncio.to_thread(provider.shutdown)  # flushes; the exporter may need this loop
         logger.info("control plane stopped")

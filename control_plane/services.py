@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from control_plane.apps import AppRegistry
+from control_plane.apps import AppRegistry, UsageCheck
 from control_plane.auth import TokenTable
 from control_plane.errors import ControlPlaneError, InvalidRequestError, ModuleRejectedError
 from control_plane.fleet import Fleet
@@ -130,14 +130,24 @@ class ModuleServicer(modules_pb2_grpc.ModuleServiceServicer):
 
 
 class AppServicer(apps_pb2_grpc.AppServiceServicer):
-    def __init__(self, apps: AppRegistry) -> None:
+    def __init__(self, apps: AppRegistry, usage: UsageCheck) -> None:
         self._apps = apps
+        self._usage = usage
 
     @mapped
     async def RegisterApp(  # noqa: N802 - gRPC method name
         self, request: apps_pb2.RegisterAppRequest, context: Context
     ) -> apps_pb2.AppVersion:
-        return self._apps.register(request.app)
+        return await self._apps.register(request.app)
+
+    @mapped
+    async def RemoveApp(  # noqa: N802 - gRPC method name
+        self, request: apps_pb2.RemoveAppRequest, context: Context
+    ) -> apps_pb2.RemoveAppResponse:
+        collected = self._apps.remove(request.name, request.version, users=self._usage)
+        return apps_pb2.RemoveAppResponse(
+            name=request.name, version=request.version, removed_modules=collected
+        )
 
     @mapped
     async def ListApps(  # noqa: N802 - gRPC method name

@@ -18,7 +18,7 @@ from pathlib import Path
 from google.protobuf.duration_pb2 import Duration
 
 from cpclient.errors import ApplyError
-from manifest import AppManifest, ModuleSpec, Route, RouteTable, read_module
+from manifest import AppManifest, ManifestError, ModuleSpec, Route, RouteTable, read_module
 from manifest.model import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S, Abi
 from protos.edgecdn.v1 import apps_pb2, common_pb2
 
@@ -64,16 +64,22 @@ ABI_NAMES: dict[int, Abi] = {
 }
 
 
-def manifest_from_app_version(app: apps_pb2.AppVersion) -> AppManifest:
-    """The manifest value of a wire app version; ApplyError("invalid_app") when inconsistent."""
-    label = f"{app.name}@{app.version}"
+def app_manifest(app: apps_pb2.AppVersion, source: str = "") -> AppManifest:
+    """The manifest value a wire app version stands for, unchecked against ``manifest.rules``.
+
+    The control plane holds it to ``check_manifest`` (the rules ``edgectl`` applies); a node
+    builds what it is assigned from it. ``ManifestError`` only for what the value cannot hold:
+    a module named twice, an ABI number that is not one. Wire defaults: memory 0, max_output 0
+    and no timeout mean the manifest's defaults; ABI_UNSPECIFIED means wagi.
+    """
+    label = source or f"{app.name}@{app.version}"
     modules: dict[str, ModuleSpec] = {}
     for ref in app.modules:
         if ref.name in modules:
-            raise ApplyError(code="invalid_app", reason=f"{label}: module {ref.name!r} is listed twice")
+            raise ManifestError(label, f"module.{ref.name}", f"module {ref.name!r} is listed twice")
         if ref.abi not in ABI_NAMES:
-            raise ApplyError(
-                code="invalid_app", reason=f"{label}: module {ref.name!r} has unknown ABI {ref.abi}"
+            raise ManifestError(
+                label, f"module.{ref.name}.abi", f"{ref.abi} is not an ABI; use ABI_WAGI or ABI_REACTOR"
             )
         modules[ref.name] = ModuleSpec(
             name=ref.name,
@@ -89,17 +95,10 @@ def manifest_from_app_version(app: apps_pb2.AppVersion) -> AppManifest:
     routes = []
     for route in app.routes:
         target = route.WhichOneof("target")
-        if not route.path.startswith("/") or target is None:
-            raise ApplyError(code="invalid_app", reason=f"{label}: route {route.path!r} is incomplete")
-        if target == "module" and route.module not in modules:
-            raise ApplyError(
-                code="invalid_app",
-                reason=f"{label}: route {route.path} names unknown module {route.module!r}",
-            )
         routes.append(
             Route(
                 path=route.path,
-                module=route.module or None,
+                module=route.module if target == "module" else None,
                 origin=route.origin if target == "origin" else None,
             )
         )
@@ -108,6 +107,25 @@ def manifest_from_app_version(app: apps_pb2.AppVersion) -> AppManifest:
         version=app.version,
         routes=tuple(routes),
         modules=modules,
-        source_path=f"{label} (assigned by the control plane)",
+        source_path=label,
         table=RouteTable.build(routes),
     )
+
+
+def manifest_from_app_version(app: apps_pb2.AppVersion) -> AppManifest:
+    """The manifest value of a wire app version; ApplyError("invalid_app") when inconsistent."""
+    label = f"{app.name}@{app.version}"
+    names = {ref.name for ref in app.modules}
+    for route in app.routes:
+        target = route.WhichOneof("target")
+        if not route.path.startswith("/") or target is None:
+            raise ApplyError(code="invalid_app", reason=f"{label}: route {route.path!r} is incomplete")
+        if target == "module" and route.module not in names:
+            raise ApplyError(
+                code="invalid_app",
+                reason=f"{label}: route {route.path} names unknown module {route.module!r}",
+            )
+    try:
+        return app_manifest(app, f"{label} (assigned by the control plane)")
+    except ManifestError as exc:
+        raise ApplyError(code="invalid_app", reason=str(exc)) from exc

@@ -9,7 +9,7 @@ module is the only place that knows status codes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -129,6 +129,18 @@ class OperatorClient:
         try:
             return await self.apps.RegisterApp(
                 apps_pb2.RegisterAppRequest(app=app), metadata=self._md, timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
+
+    async def remove_app(self, name: str, version: str) -> apps_pb2.RemoveAppResponse:
+        """Remove ``name@version`` (refused while deployed or in a rollout); the modules it
+        took with it are in ``removed_modules``."""
+        try:
+            return await self.apps.RemoveApp(
+                apps_pb2.RemoveAppRequest(name=name, version=version),
+                metadata=self._md,
+                timeout=CALL_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from exc
@@ -281,11 +293,22 @@ async def publish_app(
     """
     app, blobs = app_from_manifest(manifest)
     known = {module.sha256 for module in await client.list_modules()}
-    for digest, (name, abi, data) in blobs.items():
-        if digest in known:
-            continue
-        if upload is not None:
-            await upload(data, name, abi)
-        else:
-            await client.push_module(data, name=name, abi=ABIS[abi], progress=lambda _: None)
+
+    async def push(digests: Iterable[str]) -> None:
+        for digest in digests:
+            name, abi, data = blobs[digest]
+            if upload is not None:
+                await upload(data, name, abi)
+            else:
+                await client.push_module(data, name=name, abi=ABIS[abi], progress=lambda _: None)
+
+    await push(d for d in blobs if d not in known)
+    try:
+        return await client.register_app(app)
+    except ControlPlaneCallError as exc:
+        # A module listed as known may have been collected since (the last app version
+        # using it removed meanwhile): push every module once more, then register again.
+        if exc.code != "INVALID_ARGUMENT" or "push it first" not in exc.message:
+            raise
+    await push(blobs)
     return await client.register_app(app)

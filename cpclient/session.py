@@ -27,6 +27,7 @@ from cpclient.channel import TlsSettings, auth_metadata, open_channel
 from cpclient.errors import ApplyError, ModuleFetchError
 from cpclient.fetch import fetch_module
 from cpclient.store import ModuleStore
+from httpcache.model import PurgeSelector
 from protos.edgecdn.v1 import apps_pb2, common_pb2, modules_pb2_grpc, nodes_pb2, nodes_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,14 @@ logger = logging.getLogger(__name__)
 AGENT_VERSION = "cpclient/0.1"
 ApplyCallback = Callable[[nodes_pb2.Assignment, Mapping[str, bytes]], Awaitable[None] | None]
 LoadProvider = Callable[[], common_pb2.Load]
+# (selector, soft) -> entries removed (or invalidated); the node's cache purge.
+PurgeCallback = Callable[[PurgeSelector, bool], int]
 WRITE_TIMEOUT_S = 10.0
+# Refusals the control plane repeats until an operator changes something (the node's token,
+# node id or region, or the control plane's tokens file): retried at the slowest pace, and
+# said loudly once, not logged like a dropped connection.
+PERMANENT_REFUSALS = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
+MAX_REMEMBERED_REFUSALS = 64  # distinct refusal texts already logged at ERROR (bounded)
 LAST_HEARTBEAT_TIMEOUT_S = 1.0  # a stopping node does not wait longer to say goodbye
 
 
@@ -86,12 +94,52 @@ class SessionStats:
     """Counters, for tests, benchmarks and the node's admin endpoint."""
 
     connects: int = 0
+    purges: int = 0
     assignments: int = 0
     acks: int = 0
     nacks: int = 0
     modules_downloaded: int = 0
     bytes_downloaded: int = 0
     last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconnect:
+    """What to do after a session ended: wait ``delay_s``, and log ``message`` at ``level``.
+    ``refused``: the control plane refused this node for good (until someone fixes it)."""
+
+    delay_s: float
+    level: int
+    message: str
+    refused: bool
+
+
+def plan_reconnect(
+    *,
+    identity: NodeIdentity,
+    code: grpc.StatusCode | None,
+    error: str,
+    attempt: int,
+    backoff: Backoff,
+    rng: random.Random,
+    told: frozenset[str],
+) -> Reconnect:
+    """After a session ended with ``error`` (gRPC ``code``, None when it was no RPC error):
+    a transient end backs off from ``attempt`` and is logged at INFO; a refusal goes to the
+    maximum interval at once (the operator may fix the tokens file: keep trying, slowly) and
+    is logged at ERROR the first time its text is seen (``told``), at DEBUG after."""
+    if code not in PERMANENT_REFUSALS:
+        delay = backoff.delay(attempt, rng)
+        message = f"node {identity.node_id}: session ended ({error}); retry in {delay:.2f} s"
+        return Reconnect(delay_s=delay, level=logging.INFO, message=message, refused=False)
+    delay = backoff.delay(64, rng)  # the maximum interval (less its jitter)
+    message = (
+        f"node {identity.node_id}: the control plane refuses this node ({error}): the credential"
+        f" does not allow node id {identity.node_id!r} in region {identity.region!r};"
+        f" check --token / --node-id / --region (or the control plane's tokens file); retry in {delay:.2f} s"
+    )
+    level = logging.DEBUG if error in told else logging.ERROR
+    return Reconnect(delay_s=delay, level=level, message=message, refused=True)
 
 
 class NodeSession:
@@ -113,6 +161,7 @@ class NodeSession:
         figures: HeartbeatFigures | None = None,
         channel: grpc.aio.Channel | None = None,
         rng: random.Random | None = None,
+        purge: PurgeCallback | None = None,
     ) -> None:
         self.settings = settings
         self.identity = identity
@@ -123,12 +172,14 @@ class NodeSession:
         self._store = store
         self._load = load or common_pb2.Load
         self._figures = figures
+        self._purge = purge  # None: the node has no cache (purges answer 0)
         self._call: Call | None = None  # the open session's stream, for the last heartbeat
         self._shared_channel = channel
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._metadata = auth_metadata(settings.token)
         self._write_lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self._told: set[str] = set()  # refusal texts logged at ERROR since the last connect
         self.connected = False
 
     # -- observing -----------------------------------------------------------------------
@@ -150,24 +201,36 @@ class NodeSession:
         attempt = 0
         while stop is None or not stop.is_set():
             connects = self.stats.connects
+            code: grpc.StatusCode | None = None
             try:
                 if not await self._run_once_until(stop):
                     return  # stopped while the session was open
                 self.stats.last_error = "the control plane closed the session"
             except grpc.aio.AioRpcError as exc:
-                self.stats.last_error = f"{exc.code().name}: {exc.details()}"
+                code = exc.code()
+                self.stats.last_error = f"{code.name}: {exc.details()}"
             except (TimeoutError, OSError, grpc.aio.UsageError) as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
             self.connected = False
             self._touch()
-            attempt = 0 if self.stats.connects > connects else attempt + 1
-            delay = self.settings.backoff.delay(attempt, self._rng)
-            logger.info(
-                "node %s: session ended (%s); retry in %.2f s",
-                self.identity.node_id,
-                self.stats.last_error,
-                delay,
+            if self.stats.connects > connects:
+                attempt = 0
+                self._told.clear()  # accepted since: a refusal after this is news again
+            else:
+                attempt += 1
+            plan = plan_reconnect(
+                identity=self.identity,
+                code=code,
+                error=self.stats.last_error,
+                attempt=attempt,
+                backoff=self.settings.backoff,
+                rng=self._rng,
+                told=frozenset(self._told),
             )
+            if plan.refused and len(self._told) < MAX_REMEMBERED_REFUSALS:
+                self._told.add(self.stats.last_error)
+            logger.log(plan.level, "%s", plan.message)
+            delay = plan.delay_s
             if stop is None:
                 await asyncio.sleep(delay)
             else:
@@ -220,6 +283,8 @@ class NodeSession:
                             )
                     elif kind == "assignment":
                         await self._on_assignment(call, modules, message.assignment)
+                    elif kind == "purge":
+                        await self._on_purge(call, message.purge)
             finally:
                 self._call = None
                 if heartbeats is not None:
@@ -284,6 +349,28 @@ class NodeSession:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LAST_HEARTBEAT_TIMEOUT_S):
                 await self._heartbeat(call, last=True)
+
+    # -- purges --------------------------------------------------------------------------
+
+    async def _on_purge(self, call: Call, purge: nodes_pb2.CachePurge) -> None:
+        """Run the node's purge and answer PurgeDone; a failing purge answers 0 and the
+        session goes on (the operator sees the count, the node's log says why)."""
+        removed = 0
+        if self._purge is not None:
+            selector = PurgeSelector(
+                urls=tuple(purge.urls),
+                prefixes=tuple(purge.path_prefixes),
+                tags=tuple(purge.tags),
+                everything=purge.everything,
+            )
+            try:
+                removed = max(0, int(self._purge(selector, purge.soft)))
+            except Exception:  # a failing cache must not end the session
+                logger.exception("node %s: purge %s failed", self.identity.node_id, purge.purge_id)
+        self.stats.purges += 1
+        done = nodes_pb2.PurgeDone(purge_id=purge.purge_id, entries_removed=removed)
+        await self._write(call, nodes_pb2.NodeMessage(purge_done=done))
+        self._touch()
 
     # -- assignments ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from edge_node.errors import EdgeNodeError
 from edge_node.server import SERVICE_NAME, run
 from geo.errors import GeoError
 from geo.forwarding import parse_networks
+from iotwire.link import add_mqtt_flags, link_from_args
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
 from runtime.durations import parse_duration
 from runtime.errors import ConfigError
@@ -67,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         parser, "--control-plane", env="EDGE_NODE_CONTROL_PLANE", default=None,
         help="control plane gRPC address (host:port); the node then serves what it is assigned",
     )  # fmt: skip
-    add_flag(parser, "--token", env="EDGE_NODE_TOKEN", default="", help="bearer token (node role)")
+    add_flag(
+        parser, "--token", env="EDGE_NODE_TOKEN", default="",
+        help="bearer token: the node's own (bound to its --node-id and --region) or a fleet-wide node token",
+    )  # fmt: skip
     add_flag(
         parser, "--reconnect-max", env="EDGE_NODE_RECONNECT_MAX", default=10.0, convert=parse_duration,
         help="longest wait between reconnects to the control plane (e.g. 1s, 10s)",
@@ -90,9 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest total request header size accepted (431 above)",
     )  # fmt: skip
     add_flag(
+        parser, "--cache-bytes", env="EDGE_NODE_CACHE_BYTES", default=64 * 1024 * 1024, convert=int,
+        help="HTTP cache memory tier size in bytes (0: no cache in memory)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--cache-dir", env="EDGE_NODE_CACHE_DIR", default=None, convert=Path,
+        help="HTTP cache disk tier (bounded by --cache-dir-bytes; survives restarts, as nginx's proxy_cache)",
+    )  # fmt: skip
+    add_flag(
+        parser, "--cache-dir-bytes", env="EDGE_NODE_CACHE_DIR_BYTES", default=1024 * 1024 * 1024, convert=int,
+        help="HTTP cache disk tier size in bytes",
+    )  # fmt: skip
+    add_flag(
         parser, "--ready-file", env="EDGE_NODE_READY_FILE", default=None, convert=Path,
         help="write a JSON ready report here once listening",
     )  # fmt: skip
+    add_mqtt_flags(
+        parser,
+        env_prefix="EDGE_NODE",
+        help_url="the world's MQTT broker (mqtt://HOST:PORT), as user control-plane: the node "
+        "follows its region's IoT gateways and serves them at GET /_edge/iot",
+    )
     add_logging_flags(parser, env_prefix="EDGE_NODE")
     return parser
 
@@ -119,6 +141,10 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             capacity_rps=args.capacity_rps,
             trace_sample_ratio=args.trace_sample_ratio,
             ready_file=args.ready_file,
+            response_cache_bytes=args.cache_bytes,
+            cache_dir=args.cache_dir,
+            cache_dir_bytes=args.cache_dir_bytes,
+            mqtt=link_from_args(args),
         )
     except ConfigError as exc:
         fail(PROG, str(exc))

@@ -1,4 +1,5 @@
-"""Admin endpoints of an edge node: liveness, readiness, Prometheus metrics, node info.
+"""Admin endpoints of an edge node: liveness, readiness, Prometheus metrics, node info, and
+the region's IoT gateways (``/_edge/iot``, answered by edge_node.iot).
 
 They share the data-plane port (the router's health checks and Prometheus scrape it),
 so their paths are reserved: an app route at one of them is never reached.
@@ -15,7 +16,7 @@ from edge_node.geo_headers import NodeIdentity
 from edge_node.metrics import EdgeMetrics
 from edge_node.state import NodeState
 
-ADMIN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/_edge/info"})
+ADMIN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/_edge/info", "/_edge/iot"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,10 @@ AdminEndpoint = Callable[[], AdminAnswer]
 
 
 def admin_endpoints(
-    *, node: NodeIdentity, state: NodeState, metrics: EdgeMetrics
+    *, node: NodeIdentity, state: NodeState, metrics: EdgeMetrics, iot: AdminEndpoint
 ) -> Mapping[str, AdminEndpoint]:
+    """Every admin path; ``iot`` answers ``/_edge/iot`` (edge_node.iot)."""
+
     def healthz() -> AdminAnswer:
         return AdminAnswer.json({"status": "ok", "node": node.node_id})
 
@@ -51,7 +54,13 @@ def admin_endpoints(
     def info() -> AdminAnswer:
         return AdminAnswer.json(node_info(node, state))
 
-    return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics_text, "/_edge/info": info}
+    return {
+        "/healthz": healthz,
+        "/readyz": readyz,
+        "/metrics": metrics_text,
+        "/_edge/info": info,
+        "/_edge/iot": iot,
+    }
 
 
 def node_info(node: NodeIdentity, state: NodeState) -> dict[str, Any]:

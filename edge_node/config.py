@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geo.forwarding import IPNetwork
+from iotwire.link import BrokerLink
 from runtime.errors import ConfigError
 
 MAX_PORT = 65535
@@ -28,6 +29,8 @@ class EdgeNodeConfig:
     max_body_bytes: int = 10 * MiB
     max_header_bytes: int = 16 * 1024
     response_cache_bytes: int = 64 * MiB
+    cache_dir: Path | None = None  # the HTTP cache's disk tier (httpcache.disk), when given
+    cache_dir_bytes: int = 1024 * MiB
     geo_cache_dir_override: Path | None = None
     control_plane: str | None = None
     token: str = ""
@@ -37,6 +40,9 @@ class EdgeNodeConfig:
     capacity_rps: float = 5000.0
     trace_sample_ratio: float = 1.0
     ready_file: Path | None = None
+    # The world's MQTT broker, as user control-plane: the node follows its region's gateways
+    # and serves them at /_edge/iot (edge_node.iot). None: /_edge/iot answers 503.
+    mqtt: BrokerLink | None = None
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -58,7 +64,9 @@ class EdgeNodeConfig:
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
             raise ConfigError(field="--trace-sample-ratio", reason="must be within [0, 1]")
         if self.response_cache_bytes < 0:
-            raise ConfigError(field="--response-cache-bytes", reason="must not be negative")
+            raise ConfigError(field="--cache-bytes", reason="must not be negative")
+        if self.cache_dir_bytes < 0:
+            raise ConfigError(field="--cache-dir-bytes", reason="must not be negative")
 
     @property
     def module_cache_dir(self) -> Path:

@@ -9,13 +9,17 @@ the answer is written before the callback returns and no task is created. A requ
 a body, an origin route, or a handler moved to the thread pool continues as a task.
 
 Everything a handler can do wrong ends as a JSON error for that one request; the node
-keeps serving.
+keeps serving. An error answer carries a fresh request id (``x-request-id`` and the body's
+``request_id``); for a failure inside the node it carries only the error's kind, and the
+detail (module digest, wasmtime's message, the origin) goes to the log under that id and
+to the request's trace (``edge_node.errors``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -42,8 +46,14 @@ FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"
 NODE_FACT_PREFIXES = ("x-edge-", "x-cache")
 # Which app version answered: NAME@VERSION, on every answer of a node that has an app.
 APP_HEADER = b"x-edge-app"
+# Names an error answer, and its log line and trace, for the client to quote to an operator
+# (only the node's error answers: a handler's answer, with any id it echoes, is its own).
+REQUEST_ID_HEADER = "x-request-id"
 # Stated by the node whether or not it states them on this answer: a handler's are dropped.
 NODE_ONLY_HEADERS = frozenset({"date", APP_HEADER.decode()})
+# Failure lines logged per second at most: a flood of failing requests (a trapping handler
+# under load) must not become a flood of log writes, each dearer than the request itself.
+FAILURE_LOG_PER_S = 50
 
 
 class EdgeHttpHandler:
@@ -71,6 +81,7 @@ class EdgeHttpHandler:
         self._admin = admin
         self._max_body_bytes = max_body_bytes
         self._date = _HttpDate()
+        self._failure_log = LogBudget(FAILURE_LOG_PER_S)
         self.server_port = 80  # set once the listener is bound; SERVER_PORT for handlers
 
     def serve_now(self, request: FrontRequest, link: ClientLink) -> bool:
@@ -148,13 +159,19 @@ class EdgeHttpHandler:
     def _failed(self, exchange: Exchange, exc: Exception) -> Answer:
         """The answer to a request that failed: its ``EdgeNodeError`` as JSON; anything else
         is a bug, not the client's doing, logged with its traceback and answered as a 500."""
-        if not isinstance(exc, EdgeNodeError):
-            logger.error("unexpected failure serving %s %s", exchange.method, exchange.path, exc_info=exc)
-            exc = EdgeNodeError("the edge node failed unexpectedly")
+        if isinstance(exc, EdgeNodeError):
+            error = exc
+        else:
+            error = EdgeNodeError(f"the edge node failed unexpectedly: {exc!r}")
+            error.request_id = new_request_id()  # a bug: always logged, whatever the budget
+            logger.error(
+                "request %s: unexpected failure serving %s %s",
+                error.request_id, exchange.method, exchange.path, exc_info=exc,
+            )  # fmt: skip
         if exchange.app is None:
             # Failed before routing (a head or body too large): the app serving now answered.
             exchange.app = self._current_app()
-        return self._finish(exchange, exc)
+        return self._finish(exchange, error)
 
     def _finish(self, exchange: Exchange, error: EdgeNodeError | None) -> Answer:
         """Count the request (for its app version too), record its trace, and make its
@@ -167,8 +184,19 @@ class EdgeHttpHandler:
             headers = self._answer_headers(exchange, result.headers)
         else:
             error = error or EdgeNodeError("the pipeline ended without an answer")
-            status, body = error.status, json.dumps(error.to_json()).encode()
-            headers = self._answer_headers(exchange, (("content-type", "application/json"),))
+            if not error.request_id:
+                error.request_id = new_request_id()
+                if error.public_message is not None:  # the node's business: its log says what
+                    self._log_failure(exchange, error)
+            status, body = error.status, json.dumps(error.client_json(error.request_id)).encode()
+            headers = self._answer_headers(
+                exchange,
+                (
+                    ("content-type", "application/json"),
+                    (REQUEST_ID_HEADER, error.request_id),
+                    *error.answer_headers,
+                ),
+            )
             close = isinstance(error, BodyTooLargeError)  # the rest of the body is still on the wire
         self._metrics.count_request(exchange.route_label, status)
         self._load.finished(status)
@@ -178,6 +206,21 @@ class EdgeHttpHandler:
         if exchange.trace is not None and self._telemetry is not None:
             self._telemetry.record(exchange.trace, exchange, status, error)
         return Answer(status, headers, body, close)
+
+    def _log_failure(self, exchange: Exchange, error: EdgeNodeError) -> None:
+        """One line with everything the client is not told, under the request id (within
+        the budget; lines over it are counted and the count logged with the next line)."""
+        suppressed = self._failure_log.take(time.monotonic())
+        if suppressed is None:
+            return
+        trace = exchange.trace
+        logger.warning(
+            "request %s: %s %s answered %d %s: %s %s%s%s",
+            error.request_id, exchange.method, exchange.path, error.status, error.kind, error.message,
+            json.dumps(error.details, default=str),
+            f" trace {trace.trace_id.hex()}" if trace is not None else "",
+            f" ({suppressed} failure lines over the budget were not logged)" if suppressed else "",
+        )  # fmt: skip
 
     def _answer_headers(self, exchange: Exchange, handler_headers: Headers) -> RawHeaders:
         """The handler's headers (less framing, and less any fact the node states itself,
@@ -198,6 +241,36 @@ class EdgeHttpHandler:
             headers.append((APP_HEADER, app.header))  # made once per app, at load
         headers.append(self._date.header())
         return headers
+
+
+def new_request_id() -> str:
+    """A request id: 64 random bits in hex, unique enough to find one line among a node's."""
+    return os.urandom(8).hex()
+
+
+class LogBudget:
+    """At most ``per_second`` lines a second. ``take`` says whether a line may be written:
+    None if not (it is counted), else how many were refused since the last one written."""
+
+    __slots__ = ("_left", "_per_second", "_second", "_suppressed")
+
+    def __init__(self, per_second: int) -> None:
+        self._per_second = per_second
+        self._second = -1
+        self._left = 0
+        self._suppressed = 0
+
+    def take(self, now: float) -> int | None:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._left = self._per_second
+        if self._left <= 0:
+            self._suppressed += 1
+            return None
+        self._left -= 1
+        suppressed, self._suppressed = self._suppressed, 0
+        return suppressed
 
 
 class Answer(NamedTuple):

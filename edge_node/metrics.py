@@ -83,10 +83,24 @@ class EdgeMetrics:
             ("result",),
             registry=self.registry,
         )
-        self.response_cache = Counter(
-            "edge_response_cache",
-            "HTTP cache lookups for origin routes, by outcome.",
-            ("result",),
+        # Per country as well as per node (every node is one region): the load report's
+        # and edgectl's hit ratios per region and country come from here.
+        self.response_cache = hot.counter(
+            "edge_cache_results",
+            "HTTP cache outcomes (x-cache: HIT, MISS, STALE, REVALIDATED, BYPASS), by client country.",
+            ("result", "country"),
+        )
+        # Geo database trouble at run time (geo.lookup): rare events, so prometheus_client's own.
+        self.geo_bad_records = Counter(
+            "edge_geo_bad_records",
+            "Geo lookups that met an unreadable database record (answered as an unknown location).",
+            ("database",),
+            registry=self.registry,
+        )
+        self.geo_reloads = Counter(
+            "edge_geo_reloads",
+            "Geo database files taken up after a change on disk (ok), or refused and kept (failed).",
+            ("database", "result"),
             registry=self.registry,
         )
         self.in_flight = hot.gauge("edge_requests_in_flight", "Requests being served.").labels()
@@ -95,6 +109,7 @@ class EdgeMetrics:
             "Requests answered straight from the HTTP parser's callback, with no task (the fast path).",
         ).labels()
         self._request_counters: dict[tuple[str, int], CounterChild] = {}
+        self._cache_counters: dict[tuple[str, str | None], CounterChild] = {}
 
     def count_request(self, route: str, status: int) -> None:
         key = (route, status)
@@ -102,6 +117,21 @@ class EdgeMetrics:
         if counter is None:  # the status as a label string: made once per pair
             counter = self._request_counters[key] = self.requests.labels(route, str(status))
         counter.value += 1
+
+    def count_cache(self, result: str | None, country: str | None) -> None:
+        if result is None:
+            return
+        key = (result, country)
+        counter = self._cache_counters.get(key)
+        if counter is None:
+            counter = self._cache_counters[key] = self.response_cache.labels(result, country or "unknown")
+        counter.value += 1
+
+    def count_geo_bad_record(self, database: str) -> None:
+        self.geo_bad_records.labels(database).inc()
+
+    def count_geo_reload(self, database: str, result: str) -> None:
+        self.geo_reloads.labels(database, result).inc()  # from the geo reload thread: Counter locks
 
     def observe_handler(self, route: str, kind: str, seconds: float) -> None:
         self.handler_seconds.labels(route, kind).observe(seconds)

@@ -48,8 +48,10 @@ class AiohttpOriginFetcher:
             exchange.origin_span_id = exchange.trace.new_span_id()
             headers["traceparent"] = exchange.trace.traceparent(exchange.origin_span_id)
         try:
+            # A cacheable HEAD goes upstream as a GET, so its answer can be stored.
+            method = exchange.cache.upstream_method if exchange.cache is not None else exchange.method
             async with self._session.request(
-                exchange.method,
+                method,
                 url,
                 headers=headers,
                 data=exchange.body or None,

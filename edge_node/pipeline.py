@@ -14,65 +14,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
-from edge_node.app import LoadedApp, LoadedModule, RouteMatch
+from edge_node.app import LoadedApp, LoadedModule
+from edge_node.cache_stage import CacheLookup, CacheThrough
 from edge_node.errors import HandlerFailedError, HeadersTooLargeError, NoAppError, RouteNotFoundError
+from edge_node.exchange import Exchange, OriginFetcher, Stage
 from edge_node.geo_headers import NodeIdentity, edge_headers, geo_headers
-from edge_node.http_cache import CacheKey, ResponseCache, request_allows_cache
 from edge_node.metrics import EdgeMetrics
-from geo.forwarding import ClientIdentity, IPNetwork, is_reserved_header, resolve_client
+from geo.forwarding import IPNetwork, is_reserved_header, resolve_client
 from geo.lookup import UNKNOWN, Location
-from tracing.lean import RequestTrace
 from wasm_host.errors import HandlerError
-from wasm_host.executor import WasmExecutor
+from wasm_host.executor import InlineCut, WasmExecutor
 from wasm_host.values import WasmRequest, WasmResponse
 
-
-@dataclass(slots=True, kw_only=True)
-class Exchange:
-    """Everything one request accumulates on its way through the pipeline."""
-
-    method: str
-    path: str
-    query: str
-    headers: list[tuple[str, str]]  # names in lower case
-    body: bytes
-    peer: str
-    scheme: str = "http"
-    host: str = "localhost"
-    port: int = 80
-    client: ClientIdentity | None = None
-    location: Location = UNKNOWN
-    match: RouteMatch | None = None
-    app: LoadedApp | None = None
-    response: WasmResponse | None = None
-    cache_status: str | None = None
-    # (stage name, perf_counter at its start, seconds it took); the failing stage too.
-    timings: list[tuple[str, float, float]] = field(default_factory=list)
-    failed_stage: str | None = None
-    trace: RequestTrace | None = None  # set when this request is sampled
-    started: float = 0.0  # perf_counter when the request reached the node: its latency's start
-    origin_span_id: bytes = b""  # the origin fetch's span, named in its traceparent
-
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (lower case, as every name here is)."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    @property
-    def route_label(self) -> str:
-        return self.match.route if self.match is not None else "<none>"
-
-
-class Stage(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def run(self, exchange: Exchange) -> None: ...
+# Re-exported: the adapter, the origin fetcher and tests name them from here.
+__all__ = ["CacheLookup", "CacheThrough", "Exchange", "ExecuteWasm", "OriginFetcher", "Pipeline", "Stage"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,31 +95,6 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CacheLookup:
-    """Answer origin routes from the shared cache when a fresh entry exists."""
-
-    cache: ResponseCache
-    clock: Callable[[], float]
-    name: str = "cache"
-
-    def run(self, exchange: Exchange) -> None:
-        if exchange.match is None or exchange.match.origin is None:
-            return
-        if not request_allows_cache(exchange.method, dict(exchange.headers)):
-            exchange.cache_status = "BYPASS"
-            return
-        now = self.clock()
-        entry = self.cache.get(CacheKey.for_request(exchange.method, exchange.path, exchange.query), now=now)
-        if entry is None:
-            exchange.cache_status = "MISS"
-            return
-        exchange.cache_status = "HIT"
-        headers = (*entry.headers, ("age", str(entry.age(now))))
-        body = b"" if exchange.method == "HEAD" else entry.body
-        exchange.response = WasmResponse(status=entry.status, headers=headers, body=body)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecuteWasm:
     """Run the route's module with the request (a fresh sandboxed instance per request)."""
 
@@ -174,15 +106,27 @@ class ExecuteWasm:
         """True when this request's handler runs inline (``run_now``), not on the thread pool."""
         return self.executor.runs_inline(self._module(exchange).handler)
 
-    def run_now(self, exchange: Exchange) -> None:
+    def run_now(self, exchange: Exchange) -> bool:
+        """Run the handler on this thread for at most the executor's slice; False when the
+        slice ran out: then ``run`` finishes the request on the pool."""
         module = self._module(exchange)
-        with _Handling(self.metrics, exchange.route_label, module):
-            exchange.response = self.executor.handle_inline(module.handler, _wasm_request(exchange))
+        handling = _Handling(self.metrics, exchange.route_label, module)
+        with handling:
+            outcome = self.executor.try_inline(module.handler, _wasm_request(exchange))
+            if isinstance(outcome, InlineCut):
+                handling.observe = False  # ``run`` observes the whole run, this part included
+                exchange.wasm_started = handling.started
+                exchange.wasm_spent_s = outcome.spent_s
+                return False
+            exchange.response = outcome
+        return True
 
     async def run(self, exchange: Exchange) -> None:
         module = self._module(exchange)
-        with _Handling(self.metrics, exchange.route_label, module):
-            exchange.response = await self.executor.handle(module.handler, _wasm_request(exchange))
+        with _Handling(self.metrics, exchange.route_label, module, started=exchange.wasm_started):
+            exchange.response = await self.executor.handle(
+                module.handler, _wasm_request(exchange), spent_s=exchange.wasm_spent_s
+            )
 
     @staticmethod
     def _module(exchange: Exchange) -> LoadedModule:
@@ -237,20 +181,14 @@ def _full_url(exchange: Exchange) -> str:
     return f"{exchange.scheme}://{authority}{exchange.path}{query}"
 
 
-class OriginFetcher(Protocol):
-    async def fetch(self, exchange: Exchange, origin: str) -> WasmResponse: ...
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pipeline:
-    """Runs the stages in order and records each one's duration for ``server-timing``."""
+    """Runs the stages in order and records each one's duration for ``server-timing``;
+    ``through`` takes execution through the HTTP cache."""
 
     before_execute: tuple[Stage, ...]
     execute_wasm: ExecuteWasm
-    origin: OriginFetcher
-    cache: ResponseCache
-    clock: Callable[[], float]
-    metrics: EdgeMetrics
+    through: CacheThrough
 
     def prepare(self, exchange: Exchange) -> None:
         """The stages before execution, in order: client, geo, route, cache."""
@@ -269,13 +207,19 @@ class Pipeline:
         """Finish the request on this thread if nothing needs awaiting: a cache hit, or a wasm
         handler that runs inline. False leaves it to ``execute``."""
         if exchange.response is not None:
+            self.through.refresh_if_asked(exchange)
             return True
         match = exchange.match
         assert match is not None
         if match.origin is not None or not self.execute_wasm.runs_now(exchange):
             return False
-        with _Stage(exchange, self.execute_wasm.name):
-            self.execute_wasm.run_now(exchange)
+        stage = _Stage(exchange, self.execute_wasm.name)
+        with stage:
+            if not self.execute_wasm.run_now(exchange):
+                # Stopped at the slice: ``execute`` times the stage, from this start.
+                stage.record = False
+                return False
+        self.through.settle(exchange)
         return True
 
     async def execute(self, exchange: Exchange) -> WasmResponse:
@@ -284,63 +228,67 @@ class Pipeline:
         match = exchange.match
         assert match is not None
         if exchange.response is None:
-            with _Stage(exchange, "origin" if match.origin is not None else self.execute_wasm.name):
+            stage = _Stage(exchange, "origin" if match.origin is not None else self.execute_wasm.name)
+            stage.started = exchange.wasm_started
+            with stage:
                 if match.origin is not None:
-                    exchange.response = await self.origin.fetch(exchange, match.origin)
-                    self._store(exchange)
+                    await self.through.fetch_origin(exchange, match.origin)
                 else:
                     await self.execute_wasm.run(exchange)
+                    self.through.settle(exchange)
+        else:
+            self.through.refresh_if_asked(exchange)
         assert exchange.response is not None
         return exchange.response
-
-    def _store(self, exchange: Exchange) -> None:
-        """CacheStore: keep a shareable origin response for the next client."""
-        response = exchange.response
-        if response is None or exchange.cache_status != "MISS" or exchange.method != "GET":
-            return
-        key = CacheKey.for_request(exchange.method, exchange.path, exchange.query)
-        stored = self.cache.put(
-            key, status=response.status, headers=response.headers, body=response.body, now=self.clock()
-        )
-        self.metrics.response_cache.labels("stored" if stored else "uncacheable").inc()
 
 
 class _Stage:
     """Records a stage's start and duration for ``server-timing``, and its name if it fails.
-    A class, not ``@contextmanager``: a generator-based one measured ~1.5 µs a use."""
+    A class, not ``@contextmanager``: a generator-based one measured ~1.5 µs a use.
+    ``started`` set before entering keeps that start (a stage resumed off the loop);
+    ``record = False`` inside leaves the recording to the stage that resumes it."""
 
-    __slots__ = ("_exchange", "_name", "_started")
+    __slots__ = ("_exchange", "_name", "record", "started")
 
     def __init__(self, exchange: Exchange, name: str) -> None:
         self._exchange = exchange
         self._name = name
-        self._started = 0.0
+        self.started = 0.0
+        self.record = True
 
     def __enter__(self) -> None:
-        self._started = time.perf_counter()
+        if not self.started:
+            self.started = time.perf_counter()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
         if exc_type is not None:
             self._exchange.failed_stage = self._name
-        self._exchange.timings.append((self._name, self._started, time.perf_counter() - self._started))
+        elif not self.record:
+            return
+        self._exchange.timings.append((self._name, self.started, time.perf_counter() - self.started))
 
 
 class _Handling:
-    """Times a wasm run for the latency histogram; a guest's failure names its module."""
+    """Times a wasm run for the latency histogram; a guest's failure names its module.
+    ``started`` (non-zero) is the start of a run stopped on the loop that this one finishes;
+    ``observe = False`` leaves the observation to that run."""
 
-    __slots__ = ("_metrics", "_module", "_route", "_started")
+    __slots__ = ("_metrics", "_module", "_route", "observe", "started")
 
-    def __init__(self, metrics: EdgeMetrics, route: str, module: LoadedModule) -> None:
+    def __init__(self, metrics: EdgeMetrics, route: str, module: LoadedModule, started: float = 0.0) -> None:
         self._metrics = metrics
         self._route = route
         self._module = module
-        self._started = 0.0
+        self.started = started
+        self.observe = True
 
     def __enter__(self) -> None:
-        self._started = time.perf_counter()
+        if not self.started:
+            self.started = time.perf_counter()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self._metrics.observe_handler(self._route, "wasm", time.perf_counter() - self._started)
+        if self.observe:
+            self._metrics.observe_handler(self._route, "wasm", time.perf_counter() - self.started)
         if isinstance(exc, HandlerError):
             module = self._module
             raise HandlerFailedError(exc, module=module.name, digest=module.digest) from exc

@@ -5,6 +5,7 @@ plane when one is given, and stop in order (listener first).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import AsyncExitStack
@@ -16,19 +17,30 @@ from cpclient import NodeIdentity as SessionIdentity
 from edge_node.admin import admin_endpoints
 from edge_node.agent import AssignmentApplier
 from edge_node.app import load_app
+from edge_node.cache_flow import EdgeCache
 from edge_node.config import EdgeNodeConfig
 from edge_node.figures import AppFiguresCollector, FiguresBook
 from edge_node.geo_headers import NodeIdentity
 from edge_node.http_adapter import EdgeHttpHandler
-from edge_node.http_cache import ResponseCache
+from edge_node.iot import IotFollower, no_broker_answer
 from edge_node.load import LoadTracker
 from edge_node.metrics import EdgeMetrics
 from edge_node.origin import AiohttpOriginFetcher
-from edge_node.pipeline import CacheLookup, ExecuteWasm, Pipeline, ResolveClient, ResolveGeo, Route
+from edge_node.pipeline import (
+    CacheLookup,
+    CacheThrough,
+    ExecuteWasm,
+    Pipeline,
+    ResolveClient,
+    ResolveGeo,
+    Route,
+)
 from edge_node.state import NodeState
 from edge_node.telemetry import start_telemetry
 from geo.lookup import GeoLocator
 from geo.world import load_world
+from httpcache.disk import DiskTier
+from httpcache.store import MemoryTier, TieredCache
 from httpfront.server import FrontendServer
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
@@ -66,7 +78,13 @@ async def run(
         AppFiguresCollector(figures, metrics.registry)
         engine = stack.enter_context(WasmEngine(EngineConfig()))
         locator = stack.enter_context(
-            GeoLocator.for_world(world, cache_dir=config.geo_cache_dir, extra_databases=config.geo_dbs)
+            GeoLocator.for_world(
+                world,
+                cache_dir=config.geo_cache_dir,
+                extra_databases=config.geo_dbs,
+                on_bad_record=metrics.count_geo_bad_record,
+                on_reload=metrics.count_geo_reload,
+            )
         )
         modules = ModuleCache(engine, config.module_cache_dir)
         executor = WasmExecutor()
@@ -90,6 +108,8 @@ async def run(
             )
             restored = applier.restore()  # before listening: serve the last good app at once
         client = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
+        follower = _follow_gateways(stack, config, node, metrics)
+        cache = _http_cache(config)
         handler = EdgeHttpHandler(
             pipeline=_pipeline(
                 config=config,
@@ -99,11 +119,19 @@ async def run(
                 executor=executor,
                 client=client,
                 metrics=metrics,
+                cache=cache,
             ),
             node=node,
             metrics=metrics,
             load=load,
-            admin=dict(admin_endpoints(node=node, state=state, metrics=metrics)),
+            admin=dict(
+                admin_endpoints(
+                    node=node,
+                    state=state,
+                    metrics=metrics,
+                    iot=no_broker_answer if follower is None else follower.answer,
+                )
+            ),
             max_body_bytes=config.max_body_bytes,
             current_app=lambda: state.app,
             telemetry=telemetry,
@@ -133,8 +161,31 @@ async def run(
             initial=restored,
             load=load.snapshot,
             figures=figures,
+            purge=cache.purge,
         )
         await session.run(stop)
+
+
+def _follow_gateways(
+    stack: AsyncExitStack, config: EdgeNodeConfig, node: NodeIdentity, metrics: EdgeMetrics
+) -> IotFollower | None:
+    """Start following the region's gateways (with --mqtt); cancelled after the listener closes."""
+    if config.mqtt is None:
+        return None
+    follower = IotFollower(
+        link=config.mqtt,
+        node=node,
+        registry=metrics.registry,
+        backoff=Backoff(maximum_s=config.reconnect_max_s),
+    )
+    task = asyncio.create_task(follower.run(), name="edge-iot-follower")
+
+    async def cancel() -> None:
+        task.cancel()
+        await asyncio.wait({task})  # its CancelledError stays in the task; ours would propagate
+
+    stack.push_async_callback(cancel)
+    return follower
 
 
 def _no_spans() -> int:
@@ -150,21 +201,37 @@ def _pipeline(
     executor: WasmExecutor,
     client: aiohttp.ClientSession,
     metrics: EdgeMetrics,
+    cache: EdgeCache,
 ) -> Pipeline:
-    cache = ResponseCache(max_bytes=config.response_cache_bytes, max_entry_bytes=config.max_body_bytes)
+    execute_wasm = ExecuteWasm(executor=executor, metrics=metrics)
     return Pipeline(
         before_execute=(
             ResolveClient(trusted=config.trusted_proxies, max_header_bytes=config.max_header_bytes),
             ResolveGeo(locate=locator.locate, node=node),
             Route(current_app=lambda: state.app),
-            CacheLookup(cache=cache, clock=time.time),
+            CacheLookup(cache=cache, metrics=metrics),
         ),
-        execute_wasm=ExecuteWasm(executor=executor, metrics=metrics),
-        origin=AiohttpOriginFetcher(client, timeout_s=ORIGIN_TIMEOUT_S, max_body_bytes=config.max_body_bytes),
-        cache=cache,
-        clock=time.time,
-        metrics=metrics,
+        execute_wasm=execute_wasm,
+        through=CacheThrough(
+            cache=cache,
+            metrics=metrics,
+            origin=AiohttpOriginFetcher(
+                client, timeout_s=ORIGIN_TIMEOUT_S, max_body_bytes=config.max_body_bytes
+            ),
+            run_wasm=execute_wasm.run,
+        ),
     )
+
+
+def _http_cache(config: EdgeNodeConfig) -> EdgeCache:
+    """The node's HTTP cache: memory in front of the optional disk tier (--cache-dir)."""
+    memory = MemoryTier(max_bytes=config.response_cache_bytes, max_entry_bytes=config.max_body_bytes)
+    disk = None
+    if config.cache_dir is not None:
+        disk = DiskTier(
+            config.cache_dir, max_bytes=config.cache_dir_bytes, max_entry_bytes=config.max_body_bytes
+        )
+    return EdgeCache(TieredCache(memory, disk), clock=time.time)
 
 
 async def _listen(stack: AsyncExitStack, handler: EdgeHttpHandler, config: EdgeNodeConfig) -> str:

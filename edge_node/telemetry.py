@@ -64,6 +64,8 @@ K_DIGEST = AttributeKey("edgecdn.wasm.digest")
 K_ABI = AttributeKey("edgecdn.wasm.abi")
 K_OUTCOME = AttributeKey("edgecdn.wasm.outcome")
 K_WASM_MS = AttributeKey("edgecdn.wasm.duration_ms")
+# An error answer's request id (x-request-id), so a client's report leads to its trace.
+K_REQUEST_ID = AttributeKey("edgecdn.request_id")
 OUTCOME_OK = K_OUTCOME.str("ok")
 
 
@@ -127,7 +129,7 @@ class EdgeTelemetry:
         if exchange.cache_status is not None:
             attributes += K_CACHE.str(exchange.cache_status)
         if error is not None:
-            attributes += ERROR_TYPE.str(error.kind)
+            attributes += ERROR_TYPE.str(error.kind) + K_REQUEST_ID.str(error.request_id)
         trace.finish(span_name, attributes, _status(error) if status >= _SERVER_ERROR else b"")
 
     def _status_attr(self, status: int) -> bytes:

@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import maxminddb
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
+from geo import dbfile
 from geo.errors import GeoDatabaseError
 from geo.world import Country, World
 
@@ -110,14 +110,17 @@ def _write_atomically(writer: MMDBWriter, out: Path) -> None:
 
 
 def _is_valid_world_db(path: Path, world: World) -> bool:
-    """Whether ``path`` is a whole database of this world (not truncated, not another world's)."""
+    """Whether ``path`` is a whole, sound database of this world (not truncated or damaged,
+    not another world's). Read through :mod:`geo.dbfile`, never mapped: a damaged cached
+    file must be rebuilt, not crash the C extension or fault under a concurrent writer."""
     try:
-        with maxminddb.open_database(path, maxminddb.MODE_AUTO) as reader:
+        loaded = dbfile.load(path)
+        with dbfile.open_reader(loaded, path) as reader:
             metadata = reader.metadata()
             probe = reader.get(world.countries[0].client_address())
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError):
+    except (GeoDatabaseError, *dbfile.RECORD_ERRORS):
         return False  # absent, truncated by a crash, or not a database at all: rebuild
-    if not isinstance(probe, dict):
+    if loaded.verdict is None or not loaded.verdict.sound or not isinstance(probe, dict):
         return False
     country = probe.get("country")
     return (

@@ -28,6 +28,7 @@ from geo.errors import (
 )
 from geo.params import LatencyParams
 from geo.toml_reader import TableReader
+from runtime.durations import parse_duration
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 T = TypeVar("T")
@@ -74,6 +75,9 @@ class Region:
     gateways: int = 1
     # Countries for which this is the home region (a routing preference, not a rule).
     serves: tuple[str, ...] = ()
+    # A scenario for the region's simulated sensors: "AT,FOR" (durations after the world
+    # starts), a heat wave that lifts temperatures over 30 °C; "" for none.
+    heat_wave: str = ""
 
     def __post_init__(self) -> None:
         if not _REGION_ID.match(self.id):
@@ -90,6 +94,8 @@ class Region:
             )
         if self.gateways < 0:
             raise InvalidValueError(field="gateways", reason=f"must not be negative (got {self.gateways})")
+        if self.heat_wave:
+            _check_heat_wave(self.heat_wave)
         for index, code in enumerate(self.serves):
             if not _COUNTRY_CODE.match(code):
                 raise InvalidValueError(
@@ -318,6 +324,17 @@ def _latency(reader: TableReader) -> LatencyParams:
     return params
 
 
+def _check_heat_wave(text: str) -> None:
+    at, comma, lasting = text.partition(",")
+    try:
+        if not comma or parse_duration(at) < 0 or parse_duration(lasting) <= 0:
+            raise ValueError("needs AT,FOR")
+    except ValueError:
+        raise InvalidValueError(
+            field="heat_wave", reason=f'must be AT,FOR durations like "30s,10m" (got {text!r})'
+        ) from None
+
+
 def _region(reader: TableReader) -> Region:
     region = _build(
         reader,
@@ -330,6 +347,7 @@ def _region(reader: TableReader) -> Region:
         edge_nodes=reader.integer("edge_nodes", 1),
         gateways=reader.integer("gateways", 1),
         serves=reader.strings("serves", ()),
+        heat_wave=reader.string("heat_wave", ""),
     )
     reader.reject_unknown()
     return region

@@ -207,11 +207,17 @@ FastPath = Callable[[FrontRequest, ClientLink], bool]
 def whole_response(
     status: int, reason: str, headers: RawHeaders, body: bytes, *, keep_alive: bool, head_only: bool = False
 ) -> bytes:
-    """A whole answer with a length-framed body, ready to write."""
+    """A whole answer with a length-framed body, ready to write. A 204 or 304 has neither
+    body nor Content-Length (RFC 9110 8.6: a 304's would have to be the 200's length)."""
+    if status in BODILESS_STATUSES:
+        return response_head(status, reason, headers, b"", keep_alive=keep_alive)
     head = response_head(
         status, reason, headers, b"content-length: %d\r\n" % len(body), keep_alive=keep_alive
     )
     return head if head_only else head + body
+
+
+BODILESS_STATUSES = frozenset({204, 304})
 
 
 def response_head(

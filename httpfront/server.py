@@ -7,7 +7,8 @@ fraction of aiohttp's server machinery (bench/README.md, Router and Edge node). 
 at a time per connection: a pipelined next request waits (reading pauses) until the
 current answer is written. Bodies stream in with flow control; ``Expect: 100-continue`` is
 answered at once; a malformed request gets 400, a head over ``max_head_bytes`` 431, a head
-too slow 408, and that connection closes; nothing else is affected. A connection that
+too slow 408, CONNECT and upgrade requests 501, an HTTP/0.9 request line 400, each before
+any handler sees it, and that connection closes; nothing else is affected. A connection that
 closes with part of a request unread (an early 413, a rejected head) closes lingering:
 FIN after the answer, the rest read and dropped for up to ``LINGER_S``, so no reset can
 destroy the answer on its way. Idle and stalled
@@ -60,6 +61,8 @@ DEFAULT_MAX_HEAD_BYTES = 64 * 1024
 # (nginx's lingering close, aiohttp's lingering time).
 LINGER_S = 5.0
 INTERNAL_ERROR = b'{"error": "internal_error", "message": "the server failed unexpectedly"}'
+UPGRADE_REFUSED = "CONNECT and protocol upgrades (Upgrade: websocket, h2c, ...) are not supported"
+HTTP09_REFUSED = "HTTP/0.9 requests are not supported: send HTTP/1.0 or HTTP/1.1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +106,8 @@ class _ClientConnection(WriteFlowControl):
         self.closed = False
         self.keep_alive = True
         self._lingering_since: float | None = None
+        # A refused request behind pipelined ones still being served: answered after them.
+        self._refusal: _RefusedError | None = None
         self._outbox: list[bytes] = []  # answers send_now queued, written by flush()
 
     # asyncio.Protocol
@@ -117,19 +122,38 @@ class _ClientConnection(WriteFlowControl):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self._loop.time()
-        if self._lingering_since is not None:
-            return  # the rest of an answered request: dropped
+        if self._lingering_since is not None or self._refusal is not None:
+            return  # the rest of an answered (or refused) request: dropped
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject(501, "protocol upgrades are not proxied")
+            self._refuse(_RefusedError(501, "not_implemented", UPGRADE_REFUSED))
         except httptools.HttpParserError as exc:
-            # httptools wraps what a callback raises: the head-size check shows as a flag.
+            # httptools wraps what a callback raises (as the context): a refused request, or
+            # the head-size check, which shows as a flag.
+            refused = exc.__context__
             limit = self._server.max_head_bytes
-            if self._head_bytes > limit:
-                self._reject(431, f"request head exceeds {limit} bytes")
+            if isinstance(refused, _RefusedError):
+                self._refuse(refused)
+            elif self._head_bytes > limit:
+                self._refuse(_RefusedError(431, "bad_request", f"request head exceeds {limit} bytes"))
             else:
-                self._reject(400, f"malformed HTTP request: {exc}")
+                self._refuse(_RefusedError(400, "bad_request", f"malformed HTTP request: {exc}"))
+        else:
+            if self._head_started is not None and self._http09_line(data):
+                self._refuse(_RefusedError(400, "bad_request", HTTP09_REFUSED))
+
+    def _http09_line(self, data: bytes) -> bool:
+        """An HTTP/0.9 request line alone (``GET /x`` CRLF, as such a client sends it): llhttp
+        waits for a head that never comes, so without this the client would wait for the head
+        timeout. Its URL is followed by the line's end, and no version was ever parsed on
+        the connection (llhttp keeps the last one; before any it reads 0.0)."""
+        url = self._url
+        return (
+            bool(url)
+            and (url + b"\n" in data or url + b"\r\n" in data)
+            and self._parser.get_http_version() == "0.0"
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -157,8 +181,15 @@ class _ClientConnection(WriteFlowControl):
 
     def on_headers_complete(self) -> None:
         self._head_started = None
+        version = self._parser.get_http_version()
+        # Refused here, before any handler sees the request: answered once, then closed. After
+        # an upgrade's head the bytes are another protocol's, so no handler may answer it first.
+        if self._parser.should_upgrade():  # CONNECT, or Connection: upgrade with Upgrade: X
+            raise _RefusedError(501, "not_implemented", UPGRADE_REFUSED)
+        if version == "0.9":  # a request line without a version: answered 400, as aiohttp does
+            raise _RefusedError(400, "bad_request", HTTP09_REFUSED)
         request = FrontRequest(self, self._parser.get_method().decode("ascii"), self._url, self._headers)
-        request.version = self._parser.get_http_version()
+        request.version = version
         request.keep_alive = self._parser.should_keep_alive()
         for name, value in self._headers:
             lower = name.lower()
@@ -249,6 +280,11 @@ class _ClientConnection(WriteFlowControl):
         self._pending.popleft()
         if self.closed or self._transport is None:
             return
+        refusal = self._refusal
+        if refusal is not None and not self._pending:
+            self._refusal = None
+            self._reject(refusal.status, refusal.message, kind=refusal.kind)
+            return
         if not request.fully_read:
             self._linger()  # an unread body is still on the wire: no further request can follow
             return
@@ -300,10 +336,21 @@ class _ClientConnection(WriteFlowControl):
             logger.info("client %s sent no body bytes for %gs; closing", self.peer, timeouts.body_s)
             self.abort()  # the handler reading the body sees the client gone
 
-    def _reject(self, status: int, message: str) -> None:
+    def _refuse(self, refusal: _RefusedError) -> None:
+        """Answer a request the parser refused, and close; after the answers still owed to
+        earlier pipelined requests (served as tasks), so that each gets its own, in order.
+        A refusal inside the body of the request being served is answered at once."""
+        if self._pending and self._parsing is None:
+            self._refusal = refusal
+            self._head_started = None  # no head timeout: the refused head is answered later
+            self._pause_reading()
+            return
+        self._reject(refusal.status, refusal.message, kind=refusal.kind)
+
+    def _reject(self, status: int, message: str, *, kind: str = "bad_request") -> None:
         if self._transport is None or self.closed:
             return
-        body = json.dumps({"error": "bad_request", "message": message}).encode()
+        body = json.dumps({"error": kind, "message": message}).encode()
         self.flush()
         self._transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
@@ -336,13 +383,24 @@ class _ClientConnection(WriteFlowControl):
             self._reading_paused = True
 
     def _resume_reading(self) -> None:
-        if self._reading_paused and self._transport is not None and not self.closed:
+        if self._reading_paused and self._transport is not None and not self.closed and self._refusal is None:
             self._transport.resume_reading()
             self._reading_paused = False
 
 
 class _HeadTooLargeError(Exception):
     pass
+
+
+class _RefusedError(Exception):
+    """Raised from a parser callback: the request is answered ``status`` with a JSON
+    ``{"error": kind, "message": message}`` and the connection closes."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
 
 
 class FrontendServer:

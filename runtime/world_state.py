@@ -34,6 +34,15 @@ class EdgeNodeEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayEntry:
+    """One simulated IoT gateway and the process that runs it (docs/iot.md)."""
+
+    gateway_id: str
+    region: str
+    process: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessEntry:
     """One child process of the world, for humans, for cleanup and for ``edgecdn chaos``.
 
@@ -91,6 +100,9 @@ class WorldState:
     edge_nodes: tuple[EdgeNodeEntry, ...] = ()
     tokens: Mapping[str, str] = field(default_factory=dict)
     mqtt_url: str | None = None
+    # MQTT version the broker speaks ("5": Mosquitto, "3.1.1": amqtt), and the world's gateways.
+    mqtt_protocol: str | None = None
+    gateways: tuple[GatewayEntry, ...] = ()
     # The fault relay's admin API (docs/faultrelay.md) and the world's event log (docs/chaos.md).
     fault_relay_url: str | None = None
     events_file: str | None = None
@@ -116,7 +128,10 @@ class WorldState:
         if self.router_url is not None:
             data["router"] = {"url": self.router_url}
         if self.mqtt_url is not None:
-            data["mqtt"] = {"url": self.mqtt_url}
+            data["mqtt"] = {"url": self.mqtt_url, "protocol": self.mqtt_protocol or "5"}
+        data["gateways"] = [
+            {"gateway_id": g.gateway_id, "region": g.region, "process": g.process} for g in self.gateways
+        ]
         return data
 
     @classmethod
@@ -138,6 +153,13 @@ class WorldState:
                 ),
                 tokens={str(k): str(v) for k, v in dict(data.get("tokens", {})).items()},
                 mqtt_url=None if mqtt is None else str(mqtt["url"]),
+                mqtt_protocol=None if mqtt is None else str(mqtt.get("protocol", "5")),
+                gateways=tuple(
+                    GatewayEntry(
+                        gateway_id=str(g["gateway_id"]), region=str(g["region"]), process=str(g["process"])
+                    )
+                    for g in data.get("gateways", [])
+                ),
                 fault_relay_url=None if relay is None else str(relay["url"]),
                 events_file=None if events is None else str(events),
             )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import string
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,11 +53,24 @@ def with_flag(argv: Sequence[str], flag: str, value: str) -> tuple[str, ...]:
     return (*argv[:position], value, *argv[position + 1 :])
 
 
-def _pin_port(address_key: str) -> PinArgv:
+def pin_flag(flag: str, address_key: str) -> PinArgv:
+    """On restart, ``flag`` gets the port the process reported under ``address_key``."""
+
     def pin(argv: Sequence[str], report: ReadyReport) -> Sequence[str]:
-        return with_flag(argv, "--port", str(port_of(report.addresses[address_key])))
+        return with_flag(argv, flag, str(port_of(report.addresses[address_key])))
 
     return pin
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtraFlags:
+    """Flags and environment a plan adds to a process (e.g. how to reach the MQTT broker)."""
+
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+NO_EXTRA = ExtraFlags()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,8 +86,18 @@ def node_ids(region_id: str, count: int) -> list[str]:
     return [f"{region_id}-{letter}" for letter in string.ascii_lowercase[:count]]
 
 
+def node_regions(world: World) -> dict[str, str]:
+    """Node id -> region of every edge node of ``world`` (what each node's token is bound to)."""
+    return {node_id: r.id for r in world.regions for node_id in node_ids(r.id, r.edge_nodes)}
+
+
 def control_plane_spec(
-    *, data_dir: Path, tokens_file: Path, world_file: Path | None = None, otlp_forward: str | None = None
+    *,
+    data_dir: Path,
+    tokens_file: Path,
+    world_file: Path | None = None,
+    otlp_forward: str | None = None,
+    extra: ExtraFlags = NO_EXTRA,
 ) -> ChildSpec:
     forward = ("--otlp-forward", otlp_forward) if otlp_forward else ()
     # The world's regions are known to the control plane before any node reports them.
@@ -83,10 +106,10 @@ def control_plane_spec(
         name="control-plane",
         argv=(
             sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0",
-            "--data-dir", str(data_dir), "--tokens", str(tokens_file), *world, *forward,
+            "--data-dir", str(data_dir), "--tokens", str(tokens_file), *world, *forward, *extra.argv,
         ),
-        env=WORLD_TRACE_ENV,
-        pin=_pin_port("grpc"),
+        env={**WORLD_TRACE_ENV, **extra.env},
+        pin=pin_flag("--port", "grpc"),
     )  # fmt: skip
 
 
@@ -124,12 +147,14 @@ def edge_node_plans(
     world: World,
     *,
     control_plane: Mapping[str, str],
-    node_token: str,
+    node_tokens: Mapping[str, str],
     state_dir: Path,
     geo_cache_dir: Path,
+    extra: ExtraFlags = NO_EXTRA,
 ) -> list[EdgeNodePlan]:
     """One edge node per slot of every region, each with its own data directory, each serving
-    what the control plane assigns (the token goes in the environment, not on the command line).
+    what the control plane assigns, each with its own token (``node_tokens``: node id -> a
+    token bound to that node and region; in the environment, not on the command line).
 
     ``control_plane`` maps a region id to the address its nodes dial (their fault-relay link).
     """
@@ -150,6 +175,7 @@ def edge_node_plans(
                 # The router (on 127.0.0.1) tells the node who the client is; simulated
                 # clients use 127.N.x.x addresses, so only 127.0.0.1 itself is trusted.
                 "--trusted-proxy", ROUTER_ADDRESS,
+                *extra.argv,
             )  # fmt: skip
             plans.append(
                 EdgeNodePlan(
@@ -158,8 +184,8 @@ def edge_node_plans(
                     spec=ChildSpec(
                         name=f"edge-node {node_id}",
                         argv=argv,
-                        env={**WORLD_TRACE_ENV, "EDGE_NODE_TOKEN": node_token},
-                        pin=_pin_port("http"),
+                        env={**WORLD_TRACE_ENV, **extra.env, "EDGE_NODE_TOKEN": node_tokens[node_id]},
+                        pin=pin_flag("--port", "http"),
                     ),
                 )
             )
@@ -167,11 +193,12 @@ def edge_node_plans(
 
 
 def router_spec(
-    world: World, *, control_plane: str, node_token: str, admin_token: str, geo_cache_dir: Path
+    world: World, *, control_plane: str, router_token: str, admin_token: str, geo_cache_dir: Path
 ) -> ChildSpec:
-    """The world's front door: follows the control plane's live node inventory (with the node
-    token, in the environment) and emulates the WAN between clients and PoPs, with the faults
-    ``edgecdn chaos wan`` sets through its admin endpoints (``admin_token``)."""
+    """The world's front door: follows the control plane's live node inventory (with a token of
+    the router role, in the environment; it routes only to the nodes the control plane vouches
+    for) and emulates the WAN between clients and PoPs, with the faults ``edgecdn chaos wan``
+    sets through its admin endpoints (``admin_token``)."""
     return ChildSpec(
         name="edge-router",
         argv=(
@@ -183,6 +210,6 @@ def router_spec(
             "--host", ROUTER_ADDRESS,
             "--port", "0",
         ),
-        env={**WORLD_TRACE_ENV, "EDGE_ROUTER_TOKEN": node_token, "EDGE_ROUTER_ADMIN_TOKEN": admin_token},
-        pin=_pin_port("http"),
+        env={**WORLD_TRACE_ENV, "EDGE_ROUTER_TOKEN": router_token, "EDGE_ROUTER_ADMIN_TOKEN": admin_token},
+        pin=pin_flag("--port", "http"),
     )  # fmt: skip

@@ -2,7 +2,9 @@
 
 It reads ``.edgecdn/world.json`` (kept current by ``edgecdn up``'s supervisor: pid,
 state, restarts, last exit) and asks each process itself: the control plane through the
-gRPC health service, edge nodes, the router and the fault relay through ``/healthz``. A
+gRPC health service, the MQTT broker with an MQTT CONNECT (any CONNACK, a refusal of
+the anonymous probe included, proves it answers), edge nodes, gateways, the router and the
+fault relay through ``/healthz``. A
 process the supervisor thinks up can still be frozen (``edgecdn chaos freeze``, read from
 /proc) or not answering; the table says which, so "up" always means "answered just now".
 
@@ -20,8 +22,10 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import aiomqtt
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich import box
@@ -111,6 +115,8 @@ async def _probe(entry: ProcessEntry, http: aiohttp.ClientSession) -> str:
     addresses = entry.addresses
     if "grpc" in addresses:
         return await _probe_grpc(addresses["grpc"])
+    if "mqtt" in addresses:
+        return await _probe_mqtt(addresses["mqtt"])
     url = addresses.get("http") or addresses.get("admin")
     if url is None:
         return "no address to ask"
@@ -132,6 +138,22 @@ async def _probe_grpc(address: str) -> str:
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         return f"health: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
     return ""
+
+
+async def _probe_mqtt(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        return f"not an MQTT address: {url}"
+    client = aiomqtt.Client(
+        parts.hostname, parts.port, timeout=PROBE_TIMEOUT_S, identifier="edgecdn-status-probe"
+    )
+    try:
+        async with client:
+            return ""
+    except aiomqtt.MqttCodeError:
+        return ""  # a CONNACK that refuses the anonymous probe is still an answer
+    except aiomqtt.MqttError as exc:
+        return f"no answer ({exc})"
 
 
 def _print_table(statuses: list[ProcessStatus], *, wide: bool) -> None:

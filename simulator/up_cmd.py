@@ -1,8 +1,9 @@
 """``edgecdn up``: start a whole local world as real child processes and keep it running.
 
-Order matters: the control plane first (everything else registers with it), the fault
-relay (the network edge between nodes and the control plane), then edge nodes, then the
-router in front; on the way down, the reverse. Once everything is ready, the world's
+Order matters: the MQTT broker first (the control plane subscribes to it at start), the
+control plane (everything else registers with it), the fault relay (the network edge
+between nodes and the control plane), then edge nodes, the IoT gateways behind them, and
+the router in front; on the way down, the reverse. Once everything is ready, the world's
 addresses go to ``.edgecdn/world.json`` for ``edgectl``, ``edgecdn load``, ``status`` and
 ``chaos``, and a table shows what runs where. A child that dies is restarted on its
 ports with back-off (simulator.supervisor); the rest of the world keeps running. Ctrl-C
@@ -28,20 +29,31 @@ from runtime.cli import add_state_dir_flag, fail
 from runtime.errors import WorldStateError
 from runtime.events import events_path
 from runtime.process import StopEvent, serve_until_signalled
-from runtime.world_state import STATE_FILE_NAME, EdgeNodeEntry, read_world_state
+from runtime.world_state import STATE_FILE_NAME, EdgeNodeEntry, GatewayEntry, read_world_state
 from simulator.errors import SimulatorError, WorldAlreadyRunningError
+from simulator.iot_layout import (
+    ENGINE_CHOICES,
+    BrokerEngine,
+    MqttPlan,
+    broker_engine,
+    broker_spec,
+    ensure_mqtt_users,
+    gateway_plans,
+)
 from simulator.layout import (
     FAULT_RELAY_NAME,
     control_plane_link,
     control_plane_spec,
     edge_node_plans,
     fault_relay_spec,
+    node_regions,
     router_spec,
 )
 from simulator.restarts import RestartPolicy
 from simulator.supervisor import Supervisor
-from simulator.world_app import ensure_default_app, ensure_tokens, wait_until_nodes_serve
+from simulator.world_app import ensure_default_app, wait_until_nodes_serve
 from simulator.world_publish import StartedWorld, WorldStatePublisher
+from simulator.world_tokens import WorldTokens, ensure_world_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +62,7 @@ DEFAULT_WORLD = Path("deploy/local/world.toml")
 DEFAULT_APP = Path("handlers/geo-hello/app.toml")
 WORLD_ENV = "EDGECDN_WORLD"
 APP_ENV = "EDGECDN_APP"
+MQTT_ENGINE_ENV = "EDGECDN_MQTT_ENGINE"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,6 +86,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_state_dir_flag(parser, what="where world.json, logs and data go")
     parser.add_argument(
+        "--mqtt-engine",
+        choices=ENGINE_CHOICES,
+        default=os.environ.get(MQTT_ENGINE_ENV, "auto"),
+        help=f"the world's MQTT broker: Mosquitto when installed (auto), or amqtt [env: {MQTT_ENGINE_ENV}]",
+    )
+    parser.add_argument(
         "--fresh",
         action="store_true",
         help="forget the previous world's control-plane state and node data before starting",
@@ -87,14 +106,22 @@ def _handle(args: argparse.Namespace) -> int:
             raise SimulatorError(f"--app: no app manifest at {args.app}")
         _refuse_if_running(args.state_dir / STATE_FILE_NAME)
         if args.fresh:
-            for leftover in ("control-plane", "nodes"):
+            for leftover in ("control-plane", "nodes", "gateways"):
                 shutil.rmtree(args.state_dir / leftover, ignore_errors=True)
     except (GeoError, SimulatorError) as exc:
         fail(PROG, str(exc))
     outcome: list[int] = []
 
     async def main(stop: StopEvent) -> None:
-        outcome.append(await run_world(world, app=args.app, state_directory=args.state_dir, stop=stop))
+        outcome.append(
+            await run_world(
+                world,
+                app=args.app,
+                state_directory=args.state_dir,
+                stop=stop,
+                mqtt_engine=broker_engine(args.mqtt_engine),
+            )
+        )
 
     serve_until_signalled(main)
     return outcome[0] if outcome else 130
@@ -119,7 +146,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-async def run_world(world: World, *, app: Path, state_directory: Path, stop: StopEvent) -> int:
+async def run_world(
+    world: World, *, app: Path, state_directory: Path, stop: StopEvent, mqtt_engine: BrokerEngine = "amqtt"
+) -> int:
     """Run the world until ``stop`` is set; a child that dies meanwhile is restarted (0), a world
     that cannot start is an error (1)."""
     console = Console(stderr=False)
@@ -127,7 +156,8 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
     geo_cache_dir = state_directory / "geo"
     # Built once here, so the nodes find it cached instead of each building it at once.
     ensure_world_db(world, geo_cache_dir)
-    tokens = ensure_tokens(state_directory / "tokens.json")
+    # Each node's own token, bound to its id and region; the control plane reads the same file.
+    tokens = ensure_world_tokens(state_directory / "tokens.json", node_regions(world))
     publisher = WorldStatePublisher(state_file)
     supervisor = Supervisor(
         state_directory / "run",
@@ -138,12 +168,18 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
     async with supervisor:
         try:
             started = await _start_world(
-                world, app=app, state_directory=state_directory, tokens=tokens, supervisor=supervisor
+                world,
+                app=app,
+                state_directory=state_directory,
+                tokens=tokens,
+                supervisor=supervisor,
+                mqtt_engine=mqtt_engine,
             )
         except SimulatorError as exc:
             Console(stderr=True, soft_wrap=True).print(f"[red]{PROG}: {escape(str(exc))}[/red]")
             return 1
-        publisher.begin(world=world, supervisor=supervisor, started=started, tokens=tokens)
+        # world.json carries the role tokens only: a node's own token stays with that node.
+        publisher.begin(world=world, supervisor=supervisor, started=started, tokens=dict(tokens.roles))
         try:
             _print_world(console, world, supervisor, state_file)
             await stop.wait()
@@ -156,9 +192,16 @@ async def run_world(world: World, *, app: Path, state_directory: Path, stop: Sto
 
 
 async def _start_world(
-    world: World, *, app: Path, state_directory: Path, tokens: dict[str, str], supervisor: Supervisor
+    world: World,
+    *,
+    app: Path,
+    state_directory: Path,
+    tokens: WorldTokens,
+    supervisor: Supervisor,
+    mqtt_engine: BrokerEngine,
 ) -> StartedWorld:
     geo_cache_dir = state_directory / "geo"
+    mqtt = await _start_broker(supervisor, state_directory, mqtt_engine)
     control_plane = await supervisor.start(
         control_plane_spec(
             data_dir=state_directory / "control-plane",
@@ -166,6 +209,7 @@ async def _start_world(
             world_file=world.source,
             otlp_forward=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            extra=mqtt.client_flags("control-plane", env_prefix="CONTROL_PLANE"),
         )
     )
     cp_address = control_plane.report.addresses["grpc"]
@@ -173,42 +217,54 @@ async def _start_world(
         fault_relay_spec(
             world,
             control_plane=cp_address,
-            token=tokens["operator"],
+            token=tokens.roles["operator"],
             state_file=state_directory / "run" / "fault-relay-state.json",
         )
     )
     deployed = await ensure_default_app(
-        control_plane=cp_address, operator_token=tokens["operator"], manifest_path=app
+        control_plane=cp_address, operator_token=tokens.roles["operator"], manifest_path=app
     )
     if deployed is None:
         Console().print(
             "the control plane has apps already: its deployments stay as they are "
             "(`edgecdn up --fresh` starts from an empty one)"
         )
+    # Each region's nodes and gateways reach the control plane through the region's link.
+    region_links = {
+        region.id: relay.report.addresses[control_plane_link(region.id)]
+        for region in world.regions
+        if region.edge_nodes
+    }
     plans = edge_node_plans(
         world,
-        control_plane={
-            region.id: relay.report.addresses[control_plane_link(region.id)]
-            for region in world.regions
-            if region.edge_nodes
-        },
-        node_token=tokens["node"],
+        control_plane=region_links,
+        node_tokens=tokens.nodes,
         state_dir=state_directory,
         geo_cache_dir=geo_cache_dir,
+        # The edge answers /_edge/iot from its region's gateways (docs/edge-node.md).
+        extra=mqtt.client_flags("control-plane", env_prefix="EDGE_NODE"),
     )
     nodes = await supervisor.start_group([plan.spec for plan in plans])
     await wait_until_nodes_serve(
         control_plane=cp_address,
-        viewer_token=tokens["viewer"],
+        viewer_token=tokens.roles["viewer"],
         app=deployed,
         node_ids=[plan.node_id for plan in plans],
     )
+    gateways = gateway_plans(
+        world,
+        mqtt=mqtt,
+        control_plane={region.id: region_links.get(region.id, cp_address) for region in world.regions},
+        gateway_token=tokens.roles["gateway"],
+        state_dir=state_directory,
+    )
+    await supervisor.start_group([plan.spec for plan in gateways])
     router = await supervisor.start(
         router_spec(
             world,
             control_plane=cp_address,
-            node_token=tokens["node"],
-            admin_token=tokens["operator"],
+            router_token=tokens.roles["router"],
+            admin_token=tokens.roles["operator"],
             geo_cache_dir=geo_cache_dir,
         )
     )
@@ -220,7 +276,23 @@ async def _start_world(
             EdgeNodeEntry(node_id=plan.node_id, region=plan.region, url=node.report.addresses["http"])
             for plan, node in zip(plans, nodes, strict=True)
         ),
+        mqtt_url=mqtt.url,
+        mqtt_protocol=mqtt.protocol,
+        gateways=tuple(
+            GatewayEntry(gateway_id=gateway_id, region=plan.region, process=plan.spec.name)
+            for plan in gateways
+            for gateway_id in plan.gateway_ids
+        ),
     )
+
+
+async def _start_broker(supervisor: Supervisor, state_directory: Path, engine: BrokerEngine) -> MqttPlan:
+    users_file = state_directory / "mqtt.json"
+    passwords = ensure_mqtt_users(users_file)
+    broker = await supervisor.start(
+        broker_spec(users_file=users_file, data_dir=state_directory / "mqtt", engine=engine)
+    )
+    return MqttPlan(url=broker.report.addresses["mqtt"], engine=engine, passwords=passwords)
 
 
 def _print_world(console: Console, world: World, supervisor: Supervisor, state_file: Path) -> None:

@@ -1,5 +1,6 @@
-"""Tokens for the local world, and its app put on every edge node the way an operator would:
-through the control plane's API (register the manifest, deploy to all, wait for the nodes).
+"""Secrets for the local world (its tokens: ``simulator.world_tokens``), and its app put on every
+edge node the way an operator would: through the control plane's API (register the manifest,
+deploy to all, wait for the nodes).
 
 The world's control plane keeps its state across runs of ``edgecdn up``; the default app is
 published and deployed only to a control plane that has no app at all, so a restart of the
@@ -23,25 +24,25 @@ from protos.edgecdn.v1 import apps_pb2, common_pb2, nodes_pb2
 from runtime.files import write_bytes_atomically
 from simulator.errors import SimulatorError
 
-ROLES = ("operator", "viewer", "node")
 MIN_TOKEN_LENGTH = 8
 POLL_SECONDS = 0.1
 
 
-def ensure_tokens(path: Path) -> dict[str, str]:
-    """One bearer token per role, kept in ``path`` (mode 0600) across runs of the world."""
+def ensure_secrets(path: Path, names: Collection[str]) -> dict[str, str]:
+    """One random secret per name, kept in ``path`` (a JSON object, mode 0600) across runs;
+    made anew when the file is missing, unreadable or lacks one of ``names``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and all(
-            isinstance(data.get(role), str) and len(data[role]) >= MIN_TOKEN_LENGTH for role in ROLES
+            isinstance(data.get(name), str) and len(data[name]) >= MIN_TOKEN_LENGTH for name in names
         ):
-            return {role: data[role] for role in ROLES}
+            return {name: data[name] for name in names}
     except (OSError, ValueError):
         pass  # none yet, or unusable: make new ones
-    tokens = {role: secrets.token_urlsafe(24) for role in ROLES}
-    write_bytes_atomically(path, json.dumps(tokens, indent=2).encode())
+    secrets_by_name = {name: secrets.token_urlsafe(24) for name in names}
+    write_bytes_atomically(path, json.dumps(secrets_by_name, indent=2).encode())
     os.chmod(path, 0o600)
-    return tokens
+    return secrets_by_name
 
 
 async def ensure_default_app(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from geo.world import World
 from runtime.events import events_path
-from runtime.world_state import EdgeNodeEntry, ProcessEntry, WorldState, write_world_state
+from runtime.world_state import EdgeNodeEntry, GatewayEntry, ProcessEntry, WorldState, write_world_state
 from simulator.supervisor import RunningChild, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,9 @@ class StartedWorld:
     router_url: str
     fault_relay_url: str
     edge_nodes: tuple[EdgeNodeEntry, ...]
+    mqtt_url: str | None = None
+    mqtt_protocol: str | None = None
+    gateways: tuple[GatewayEntry, ...] = ()
 
 
 def process_entry(child: RunningChild) -> ProcessEntry:
@@ -65,6 +68,9 @@ class WorldStatePublisher:
             tokens=tokens,
             fault_relay_url=started.fault_relay_url,
             events_file=str(events_path(self._state_file.parent)),
+            mqtt_url=started.mqtt_url,
+            mqtt_protocol=started.mqtt_protocol,
+            gateways=started.gateways,
         )
         self.publish()
 

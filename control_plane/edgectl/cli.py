@@ -14,8 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from control_plane.edgectl.cache_cmd import add_parsers as add_cache_parsers
 from control_plane.edgectl.commands import run_command
 from control_plane.edgectl.errors import EdgectlError
+from control_plane.edgectl.gateways_cmd import add_parsers as add_gateway_parsers
 from control_plane.edgectl.output import OUTPUTS
 from control_plane.edgectl.rollout_cmd import add_parsers as add_rollout_parsers
 from control_plane.edgectl.traces_cmd import add_parsers as add_trace_parsers
@@ -68,9 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     apps = commands.add_parser("apps", help="app versions").add_subparsers(dest="action", required=True)
     register = apps.add_parser("register", help="register an app version from a manifest", parents=output)
     register.add_argument("manifest", type=Path)
+    register.add_argument(
+        "--allow-origin-network",
+        action="append",
+        default=[],
+        metavar="CIDR|HOST",
+        help="allow origins on this link-local/metadata network or host (the control plane must too)",
+    )
     apps.add_parser("list", help="list apps", parents=output)
     show = apps.add_parser("show", help="show NAME[@VERSION] (latest when no version)", parents=output)
     show.add_argument("ref")
+    remove = apps.add_parser(
+        "rm", help="remove NAME@VERSION (refused while deployed or in a rollout)", parents=output
+    )
+    remove.add_argument("ref")
 
     deploy = commands.add_parser("deploy", help="deploy NAME@VERSION now", parents=output)
     deploy.add_argument("ref")
@@ -92,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("status", help="control plane health and a summary", parents=output)
     add_trace_parsers(commands, output)
     add_rollout_parsers(commands, output)
+    add_gateway_parsers(commands, output)
+    add_cache_parsers(commands, output)
     return parser
 
 

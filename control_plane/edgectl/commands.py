@@ -17,7 +17,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from control_plane.edgectl.cache_cmd import cache_command
 from control_plane.edgectl.errors import EdgectlError
+from control_plane.edgectl.gateways_cmd import gateways_command
 from control_plane.edgectl.output import (
     STATUS_NAMES,
     app_table,
@@ -37,7 +39,7 @@ from cpclient import TlsSettings
 from cpclient.apps import ABIS
 from cpclient.operator import OperatorClient as Client
 from cpclient.operator import publish_app
-from manifest import load_manifest
+from manifest import OriginPolicy, load_manifest
 from protos.edgecdn.v1 import common_pb2, deployments_pb2, modules_pb2
 from runtime.cli import split_csv
 
@@ -58,6 +60,8 @@ async def run_command(args: argparse.Namespace, *, server: str, token: str, tls:
         "stats": stats_command,
         "nodes": _nodes,
         "status": _status,
+        "gateways": gateways_command,
+        "cache": cache_command,
     }
     async with Client(server, token, tls) as client:
         return await commands[args.group](client, args)
@@ -117,7 +121,11 @@ async def _modules(client: Client, args: argparse.Namespace) -> int:
 async def _apps(client: Client, args: argparse.Namespace) -> int:
     action = args.action
     if action == "register":
-        manifest = load_manifest(args.manifest)
+        try:
+            origins = OriginPolicy.parse(args.allow_origin_network)
+        except ValueError as exc:
+            raise EdgectlError(f"--allow-origin-network: {exc}", exit_code=2) from exc
+        manifest = load_manifest(args.manifest, origins=origins)
 
         async def upload(data: bytes, name: str, abi: str) -> object:
             return await _push(client, data, name=name, abi=abi)
@@ -138,11 +146,29 @@ async def _apps(client: Client, args: argparse.Namespace) -> int:
         else:
             print_table(app_table(app, wide=args.output == "wide"), wide=args.output == "wide")
         return 0
+    if action == "rm":
+        return await _apps_rm(client, args)
     apps = await client.list_apps()
     if args.output == "json":
         print_json([as_dict(a) for a in apps])
     else:
         print_table(apps_table(apps, wide=args.output == "wide"), wide=args.output == "wide")
+    return 0
+
+
+async def _apps_rm(client: Client, args: argparse.Namespace) -> int:
+    name, _, version = args.ref.partition("@")
+    if not name or not version:
+        raise EdgectlError(f"apps rm needs NAME@VERSION, got {args.ref!r}", exit_code=2)
+    removed = await client.remove_app(name, version)
+    if args.output == "json":
+        print_json(as_dict(removed))
+    else:
+        modules = ", ".join(digest[:12] for digest in removed.removed_modules)
+        console().print(
+            f"removed {name}@{version}" + (f" and its unused modules {modules}" if modules else ""),
+            highlight=False,
+        )
     return 0
 
 

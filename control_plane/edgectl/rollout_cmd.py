@@ -3,7 +3,7 @@
     edgectl rollout start NAME@VERSION --waves 'ap-northeast-2;ap-northeast-1,ap-south-1;*'
         --bake 30s --max-error-rate 1% --max-p99 250ms --min-requests 50
         [--max-error-increase 0.5%] [--progress-deadline 60s] [--require-traffic]
-        [--allow-empty] [--file rollout.toml] [--watch]
+        [--allow-empty] [--gateway-module SHA256] [--file rollout.toml] [--watch]
     edgectl rollout list | status ID | watch ID
     edgectl rollout pause ID | resume ID | promote ID [--all] | abort ID --reason TEXT
 
@@ -35,7 +35,7 @@ from runtime.durations import parse_duration
 FAILED_ENDINGS = {"rolled_back", "aborted"}
 SPEC_KEYS = {
     "app", "waves", "bake", "max_error_rate", "max_p99", "min_requests", "max_error_increase",
-    "progress_deadline", "require_traffic", "allow_empty",
+    "progress_deadline", "require_traffic", "allow_empty", "gateway_module",
 }  # fmt: skip
 DEFAULTS: dict[str, Any] = {"bake": "30s", "max_error_rate": "1%", "max_p99": "0ms", "min_requests": 50}
 
@@ -64,6 +64,11 @@ def add_parsers(
     )
     start.add_argument(
         "--allow-empty", action="store_true", default=None, help="accept regions no node has reported"
+    )
+    start.add_argument(
+        "--gateway-module",
+        metavar="SHA256",
+        help="also move each wave's IoT gateways to this telemetry module (alone: gateways only)",
     )
     start.add_argument("--file", type=Path, help="rollout settings as TOML (flags win)")
     start.add_argument("--watch", action="store_true", help="stay and watch it to the end")
@@ -160,10 +165,13 @@ def spec_from_args(args: argparse.Namespace) -> rollouts_pb2.RolloutSpec:
 
 
 def build_spec(settings: dict[str, Any]) -> rollouts_pb2.RolloutSpec:
-    name, _, version = str(settings.get("app", "")).partition("@")
-    if not name or not version:
+    name, _, version = str(settings.get("app") or "").partition("@")
+    module = str(settings.get("gateway_module") or "")
+    if (not name or not version) and not (module and not name):
         raise EdgectlError(
-            'rollout start needs NAME@VERSION (or app = "NAME@VERSION" in --file)', exit_code=2
+            'rollout start needs NAME@VERSION (or app = "NAME@VERSION" in --file), '
+            "or --gateway-module SHA256, or both",
+            exit_code=2,
         )
     waves = settings.get("waves")
     if not waves:
@@ -171,7 +179,10 @@ def build_spec(settings: dict[str, Any]) -> rollouts_pb2.RolloutSpec:
             "rollout start needs --waves, e.g. 'ap-northeast-2;ap-northeast-1,ap-south-1;*'", exit_code=2
         )
     spec = rollouts_pb2.RolloutSpec(
-        app_name=name, app_version=version, allow_empty=bool(settings.get("allow_empty"))
+        app_name=name,
+        app_version=version,
+        allow_empty=bool(settings.get("allow_empty")),
+        gateway_module=module,
     )
     bake = _seconds(settings["bake"], "--bake")
     for wave in _waves(waves):

@@ -77,6 +77,8 @@ def stats_dict(row: traces_pb2.StatsRow, window_s: float) -> dict[str, Any]:
         "source": row.source or "spans",
         "partial": row.partial,
         "partial_reason": row.partial_reason or None,
+        "cache": dict(sorted(row.cache.items())),
+        "hit_ratio": round(row.hit_ratio, 6) if row.HasField("hit_ratio") else None,
     }
 
 
@@ -215,12 +217,21 @@ def _route(row: traces_pb2.StatsRow, *, by_route: bool) -> str:
     return "(no route)" if by_route else "*"
 
 
+def _hit_percent(row: traces_pb2.StatsRow) -> str:
+    """Blank when no request of the row touched the cache (or only bypassed it)."""
+    return f"{row.hit_ratio:.1%}" if row.HasField("hit_ratio") else ""
+
+
+def _cache_counts(row: traces_pb2.StatsRow) -> str:
+    return " ".join(f"{result} {n:,}" for result, n in sorted(row.cache.items())) or "-"
+
+
 def stats_table(
     rows: Sequence[traces_pb2.StatsRow], window_s: float, *, by_route: bool, wide: bool = False
 ) -> Table:
     """The rows, narrow enough for an 80-column terminal (``wide`` adds error counts, p95 and
     where the figures come from); a partial row's request count is marked ``*``
-    (``stats_notes`` says why)."""
+    (``stats_notes`` says why). ``HIT %`` counts REVALIDATED as a hit, BYPASS as neither."""
     columns = [Column(header="REGION"), Column(header="APP", wrap=True)]
     if by_route:
         columns.append(Column(header="ROUTE", wrap=True))
@@ -230,12 +241,14 @@ def stats_table(
         Column(header="5XX", right=True),
         Column(header="P50 MS", right=True),
         Column(header="P99 MS", right=True),
+        Column(header="HIT %", right=True),
     ]
     if wide:
         columns += [
             Column(header="ERRORS", right=True),
             Column(header="P95 MS", right=True),
             Column(header="SOURCE"),
+            Column(header="CACHE", wrap=True),
         ]
     cells: list[list[Cell]] = []
     for row in rows:
@@ -248,9 +261,10 @@ def stats_table(
             Text(f"{row.error_rate:.1%}", style="red" if row.errors else ""),
             f"{row.p50_ms:.2f}",
             f"{row.p99_ms:.2f}",
+            _hit_percent(row),
         ]
         if wide:
-            line += [f"{row.errors:,}", f"{row.p95_ms:.2f}", row.source or "spans"]
+            line += [f"{row.errors:,}", f"{row.p95_ms:.2f}", row.source or "spans", _cache_counts(row)]
         cells.append(line)
     return build_table(columns, cells, wide=wide, title=f"requests over the last {window_s:g} s")
 
@@ -267,6 +281,8 @@ def stats_notes(response: traces_pb2.GetStatsResponse, *, by_route: bool) -> lis
         if row.partial:
             where = f"{row.region} {row.app_name}@{row.app_version} {_route(row, by_route=by_route)}"
             notes.append(f"* partial: {where}: {row.partial_reason}")
+    if any(row.cache for row in response.rows):
+        notes.append("hit % = (HIT + REVALIDATED) / (HIT + REVALIDATED + MISS + STALE), from sampled spans")
     if response.spans_dropped:
         notes.append(f"nodes dropped {response.spans_dropped:,} spans in this window")
     return notes

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from control_plane.apps import AppRegistry
 from control_plane.errors import InvalidRequestError, NotFoundError
@@ -41,10 +41,19 @@ from control_plane.rollouts.events import (
     WaveProgress,
 )
 from control_plane.rollouts.gates import Figures
+from control_plane.rollouts.gateway_waves import (
+    NO_BROKER,
+    GatewayMover,
+    check_gateway_start,
+    combined_progress,
+)
 from control_plane.rollouts.machine import step
 from control_plane.rollouts.model import NOTHING, ActionKind, Rollout, RolloutSpec, RolloutState, new_rollout
 from control_plane.rollouts.store import RolloutStore
 from protos.edgecdn.v1 import common_pb2
+
+if TYPE_CHECKING:
+    from control_plane.gateways.coordinator import Coordinator
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +90,8 @@ class RolloutDriver:
         world_regions: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
         tick_s: float = TICK_S,
+        gateways: Coordinator | None = None,
+        has_module: Callable[[str], bool] = lambda _sha256: False,
     ) -> None:
         self._store = store
         self._fleet = fleet
@@ -89,6 +100,9 @@ class RolloutDriver:
         self._world_regions = frozenset(world_regions)
         self._clock = clock
         self._tick_s = tick_s
+        # The IoT gateways (None without --mqtt: rollouts with a gateway module are refused).
+        self._gateways = None if gateways is None else GatewayMover(gateways)
+        self._has_module = has_module
         self._rollouts: dict[str, Rollout] = {r.id: r for r in store.load_all()}
         # In memory only: after a restart the machine re-sends what is in flight (Resumed).
         self._wave_deployments: dict[tuple[str, int], str] = {}
@@ -129,8 +143,13 @@ class RolloutDriver:
     # -- operator calls ------------------------------------------------------------------------
 
     def start(self, spec: RolloutSpec, *, allow_empty: bool = False) -> Rollout:
-        """Start a rollout of ``spec``: one active rollout per app; every wave's region known."""
-        active = self.active_for(spec.app)
+        """Start a rollout of ``spec``: one active rollout per app (and one with a gateway
+        module); every wave's region known."""
+        before = {}
+        if spec.gateway_module:
+            busy = [r for r in self._rollouts.values() if r.spec.gateway_module and not r.state.terminal]
+            before = check_gateway_start(spec, self._gateways, self._has_module, busy)
+        active = self.active_for(spec.app) if spec.app else None
         if active is not None:
             raise ActionRefusedError(
                 rollout_id=active.id,
@@ -138,17 +157,21 @@ class RolloutDriver:
                 action="start",
                 reason=f"{spec.app} is being rolled out; one rollout per app at a time (abort it first)",
             )
-        self._apps.get(spec.app, spec.version)  # NotFoundError for a version never registered
+        if spec.app:
+            self._apps.get(spec.app, spec.version)  # NotFoundError for a version never registered
         regions = [region for wave in spec.waves for region in wave.regions]
         self.check_regions(regions, allow_empty=allow_empty, field="waves")
         now = self._clock()
         rollout = new_rollout(rollout_id=self._store.next_id(), spec=spec, now=now)
-        versions = fleetview.region_versions(
-            self._fleet.list_nodes(), spec.app, self._deployment_app, regions
+        versions = (
+            fleetview.region_versions(self._fleet.list_nodes(), spec.app, self._deployment_app, regions)
+            if spec.app
+            else dict.fromkeys(regions, NOTHING)
         )
         self._rollouts[rollout.id] = rollout
         self._store.save(rollout)
-        return self._apply(rollout, Started(previous_versions=versions), "started")
+        started = Started(previous_versions=versions, previous_gateway_modules=before)
+        return self._apply(rollout, started, "started")
 
     def act(self, rollout_id: str, kind: ActionKind, *, actor: str, reason: str = "") -> Rollout:
         """An operator's pause, resume, promote, promote --all or abort, recorded with who and why."""
@@ -202,35 +225,58 @@ class RolloutDriver:
         if rollout.state == RolloutState.DEPLOYING or (
             rollout.state == RolloutState.PAUSED and rollout.wave.deployed_at is None
         ):
-            deployment_id = self._wave_deployments.get((rollout.id, rollout.current_wave))
-            if deployment_id is not None:
-                progress = fleetview.deploy_progress(self._fleet.deployment(deployment_id))
+            wave = rollout.current_wave
+            edge = self._edge_progress(self._wave_deployments.get((rollout.id, wave)), rollout)
+            gateways = None
+            if rollout.spec.gateway_module and self._gateways is not None:
+                gateways = self._gateways.waves.get((rollout.id, wave))
+                if gateways is None:
+                    edge = None  # not sent yet (or lost to a restart: the machine re-sends)
+            if edge is not None and edge.nack is not None:
+                events.append(Nacked(wave=wave, node_id=edge.nack[0], error=edge.nack[1]))
+            elif edge is not None:
+                progress = combined_progress(edge.expected, edge.acked, gateways)
                 if progress.nack is not None:
-                    events.append(
-                        Nacked(wave=rollout.current_wave, node_id=progress.nack[0], error=progress.nack[1])
-                    )
+                    events.append(Nacked(wave=wave, node_id=progress.nack[0], error=progress.nack[1]))
                 else:
-                    events.append(
-                        WaveProgress(
-                            wave=rollout.current_wave, expected=progress.expected, acked=progress.acked
-                        )
-                    )
+                    events.append(WaveProgress(wave=wave, expected=progress.expected, acked=progress.acked))
         if rollout.state == RolloutState.ROLLING_BACK and rollout.rollback is not None:
             done = []
             for region in rollout.rollback.pending:
-                deployment_id = self._restore_deployments.get((rollout.id, region))
-                if deployment_id is None:
-                    continue
-                progress = fleetview.deploy_progress(self._fleet.deployment(deployment_id))
-                if progress.nack is not None:
-                    events.append(
-                        RestoreFailed(region=region, error=f"{progress.nack[0]}: {progress.nack[1]}")
-                    )
-                elif progress.done:
+                error, restored = self._restore_state(rollout, region)
+                if error:
+                    events.append(RestoreFailed(region=region, error=error))
+                elif restored:
                     done.append(region)
             if done:
                 events.append(RestoreAcked(regions=tuple(done)))
         return events
+
+    def _edge_progress(self, deployment_id: str | None, rollout: Rollout) -> fleetview.DeployProgress | None:
+        """A deployment's progress; none to wait for without an app; None when not deployed yet."""
+        if not rollout.spec.app or deployment_id == "":
+            return fleetview.DeployProgress(expected=(), acked=(), nack=None)
+        if deployment_id is None:
+            return None
+        return fleetview.deploy_progress(self._fleet.deployment(deployment_id))
+
+    def _restore_state(self, rollout: Rollout, region: str) -> tuple[str, bool]:
+        """(why the region's restore failed, or ""; whether it is complete): its edge restore
+        ACKed and its gateways back on their modules."""
+        key = (rollout.id, region)
+        edge = self._edge_progress(self._restore_deployments.get(key), rollout)
+        if edge is not None and edge.nack is not None:
+            return f"{edge.nack[0]}: {edge.nack[1]}", False
+        gateways = None
+        if rollout.spec.gateway_module and self._gateways is not None:
+            gateways = self._gateways.restores.get(key)
+            if gateways is None:
+                return "", False
+            failure = gateways.first_failure()
+            if failure is not None:
+                del self._gateways.restores[key]  # said once; the machine's retry sends again
+                return f"gateway {failure[0]}: {failure[1]}", False
+        return "", edge is not None and edge.done and (gateways is None or gateways.done)
 
     def _gate_figures(self, rollout: Rollout) -> GateFigures | None:
         wave = rollout.wave
@@ -238,13 +284,14 @@ class RolloutDriver:
             return None
         now = self._clock()
         spec = rollout.spec
-        figures = self._figures.figures(
-            regions=rollout.wave_spec.regions,
-            app=spec.app,
-            version=spec.version,
-            since=wave.deployed_at,
-            until=now,
-        )
+        regions = rollout.wave_spec.regions
+        figures = Figures()
+        if spec.app:
+            figures = self._figures.figures(
+                regions=regions, app=spec.app, version=spec.version, since=wave.deployed_at, until=now
+            )
+        if spec.gateway_module and self._gateways is not None:
+            figures = self._gateways.figures(rollout.id, rollout.current_wave, figures, regions)
         later = [region for w in spec.waves[rollout.current_wave + 1 :] for region in w.regions]
         baseline_version = fleetview.baseline_version(rollout.initial_versions, later)
         baseline = None
@@ -272,21 +319,44 @@ class RolloutDriver:
 
     def _carry_out(self, rollout: Rollout, command: Command) -> None:
         if isinstance(command, Deploy):
-            deployment_id = self._fleet.deploy(
-                app_name=command.app,
-                app_version=command.version,
-                selector=common_pb2.Selector(regions=command.regions),
-            )
-            self._wave_deployments[(rollout.id, command.wave)] = deployment_id
-            logger.info("rollout %s: wave %d deploys %s@%s (deployment %s)", rollout.id, command.wave + 1,
-                        command.app, command.version, deployment_id)  # fmt: skip
+            if command.app:
+                deployment_id = self._fleet.deploy(
+                    app_name=command.app,
+                    app_version=command.version,
+                    selector=common_pb2.Selector(regions=command.regions),
+                )
+                self._wave_deployments[(rollout.id, command.wave)] = deployment_id
+                logger.info("rollout %s: wave %d deploys %s@%s (deployment %s)", rollout.id, command.wave + 1,
+                            command.app, command.version, deployment_id)  # fmt: skip
+            if command.gateway_module:
+                self._deploy_gateways(rollout, command)
         elif isinstance(command, Restore):
             for region, version in sorted(command.versions.items()):
                 self._restore(rollout, region, version)
         elif isinstance(command, Notify):
             logger.info("rollout %s: %s", rollout.id, command.message)
 
+    def _deploy_gateways(self, rollout: Rollout, command: Deploy) -> None:
+        if self._gateways is None:  # restarted without --mqtt: the wave waits for its nodes only
+            logger.error("rollout %s: %s; its gateways are left as they are", rollout.id, NO_BROKER)
+            return
+        deadline_s = rollout.spec.progress_deadline_s
+        offline = self._gateways.deploy(
+            rollout.id, command.wave, command.regions, command.gateway_module, deadline_s
+        )
+        if offline:
+            names = ", ".join(g.gateway_id for g in offline)
+            note = f"gateways offline, skipped (they keep their module): {names}"
+            logger.warning("rollout %s: wave %d: %s", rollout.id, command.wave + 1, note)
+            self._tell(rollout, note)
+
     def _restore(self, rollout: Rollout, region: str, version: str) -> None:
+        if rollout.spec.gateway_module and self._gateways is not None:
+            before = rollout.gateway_modules_before
+            self._gateways.restore(rollout.id, region, before, rollout.spec.progress_deadline_s)
+        if not rollout.spec.app:
+            self._restore_deployments[(rollout.id, region)] = ""  # no edge restore
+            return
         if version == NOTHING:
             # Deployments assign apps; none takes one away. The region ran no version of the
             # app before, so it keeps this one: said, and counted as restored.
@@ -294,18 +364,12 @@ class RolloutDriver:
                 "rollout %s: %s ran no %s before; it keeps %s",
                 rollout.id, region, rollout.spec.app, rollout.spec.version,
             )  # fmt: skip
-            self._restore_deployments.pop((rollout.id, region), None)
-            asyncio.get_running_loop().call_soon(self._restored_nothing, rollout.id, region)
+            self._restore_deployments[(rollout.id, region)] = ""  # nothing to wait for
             return
         deployment_id = self._fleet.deploy(
             app_name=rollout.spec.app, app_version=version, selector=common_pb2.Selector(regions=[region])
         )
         self._restore_deployments[(rollout.id, region)] = deployment_id
-
-    def _restored_nothing(self, rollout_id: str, region: str) -> None:
-        rollout = self._rollouts[rollout_id]
-        if rollout.state == RolloutState.ROLLING_BACK:
-            self._apply(rollout, RestoreAcked(regions=(region,)), "")
 
     def _tell(self, rollout: Rollout, event: str) -> None:
         for queue in self._watchers.get(rollout.id, []):

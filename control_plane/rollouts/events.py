@@ -21,6 +21,8 @@ class Started:
     now (region -> app version, "" for none). Captured per wave as it deploys, restored on rollback."""
 
     previous_versions: Mapping[str, str]
+    # "region/gateway_id" -> module sha256 of every gateway in the spec's regions (gateway rollouts).
+    previous_gateway_modules: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +114,7 @@ class Deploy:
     regions: tuple[str, ...]
     app: str
     version: str
+    gateway_module: str = ""  # also move these regions' gateways to this module ("" : not)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

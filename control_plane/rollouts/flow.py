@@ -88,6 +88,7 @@ def deploy_command(rollout: Rollout) -> Deploy:
         regions=rollout.wave_spec.regions,
         app=rollout.spec.app,
         version=rollout.spec.version,
+        gateway_module=rollout.spec.gateway_module,
     )
 
 
@@ -135,7 +136,7 @@ def advance(run: Step, why: str, actor: str = SYSTEM_ACTOR) -> None:
     if rollout.current_wave + 1 < len(rollout.spec.waves):
         deploy_wave(run, rollout.current_wave + 1, why, actor)
         return
-    done = f"{rollout.spec.app}@{rollout.spec.version} runs in every wave's regions"
+    done = f"{rollout.spec.label} runs in every wave's regions"
     run.transition(State.SUCCEEDED, f"{why}; {done}", actor)
 
 

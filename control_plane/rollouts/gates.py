@@ -69,6 +69,11 @@ class Figures:
     requests: int = 0
     errors: int = 0
     p99_ms: float | None = None  # None when there were no requests
+    # The regions' IoT gateways (rollouts that carry a gateway module): batches their module
+    # processed, batches it failed (trap, limits, invalid output), and self-rollbacks.
+    gateway_batches: int = 0
+    gateway_errors: int = 0
+    gateway_rollbacks: int = 0
 
     def __post_init__(self) -> None:
         if self.requests < 0 or not 0 <= self.errors <= self.requests:
@@ -76,6 +81,8 @@ class Figures:
                 field="figures",
                 reason=f"need 0 <= errors <= requests, got {self.errors} errors of {self.requests}",
             )
+        if min(self.gateway_batches, self.gateway_errors, self.gateway_rollbacks) < 0:
+            raise InvalidValueError(field="figures.gateway", reason="gateway counts must be >= 0")
         if self.p99_ms is not None and (not math.isfinite(self.p99_ms) or self.p99_ms < 0):
             raise InvalidValueError(field="figures.p99_ms", reason=f"must be >= 0, not {self.p99_ms}")
 
@@ -83,8 +90,20 @@ class Figures:
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
+    @property
+    def gateway_error_rate(self) -> float:
+        attempts = self.gateway_batches + self.gateway_errors
+        return self.gateway_errors / attempts if attempts else 0.0
+
     def to_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "p99_ms": self.p99_ms}
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "p99_ms": self.p99_ms,
+            "gateway_batches": self.gateway_batches,
+            "gateway_errors": self.gateway_errors,
+            "gateway_rollbacks": self.gateway_rollbacks,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Figures:
@@ -93,6 +112,10 @@ class Figures:
             requests=int(data["requests"]),
             errors=int(data["errors"]),
             p99_ms=None if p99 is None else float(p99),
+            # Absent in rollouts stored before gateways took part.
+            gateway_batches=int(data.get("gateway_batches", 0)),
+            gateway_errors=int(data.get("gateway_errors", 0)),
+            gateway_rollbacks=int(data.get("gateway_rollbacks", 0)),
         )
 
 
@@ -143,11 +166,13 @@ def judge(
     gets little traffic; 25 failures in 25 requests must not pass on bake time alone.
     """
     enough = wave_figures.requests >= limits.min_requests
-    if enough:
+    gateways = broken_gateways(limits, wave_figures)  # judged however little edge traffic came
+    broken = [gateways] if gateways else []
+    if enough and not broken:
         broken = broken_limits(limits, wave_figures, baseline_figures)
-        if broken:
-            return Fail(figures=wave_figures, reason=f"{wave_label}: {', '.join(broken)}{ROLLING_BACK}")
-    elif conclusive_errors(limits, wave_figures):
+    if broken:
+        return Fail(figures=wave_figures, reason=f"{wave_label}: {', '.join(broken)}{ROLLING_BACK}")
+    if not enough and conclusive_errors(limits, wave_figures):
         lower = wilson_lower_bound(wave_figures.errors, wave_figures.requests)
         reason = (
             f"{wave_label}: {describe_figures(wave_figures)}: fewer than "
@@ -159,7 +184,9 @@ def judge(
     if bake_elapsed_s < bake_s:
         return Pending(figures=wave_figures)
     bake = f"after {wording.seconds(bake_s)} bake"
-    if not enough:
+    # A wave with gateways is judged on what they processed, however little edge traffic came
+    # (unless edge traffic is required).
+    if not enough and (limits.require_traffic or not wave_figures.gateway_batches):
         too_few = (
             f"{wording.count(wave_figures.requests)} requests < {wording.count(limits.min_requests)} needed"
         )
@@ -195,11 +222,36 @@ def conclusive_errors(limits: GateLimits, figures: Figures) -> bool:
 
 
 def describe_figures(figures: Figures) -> str:
-    """``5xx 0.0% of 1,532 requests, p99 41 ms``."""
+    """``5xx 0.0% of 1,532 requests, p99 41 ms`` (and the gateways' batches when they count)."""
     seen = f"5xx {wording.share(figures.error_rate)} of {wording.count(figures.requests)} requests"
     if figures.p99_ms is not None:
         seen += f", p99 {wording.millis(figures.p99_ms)}"
+    if figures.gateway_batches or figures.gateway_errors or figures.gateway_rollbacks:
+        seen += (
+            f"; gateways: {wording.count(figures.gateway_batches)} batches, "
+            f"{wording.count(figures.gateway_errors)} module errors, "
+            f"{wording.count(figures.gateway_rollbacks)} rollbacks"
+        )
     return seen
+
+
+def broken_gateways(limits: GateLimits, figures: Figures) -> str:
+    """Why the wave's gateways fail it, or "": a gateway that rolled the module back by itself
+    fails the wave at once (it found the module broken on real readings); module errors fail
+    it when they break the error limit beyond doubt (the same 99.9% Wilson rule as 5xx)."""
+    if figures.gateway_rollbacks:
+        rollbacks = wording.count(figures.gateway_rollbacks)
+        return f"{rollbacks} gateway module rollbacks (the module failed on gateways)"
+    attempts = figures.gateway_batches + figures.gateway_errors
+    if (
+        attempts >= CONCLUSIVE_REQUESTS
+        and wilson_lower_bound(figures.gateway_errors, attempts) > limits.max_error_rate + _EPSILON
+    ):
+        return (
+            f"gateway module errors in {wording.share(figures.gateway_error_rate)} of "
+            f"{wording.count(attempts)} batches > {wording.limit_share(limits.max_error_rate)}"
+        )
+    return ""
 
 
 def broken_limits(limits: GateLimits, wave: Figures, baseline: Figures | None) -> list[str]:

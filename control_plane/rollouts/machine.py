@@ -150,10 +150,12 @@ def _on_started(run: Step, event: Started) -> None:
             reason=f"no previous version given for {wording.names(missing)}",
         )
     run.rollout = replace(
-        rollout, initial_versions={region: event.previous_versions[region] for region in regions}
+        rollout,
+        initial_versions={region: event.previous_versions[region] for region in regions},
+        gateway_modules_before=dict(event.previous_gateway_modules),
     )
     waves = wording.plural(len(rollout.spec.waves), "wave")
-    deploy_wave(run, 0, f"{rollout.spec.app}@{rollout.spec.version}: {waves}")
+    deploy_wave(run, 0, f"{rollout.spec.label}: {waves}")
 
 
 def _is_current(run: Step, wave: int, *wave_states: State) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -21,6 +22,7 @@ from control_plane.rollouts.gates import Figures, GateLimits
 DEFAULT_PROGRESS_DEADLINE_S = 60.0
 SYSTEM_ACTOR = "system"
 NOTHING = ""  # the "version" of a region that ran no version of the app
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class RolloutState(enum.StrEnum):
@@ -73,9 +75,19 @@ class RolloutSpec:
     waves: tuple[WaveSpec, ...]
     limits: GateLimits = field(default_factory=GateLimits)
     progress_deadline_s: float = DEFAULT_PROGRESS_DEADLINE_S
+    # The IoT gateways' telemetry module (sha256) that moves with each wave's regions; "":
+    # gateways are not part of this rollout. With an empty app, only gateways move.
+    gateway_module: str = ""
 
     def __post_init__(self) -> None:
         validate_spec(self)
+
+    @property
+    def label(self) -> str:
+        """``geo-hello@1.2.0``, ``geo-hello@1.2.0 + gateway module 3f2a9c1d``, ``gateway module 3f2a9c1d``."""
+        module = f"gateway module {self.gateway_module[:8]}" if self.gateway_module else ""
+        app = f"{self.app}@{self.version}" if self.app else ""
+        return " + ".join(part for part in (app, module) if part)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +96,7 @@ class RolloutSpec:
             "waves": [wave.to_dict() for wave in self.waves],
             "limits": self.limits.to_dict(),
             "progress_deadline_s": self.progress_deadline_s,
+            "gateway_module": self.gateway_module,
         }
 
     @classmethod
@@ -94,6 +107,7 @@ class RolloutSpec:
             waves=tuple(WaveSpec.from_dict(wave) for wave in data["waves"]),
             limits=GateLimits.from_dict(data["limits"]),
             progress_deadline_s=float(data["progress_deadline_s"]),
+            gateway_module=str(data.get("gateway_module", "")),  # absent before gateways rolled out
         )
 
 
@@ -103,7 +117,16 @@ def validate_spec(spec: RolloutSpec) -> None:
     Limits validate themselves (``GateLimits``); regions unknown to the world are refused by
     ``parse_waves``, which knows them.
     """
-    if not spec.app.strip() or not spec.version.strip():
+    if spec.gateway_module and not _SHA256.fullmatch(spec.gateway_module):
+        raise RolloutSpecError(
+            field="gateway_module", reason="must be a module's sha256: 64 lower-case hex digits"
+        )
+    if not spec.app.strip() and not spec.version.strip():
+        if not spec.gateway_module:
+            raise RolloutSpecError(
+                field="app", reason="an app version (NAME@VERSION), a gateway module, or both, are needed"
+            )
+    elif not spec.app.strip() or not spec.version.strip():
         raise RolloutSpecError(field="app", reason="an app name and a version are needed (NAME@VERSION)")
     if not spec.waves:
         raise RolloutSpecError(field="waves", reason="a rollout needs at least one wave")
@@ -307,6 +330,9 @@ class Rollout:
     waves: tuple[WaveStatus, ...] = ()
     initial_versions: Mapping[str, str] = field(default_factory=dict)  # every spec region, at start
     previous_versions: Mapping[str, str] = field(default_factory=dict)  # touched regions only
+    # "region/gateway_id" -> the module it ran at start (spec.gateway_module set): what a
+    # rollback puts back on each gateway of a touched region.
+    gateway_modules_before: Mapping[str, str] = field(default_factory=dict)
     skip_gates: bool = False  # promote --all: every remaining judgement skipped
     rollback: RollbackStatus | None = None
     message: str = ""
@@ -319,6 +345,7 @@ class Rollout:
     def __post_init__(self) -> None:
         object.__setattr__(self, "initial_versions", _frozen(self.initial_versions))
         object.__setattr__(self, "previous_versions", _frozen(self.previous_versions))
+        object.__setattr__(self, "gateway_modules_before", _frozen(self.gateway_modules_before))
 
     @property
     def wave(self) -> WaveStatus:
@@ -343,6 +370,7 @@ class Rollout:
             "waves": [wave.to_dict() for wave in self.waves],
             "initial_versions": dict(self.initial_versions),
             "previous_versions": dict(self.previous_versions),
+            "gateway_modules_before": dict(self.gateway_modules_before),
             "skip_gates": self.skip_gates,
             "rollback": None if self.rollback is None else self.rollback.to_dict(),
             "message": self.message,
@@ -363,6 +391,7 @@ class Rollout:
             waves=tuple(WaveStatus.from_dict(wave) for wave in data["waves"]),
             initial_versions=_str_map(data["initial_versions"]),
             previous_versions=_str_map(data["previous_versions"]),
+            gateway_modules_before=_str_map(data.get("gateway_modules_before", {})),
             skip_gates=bool(data["skip_gates"]),
             rollback=None if data["rollback"] is None else RollbackStatus.from_dict(data["rollback"]),
             message=str(data["message"]),
@@ -380,7 +409,7 @@ def new_rollout(*, rollout_id: str, spec: RolloutSpec, now: float) -> Rollout:
         id=rollout_id,
         spec=spec,
         waves=tuple(WaveStatus(index=i) for i in range(len(spec.waves))),
-        message=f"{spec.app}@{spec.version}: accepted, {wording.plural(len(spec.waves), 'wave')}",
+        message=f"{spec.label}: accepted, {wording.plural(len(spec.waves), 'wave')}",
         created_at=now,
         updated_at=now,
         clock_at=now,

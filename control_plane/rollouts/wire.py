@@ -63,6 +63,7 @@ def spec_from_wire(spec: rollouts_pb2.RolloutSpec, known_regions: Iterable[str])
         ),
         limits=limits,
         progress_deadline_s=deadline or DEFAULT_PROGRESS_DEADLINE_S,
+        gateway_module=spec.gateway_module,
     )
 
 
@@ -79,6 +80,7 @@ def rollout_to_wire(rollout: Rollout, now: float) -> rollouts_pb2.Rollout:
     )
     message.spec.app_name = spec.app
     message.spec.app_version = spec.version
+    message.spec.gateway_module = spec.gateway_module
     message.spec.progress_deadline.CopyFrom(_duration(spec.progress_deadline_s))
     message.spec.gate.max_error_rate = limits.max_error_rate
     message.spec.gate.max_p99_latency_ms = limits.max_p99_ms
@@ -141,6 +143,9 @@ def _gate(result: GateResult, baseline: Figures | None) -> rollouts_pb2.GateResu
         error_rate=figures.error_rate,
         p99_latency_ms=figures.p99_ms or 0.0,
         reason=result.reason,
+        gateway_batches=figures.gateway_batches,
+        gateway_errors=figures.gateway_errors,
+        gateway_rollbacks=figures.gateway_rollbacks,
     )
     if baseline is not None:
         gate.baseline_requests = baseline.requests

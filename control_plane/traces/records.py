@@ -19,8 +19,9 @@ REGION_KEY = "edgecdn.region"
 APP_NAME_KEY = "edgecdn.app.name"
 APP_VERSION_KEY = "edgecdn.app.version"
 ROUTE_KEY = "http.route"
+CACHE_KEY = "edgecdn.cache"  # the edge node's cache outcome (edge_node.telemetry.K_CACHE)
 HTTP_STATUS_KEYS = ("http.response.status_code", "http.status_code")
-_WANTED = frozenset({REGION_KEY, APP_NAME_KEY, APP_VERSION_KEY, ROUTE_KEY, *HTTP_STATUS_KEYS})
+_WANTED = frozenset({REGION_KEY, APP_NAME_KEY, APP_VERSION_KEY, ROUTE_KEY, CACHE_KEY, *HTTP_STATUS_KEYS})
 HTTP_SERVER_ERROR = 500
 
 
@@ -30,6 +31,7 @@ class SpanRecord:
     __slots__ = (
         "app_name",
         "app_version",
+        "cache",
         "end_ns",
         "error",
         "http_status",
@@ -60,6 +62,7 @@ class SpanRecord:
         self.app_version = resource.app_version
         self.route = ""
         self.http_status = 0
+        self.cache = ""  # HIT, MISS, STALE, REVALIDATED, BYPASS; "" when the cache was not involved
         for kv in message.attributes:
             if kv.key in _WANTED:
                 self._take(kv)
@@ -71,6 +74,8 @@ class SpanRecord:
             self.http_status = value.int_value or _int(value.string_value)
         elif key == ROUTE_KEY:
             self.route = value.string_value
+        elif key == CACHE_KEY:
+            self.cache = value.string_value
         elif key == REGION_KEY:
             self.region = value.string_value
         elif key == APP_NAME_KEY:

@@ -8,10 +8,13 @@ Pure code.
 - By route: the span rows (spans are what know the route), each partial when the spans of
   its version cover fewer requests than the nodes answered (sampled or dropped spans),
   plus the version's exact total as route ``*``.
+- Cache outcomes are only known from spans: a node figures' row takes those of its
+  version's span rows (sampled, so the hit ratio holds though the counts are partial).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -42,6 +45,14 @@ def _with_reason(row: StatsRow, reason: str) -> StatsRow:
     return replace(row, partial=True, partial_reason=joined)
 
 
+def _span_cache(span_rows: Sequence[StatsRow]) -> dict[VersionKey, tuple[tuple[str, int], ...]]:
+    """The spans' cache outcomes of each app version, its routes added up."""
+    totals: dict[VersionKey, Counter[str]] = {}
+    for row in span_rows:
+        totals.setdefault(_version(row), Counter()).update(dict(row.cache))
+    return {key: tuple(sorted(counts.items())) for key, counts in totals.items() if counts}
+
+
 def stats_rows(
     *,
     span_rows: Sequence[StatsRow],
@@ -50,9 +61,13 @@ def stats_rows(
     by_route: bool,
 ) -> list[StatsRow]:
     """The rows of one statistics answer, sorted by region, app, version, route."""
-    exact = {_version(row): row for row in node_rows}
+    cache = _span_cache(span_rows)
+    exact = {
+        _version(row): replace(row, cache=cache[_version(row)]) if _version(row) in cache else row
+        for row in node_rows
+    }
     if not by_route:
-        rows = list(node_rows)
+        rows = list(exact.values())
         rows.extend(
             _with_reason(row, _dropped_reason(row, spans_dropped))
             for row in span_rows

@@ -222,6 +222,8 @@ class TraceQueryServicer(traces_pb2_grpc.TraceQueryServiceServicer):
                     partial=r.partial,
                     partial_reason=r.partial_reason,
                     source=r.source,
+                    cache=dict(r.cache),
+                    hit_ratio=r.hit_ratio,
                 )
                 for r in rows
             ],

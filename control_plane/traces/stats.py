@@ -8,12 +8,14 @@ window is rounded out to whole buckets) into rows. Spans are sampled and a busy 
 drop some, so these counts are exact only when every span arrived: the exact counts per
 app version come from the nodes' heartbeats (``control_plane.traces.figures``, which
 rollout gates read); these rows give the per-route breakdown and cover nodes that send
-no figures (``control_plane.traces.report`` combines the two).
+no figures (``control_plane.traces.report`` combines the two). Each cell also counts the
+spans' cache outcomes (``edgecdn.cache``), from which a row's hit ratio comes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +27,15 @@ NS = 1_000_000_000
 LOWEST_US = 1
 HIGHEST_US = 60 * 1_000_000  # a minute; slower requests are recorded as a minute
 SIGNIFICANT_FIGURES = 2  # 1% value precision, as in most latency dashboards
+CACHE_HITS = frozenset({"HIT", "REVALIDATED"})  # a revalidated answer spared the body fetch
+CACHE_MISSES = frozenset({"MISS", "STALE"})  # BYPASS is neither: the answer was not cacheable
+
+
+def hit_ratio(cache: Mapping[str, int]) -> float | None:
+    """(HIT + REVALIDATED) / (HIT + REVALIDATED + MISS + STALE); ``None`` when none of those."""
+    hits = sum(n for result, n in cache.items() if result in CACHE_HITS)
+    looked_up = hits + sum(n for result, n in cache.items() if result in CACHE_MISSES)
+    return hits / looked_up if looked_up else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +65,11 @@ class StatsRow:
     partial: bool = False
     partial_reason: str = ""
     source: Source = "spans"
+    cache: tuple[tuple[str, int], ...] = ()  # (outcome, spans), sorted; empty without the cache
+
+    @property
+    def hit_ratio(self) -> float | None:
+        return hit_ratio(dict(self.cache))
 
     @property
     def error_rate(self) -> float:
@@ -69,11 +85,12 @@ def new_histogram() -> HdrHistogram:
 
 
 class _Cell:
-    __slots__ = ("errors", "histogram", "requests")
+    __slots__ = ("cache", "errors", "histogram", "requests")
 
     def __init__(self) -> None:
         self.requests = 0
         self.errors = 0
+        self.cache: Counter[str] = Counter()
         self.histogram = new_histogram()
 
 
@@ -118,6 +135,8 @@ class RollingStats:
             cell.requests += 1
             if span.error:
                 cell.errors += 1
+            if span.cache:
+                cell.cache[span.cache] += 1
             micros = span.duration_ns // 1000
             cell.histogram.record_value(min(max(micros, LOWEST_US), HIGHEST_US))
             counted += 1
@@ -164,6 +183,7 @@ class RollingStats:
                     total = merged[row_key] = _Cell()
                 total.requests += cell.requests
                 total.errors += cell.errors
+                total.cache.update(cell.cache)
                 total.histogram.add(cell.histogram)
         rows = [_row(key, cell, window_s) for key, cell in merged.items() if cell.requests]
         rows.sort(key=lambda r: (r.key.region, r.key.app_name, r.key.app_version, r.key.route))
@@ -180,4 +200,5 @@ def _row(key: StatsKey, cell: _Cell, window_s: float) -> StatsRow:
         p50_ms=histogram.get_value_at_percentile(50) / 1000,
         p95_ms=histogram.get_value_at_percentile(95) / 1000,
         p99_ms=histogram.get_value_at_percentile(99) / 1000,
+        cache=tuple(sorted(cell.cache.items())),
     )

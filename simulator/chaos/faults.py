@@ -107,6 +107,10 @@ def resolve_processes(state: WorldState, target: str) -> list[ProcessEntry]:
         entry = state.process(name)
         if entry is not None:
             return [entry]
+    # A gateway id names the process that simulates it (with its region's other gateways).
+    gateway = next((g for g in state.gateways if g.gateway_id == target), None)
+    if gateway is not None and (entry := state.process(gateway.process)) is not None:
+        return [entry]
     region_nodes = [node.node_id for node in state.edge_nodes if node.region == target]
     if region_nodes:
         return [entry for node_id in region_nodes if (entry := state.process(f"{NODE_PREFIX}{node_id}"))]
@@ -133,4 +137,5 @@ def known_targets(state: WorldState) -> Sequence[str]:
     present = [name for name in ("control-plane", "fault-relay") if state.process(name)] + present
     nodes = [node.node_id for node in state.edge_nodes]
     regions = sorted({node.region for node in state.edge_nodes})
-    return [*present, *regions, *nodes]
+    gateways = [gateway.gateway_id for gateway in state.gateways]
+    return [*present, *regions, *nodes, *gateways]

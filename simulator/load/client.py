@@ -8,7 +8,7 @@ the server, the thing being measured. It sends one request per connection at a t
 pipelining), reads ``content-length`` and chunked bodies, and reports each outcome to a
 sink with the request's *intended* send time, the serving region and the app version that
 answered (``x-edge-app: NAME@VERSION``, interned: one dict lookup per answer, one string
-per distinct version).
+per distinct version) and the cache's outcome (``x-cache``, one of a few constant strings).
 
 Deadlines: connecting is bounded by ``timeout_s``; a request in flight or waiting for a
 free connection longer than ``timeout_s`` fails as ``timeout`` when :meth:`CountryPool.sweep`
@@ -22,13 +22,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator.load.headers import AppVersions, app_version, header_value, serving_region
+from simulator.load.headers import AppVersions, app_version, cache_result, header_value, serving_region
 
 MAX_HEAD_BYTES = 64 * 1024
 
 # (country, intended send time, time of the outcome, HTTP status or 0, serving region or "",
-# error kind or None, app version or "")
-Sink = Callable[[str, float, float, int, str, str | None, str], None]
+# error kind or None, app version or "", x-cache outcome or "")
+Sink = Callable[[str, float, float, int, str, str | None, str, str], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +75,7 @@ class Connection(asyncio.Protocol):
         self._status = 0
         self._region = ""
         self._version = ""
+        self._cache = ""
         self._keep_alive = True
         self._remaining = -1  # body bytes still expected; -1: until close
         self._chunked = False
@@ -126,6 +127,7 @@ class Connection(asyncio.Protocol):
         lower = head.lower()
         self._region = serving_region(lower, head)
         self._version = app_version(lower, head, self.pool.app_versions)
+        self._cache = cache_result(lower)
         connection = header_value(lower, b"connection")
         self._keep_alive = (connection != b"close") if head[7:8] == b"1" else (connection == b"keep-alive")
         encoding = header_value(lower, b"transfer-encoding")
@@ -191,6 +193,7 @@ class Connection(asyncio.Protocol):
 
     def _complete(self) -> None:
         status, region, version, keep_alive = self._status, self._region, self._version, self._keep_alive
+        cache = self._cache
         failed_check = (
             self._body is not None and self.pool.expect is not None and self.pool.expect not in self._body
         )
@@ -199,7 +202,13 @@ class Connection(asyncio.Protocol):
         if not keep_alive:
             self.abort()
         self.pool.finished(
-            self, status, region, version, keep_alive=keep_alive, kind="check" if failed_check else None
+            self,
+            status,
+            region,
+            version,
+            cache,
+            keep_alive=keep_alive,
+            kind="check" if failed_check else None,
         )
 
     def _fail(self, kind: str) -> None:
@@ -298,7 +307,7 @@ class CountryPool:
             self.connecting -= 1
             if self.pending and not self.closed:
                 kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
-                self.sink(self.country, self.pending.popleft(), self.loop.time(), 0, "", kind, "")
+                self.sink(self.country, self.pending.popleft(), self.loop.time(), 0, "", kind, "", "")
                 if self.pending and len(self.open) + self.connecting < self.max_connections:
                     self._connect()
 
@@ -317,15 +326,23 @@ class CountryPool:
             self.idle.append(conn)
 
     def finished(
-        self, conn: Connection, status: int, region: str, version: str, *, keep_alive: bool, kind: str | None
+        self,
+        conn: Connection,
+        status: int,
+        region: str,
+        version: str,
+        cache: str,
+        *,
+        keep_alive: bool,
+        kind: str | None,
     ) -> None:
         intended = conn.intended
         if keep_alive and not self.closed:
             self._release(conn)
-        self.sink(self.country, intended, conn.received, status, region, kind, version)
+        self.sink(self.country, intended, conn.received, status, region, kind, version, cache)
 
     def failed(self, conn: Connection, kind: str) -> None:
-        self.sink(self.country, conn.intended, self.loop.time(), 0, "", kind, "")
+        self.sink(self.country, conn.intended, self.loop.time(), 0, "", kind, "", "")
 
     def lost(self, conn: Connection) -> None:
         self.open.discard(conn)
@@ -340,7 +357,7 @@ class CountryPool:
         for conn in [c for c in self.open if c.busy and c.sent < deadline]:
             conn.timed_out()
         while self.pending and self.pending[0] < deadline:
-            self.sink(self.country, self.pending.popleft(), now, 0, "", "timeout", "")
+            self.sink(self.country, self.pending.popleft(), now, 0, "", "timeout", "", "")
 
     def in_flight(self) -> int:
         return len(self.pending) + sum(1 for c in self.open if c.busy)

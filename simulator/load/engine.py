@@ -139,9 +139,10 @@ class Engine:
         region: str,
         kind: str | None,
         version: str,
+        cache: str = "",
     ) -> None:
         latency_us = int((done - intended) * 1_000_000)
-        self.recorder.record(country, latency_us, int(done - self._t0), status, region, kind, version)
+        self.recorder.record(country, latency_us, int(done - self._t0), status, region, kind, version, cache)
         self._tick_requests += 1
         if kind is not None or status >= 400:
             self._tick_errors += 1

@@ -3,6 +3,8 @@
 - the serving region: ``x-edge-route: region=<id>; ...`` (the router), else ``x-edge-region``;
 - the app version that answered: ``x-edge-app: NAME@VERSION`` (edge nodes; absent on
   answers with no app and from older nodes), interned by :class:`AppVersions`;
+- the HTTP cache's outcome: ``x-cache: HIT|MISS|STALE|REVALIDATED|BYPASS`` (edge nodes;
+  absent on answers that never went through the cache);
 - any other header's value, lower-cased (``connection``, ``content-length``, ...).
 
 The client calls these once per answer: each is a ``find`` over the head and a slice.
@@ -15,6 +17,10 @@ import sys
 APP_HEADER = b"\r\nx-edge-app:"
 MAX_APP_VERSIONS = 64  # distinct x-edge-app values told apart; a server inventing more is "other"
 OTHER_VERSION = "other"
+CACHE_HEADER = b"\r\nx-cache:"
+CACHE_RESULTS = ("HIT", "MISS", "STALE", "REVALIDATED", "BYPASS")
+_CACHE_NAMES = {name.lower().encode(): name for name in CACHE_RESULTS}
+OTHER_CACHE = "OTHER"  # a value the edge node does not send: counted, not told apart
 
 
 def serving_region(head_lower: bytes, head: bytes) -> str:
@@ -67,6 +73,16 @@ def app_version(head_lower: bytes, head: bytes, versions: AppVersions) -> str:
         return ""
     end = head_lower.find(b"\r\n", start + 2)
     return versions.name(head[start + len(APP_HEADER) : end if end >= 0 else len(head)])
+
+
+def cache_result(head_lower: bytes) -> str:
+    """The answer's ``x-cache`` outcome (one of ``CACHE_RESULTS``), or ``""`` without one."""
+    start = head_lower.find(CACHE_HEADER)
+    if start < 0:
+        return ""
+    end = head_lower.find(b"\r\n", start + 2)
+    raw = head_lower[start + len(CACHE_HEADER) : end if end >= 0 else len(head_lower)].strip()
+    return _CACHE_NAMES.get(raw, OTHER_CACHE)
 
 
 def header_value(head_lower: bytes, name: bytes) -> bytes | None:

@@ -4,7 +4,9 @@ The page puts together inline SVG charts (``charts.py``: latency percentiles per
 achieved rate, p99 and answers by serving region over time; ``version_chart.py``: app
 version share over time, one lane per region; each time chart marked with the world's
 events), a country x region matrix of who served whom (a heat table), and tables of
-regions, countries (both with the share of answers by app version) and events. The
+regions, countries (both with the share of answers by app version), the HTTP cache's
+outcomes and hit ratio per country and region (``cache.py``, when answers carried
+``x-cache``) and events. The
 report's figures (without the histograms) are embedded as JSON in a ``<script
 type="application/json" id="edgecdn-load-data">`` element, so tools and tests can read the
 numbers the charts were drawn from; every chart also carries its series (and events) in
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.files import write_atomically
+from simulator.load.cache import any_cache, cache_section, ratio_text
 from simulator.load.charts import EVENT_STYLES, PALETTE, Series, percentile_bars, time_chart
 from simulator.load.version_chart import version_share_chart
 from simulator.load.versions import any_app, colors, percent
@@ -248,6 +251,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"({totals['achieved_rps']:,.0f}/s), {totals['errors']:,} errors; "
         f"p50 {totals['latency_ms']['p50']:.2f} ms, p99 {totals['latency_ms']['p99']:.2f} ms; "
         f"{escape(str(meta.get('mode', '')))} loop, {meta.get('workers', 1)} worker(s)"
+        + (f"; cache hit ratio {ratio_text(totals['hit_ratio']) or '-'}" if any_cache(report) else "")
         + (f"; {len(events)} event(s) in the world" if events else "")
         + (f"; started {escape(str(meta['started_at']))}" if meta.get("started_at") else "")
         + (" — interrupted" if meta.get("interrupted") else "")
@@ -273,6 +277,7 @@ def render_html(report: Mapping[str, Any]) -> str:
             region_matrix(report),
             "<h2>Countries</h2>",
             country_rows(report),
+            cache_section(report),
             f'<script type="application/json" id="edgecdn-load-data">{data}</script>',
             "</body></html>",
         ]

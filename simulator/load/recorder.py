@@ -1,6 +1,7 @@
 """What the simulated clients felt: HDR histograms per country, per serving region and per
 second, error counts by kind and status, who served whom, answers per region per second,
-and answers by app version (``x-edge-app``) per country and per region per second.
+answers by app version (``x-edge-app``) per country and per region per second, and
+answers by cache outcome (``x-cache``) per country and per serving region.
 
 Latencies are recorded in microseconds from the request's *intended* send time. A
 recorder turns into a JSON-able wire form (histograms in the standard compressed HDR
@@ -53,6 +54,7 @@ class CountryStats:
     statuses: Counter[int] = field(default_factory=Counter)
     served_by: Counter[str] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)  # answers by app version
+    cache: Counter[str] = field(default_factory=Counter)  # answers by x-cache (those with one)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -76,6 +78,7 @@ class Recorder:
         self.countries: dict[str, CountryStats] = {}
         self.regions: dict[str, HdrHistogram] = {}
         self.region_errors: Counter[str] = Counter()  # answers that were errors (>= 400, check)
+        self.region_cache: dict[str, Counter[str]] = {}  # answers by x-cache of each serving region
         self.timeline: dict[int, Second] = {}
         self.started_ts: float | None = None  # wall clock at second 0; the engine sets it
         self.unanswered = 0
@@ -92,8 +95,10 @@ class Recorder:
         region: str,
         kind: str | None,
         version: str = "",
+        cache: str = "",
     ) -> None:
-        """One outcome; ``version`` is the answer's ``x-edge-app`` value ("" without one)."""
+        """One outcome; ``version`` is the answer's ``x-edge-app`` value and ``cache`` its
+        ``x-cache`` outcome ("" without the header)."""
         stats = self.countries.get(country)
         if stats is None:
             stats = self.countries[country] = CountryStats()
@@ -117,6 +122,12 @@ class Recorder:
         tick.regions[region] += 1
         if label is not None:
             self.region_errors[region] += 1
+        if cache:
+            stats.cache[cache] += 1
+            counts = self.region_cache.get(region)
+            if counts is None:
+                counts = self.region_cache[region] = Counter()
+            counts[cache] += 1
         version = version or NO_VERSION
         stats.versions[version] += 1
         versions = tick.versions.get(region)
@@ -154,6 +165,7 @@ class Recorder:
                     "statuses": {str(k): v for k, v in s.statuses.items()},
                     "served_by": dict(s.served_by),
                     "versions": dict(s.versions),
+                    "cache": dict(s.cache),
                     "latency_hdr": s.latency.encode().decode("ascii"),
                 }
                 for cc, s in self.countries.items()
@@ -170,6 +182,7 @@ class Recorder:
                 for sec, t in self.timeline.items()
             },
             "region_errors": dict(self.region_errors),
+            "region_cache": {region: dict(counts) for region, counts in self.region_cache.items()},
             "started_ts": self.started_ts,
             "unanswered": self.unanswered,
             "send_lag_hdr": self.send_lag.encode().decode("ascii"),
@@ -184,6 +197,7 @@ class Recorder:
             stats.statuses.update({int(k): int(v) for k, v in data["statuses"].items()})
             stats.served_by.update({str(k): int(v) for k, v in data["served_by"].items()})
             stats.versions.update({str(k): int(v) for k, v in data.get("versions", {}).items()})
+            stats.cache.update({str(k): int(v) for k, v in data.get("cache", {}).items()})
             stats.latency.add(decode_histogram(data["latency_hdr"]))
         for region, encoded in wire["regions"].items():
             self.regions.setdefault(region, new_histogram()).add(decode_histogram(encoded))
@@ -197,6 +211,10 @@ class Recorder:
                 versions = tick.versions.setdefault(str(region), Counter())
                 versions.update({str(k): int(v) for k, v in counts.items()})
         self.region_errors.update({str(k): int(v) for k, v in wire.get("region_errors", {}).items()})
+        for region, counts in wire.get("region_cache", {}).items():
+            self.region_cache.setdefault(str(region), Counter()).update(
+                {str(k): int(v) for k, v in counts.items()}
+            )
         started = wire.get("started_ts")
         if started is not None:  # workers start a little apart: the earliest is second 0
             self.started_ts = float(started) if self.started_ts is None else min(self.started_ts, started)

@@ -6,8 +6,10 @@ Schema (``schema`` = ``edgecdn-load-report/1``; keys are only ever added)::
                interrupted, events_file
     totals:    requests, errors, unanswered, achieved_rps, latency_ms, send_lag_ms
     countries: {CC: {requests, errors, errors_by_kind, statuses, latency_ms, served_by,
-                     served_by_requests, versions, version_shares, histogram}}
-    regions:   {REGION: {requests, errors, share, latency_ms, versions, version_shares, histogram}}
+                     served_by_requests, versions, version_shares, cache, cache_shares,
+                     hit_ratio, histogram}}
+    regions:   {REGION: {requests, errors, share, latency_ms, versions, version_shares,
+                         cache, cache_shares, hit_ratio, histogram}}
     matrix:    {CC: {REGION: requests}}        (who served whom)
     timeline:  [{second, requests, errors, p50_ms, p99_ms, regions: {REGION: answers},
                  versions: {REGION: {VERSION: answers}}}]
@@ -16,6 +18,9 @@ Schema (``schema`` = ``edgecdn-load-report/1``; keys are only ever added)::
 ``latency_ms`` holds p50, p90, p99, p99_9, max, mean and min in milliseconds, measured
 from each request's intended send time; ``histogram`` is the HDR histogram (microseconds)
 in the standard compressed base64 encoding, so reports can be merged or re-analysed.
+``cache`` counts answers by ``x-cache`` outcome (HIT, MISS, STALE, REVALIDATED, BYPASS),
+``cache_shares`` their shares, ``hit_ratio`` is (HIT + REVALIDATED) / (HIT + REVALIDATED +
+MISS + STALE) or null (``simulator.load.cache``); totals carry the three as well.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from rich.console import Console
 from rich.table import Table
 
 from runtime.files import write_atomically
+from simulator.load.cache import any_cache, cache_table
+from simulator.load.cache import figures as cache_figures
 from simulator.load.config import LoadConfig
 from simulator.load.recorder import Recorder, new_histogram
 from simulator.load.versions import add_up, any_app, figures, ordered, summary
@@ -81,6 +88,7 @@ def build_report(
             else {},
             "served_by_requests": dict(stats.served_by.most_common()),
             **figures(stats.versions),  # answers by x-edge-app version, "-" without one
+            **cache_figures(stats.cache),
             "histogram": _histogram(stats.latency),
         }
     answered = sum(h.get_total_count() for h in recorder.regions.values()) or 1
@@ -92,6 +100,7 @@ def build_report(
             "share": round(h.get_total_count() / answered, 6),  # of all answers, as served_by
             "latency_ms": latency_ms(h),
             **figures(region_versions.get(region, {})),
+            **cache_figures(recorder.region_cache.get(region, {})),
             "histogram": _histogram(h),
         }
         for region, h in sorted(recorder.regions.items())
@@ -122,6 +131,7 @@ def build_report(
             "histogram": _histogram(total),
             "send_lag_ms": latency_ms(recorder.send_lag),
             **figures(add_up(stats.versions for stats in recorder.countries.values())),
+            **cache_figures(add_up(stats.cache for stats in recorder.countries.values())),
         },
         "countries": countries,
         "regions": regions,
@@ -259,6 +269,8 @@ def print_tables(report: Mapping[str, Any], console: Console) -> None:
         console.print(region_table(report))
     if any_app(report):
         console.print(versions_table(report))
+    if any_cache(report):
+        console.print(cache_table(report))
     if report.get("events"):
         console.print(events_table(report))
     lag = report["totals"]["send_lag_ms"]

@@ -82,7 +82,7 @@ def test_app_problems_are_pure_and_specific() -> None:
     good = app_version("shop", "1.0", {"hello": "a" * 64})
     assert app_problem(good) is None
     bad_route = apps_pb2.AppVersion(name="shop", version="1", routes=[apps_pb2.Route(path="x", module="m")])
-    assert app_problem(bad_route) == ("app.routes", "route path 'x' must start with '/'")
+    assert app_problem(bad_route) == ("route[0].path", "'x' must start with '/'")
     origin = apps_pb2.AppVersion(name="s", version="1", routes=[apps_pb2.Route(path="/", origin="ftp://x")])
     assert app_problem(origin) is not None
     assert parse_app_ref("shop@1.2") == ("shop", "1.2")

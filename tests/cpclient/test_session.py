@@ -36,7 +36,6 @@ from protos.edgecdn.v1 import (
     nodes_pb2_grpc,
 )
 from tests.control_plane.support import (
-    WAT_NO_START,
     WAT_WAGI,
     LiveControlPlane,
     app_version,
@@ -48,6 +47,8 @@ from tests.control_plane.support import (
 
 T = TypeVar("T")
 FAST = Backoff(initial_s=0.05, maximum_s=0.2)
+# A WAGI command the control plane accepts and CompilingNode refuses (see there).
+WAT_REFUSED = WAT_WAGI[: WAT_WAGI.rindex(")")] + '(func (export "refuse_me")))'
 
 
 class CompilingNode:
@@ -60,10 +61,11 @@ class CompilingNode:
     def apply(self, assignment: nodes_pb2.Assignment, modules: Mapping[str, bytes]) -> None:
         for ref in assignment.app.modules:
             module = wasmtime.Module(self.engine, modules[ref.sha256])
-            if "_start" not in {export.name for export in module.exports}:
-                raise ApplyError(
-                    code="abi_mismatch", reason=f"{ref.name} exports no _start", sha256=ref.sha256
-                )
+            exports = {export.name for export in module.exports}
+            # The control plane refuses a module without _start (it links each module as a
+            # node would); "refuse_me" stands for a module only a node finds it cannot run.
+            if "_start" not in exports or "refuse_me" in exports:
+                raise ApplyError(code="abi_mismatch", reason=f"{ref.name} cannot run here", sha256=ref.sha256)
         self.applied.append(assignment.version)
 
 
@@ -164,12 +166,12 @@ async def test_node_nacks_a_module_it_cannot_run_and_keeps_its_version(
     async with running(new_session(live, node)) as session:
         good = await register_and_deploy(live, channel, WAT_WAGI, "1.0.0", regions=["eu-1"])
         await watch_until_done(live, channel, good.id)
-        bad = await register_and_deploy(live, channel, WAT_NO_START, "2.0.0", regions=["eu-1"])
+        bad = await register_and_deploy(live, channel, WAT_REFUSED, "2.0.0", regions=["eu-1"])
         done = await watch_until_done(live, channel, bad.id)
         (progress,) = done.nodes
         assert progress.state == deployments_pb2.NodeProgress.STATE_NACKED
         assert progress.error.code == "abi_mismatch"
-        assert "no _start" in progress.error.message
+        assert "cannot run here" in progress.error.message
         assert session.state.version == good.id
         info = (await nodes(live, channel))["eu-1-a"]
         assert info.assignment_version == good.id

@@ -289,3 +289,13 @@ def test_non_utf8_is_a_world_file_error(tmp_path: Path) -> None:
     path.write_bytes('name = "São"'.encode("latin-1"))
     with pytest.raises(WorldFileError, match="is not UTF-8"):
         load_world(path)
+
+
+@pytest.mark.parametrize("text", ["30s", "30s,", ",1h", "soon,1h", "30s,0s", "30s,1h,2h"])
+def test_a_heat_wave_needs_at_and_for(text: str) -> None:
+    with pytest.raises(InvalidValueError, match="heat_wave"):
+        Region(id="ap-northeast-2", pop="Seoul", latitude=37.5, longitude=127, heat_wave=text)
+
+
+def test_the_default_world_has_a_heat_wave_in_seoul(default_world: World) -> None:
+    assert default_world.region("ap-northeast-2").heat_wave == "30s,1h"

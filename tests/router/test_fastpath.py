@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from aiohttp import web
 
 from geo.world import World
 from simulator.supervisor import RunningChild, Supervisor
+from tests.edge_node.test_http_adapter_answers import log_line
 from tests.router.conftest import (
     get_json,
     route_of,
@@ -61,8 +63,20 @@ async def stand_in(name: str) -> AsyncIterator[str]:
         await asyncio.sleep(30)
         return web.Response(text="too late")
 
+    async def garbage(request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:  # not HTTP: a header line without a colon
+            request.transport.write(b"HTTP/1.1 200 OK\r\nthis is no header\r\n\r\n")
+            request.transport.close()
+        return web.Response(text="never read")
+
     app = web.Application()
-    for path, handler in (("/small", small), ("/big", big), ("/drop", drop), ("/stall", stall)):
+    for path, handler in (
+        ("/small", small),
+        ("/big", big),
+        ("/drop", drop),
+        ("/stall", stall),
+        ("/garbage", garbage),
+    ):
         app.router.add_get(path, handler)
     app.router.add_get("/healthz", small)
     async with serving(app) as url:
@@ -82,7 +96,10 @@ async def fetch(router: RunningChild, address: str, path: str) -> tuple[int, byt
         aiohttp.ClientSession(connector=connector) as client,
         client.get(url_of(router) + path) as answer,
     ):
-        return answer.status, await answer.read(), {**answer.headers, **route_of(answer)}
+        request_id = {
+            "x-request-id": answer.headers.get("x-request-id", "")
+        }  # a plain dict is case-sensitive
+        return answer.status, await answer.read(), {**answer.headers, **request_id, **route_of(answer)}
 
 
 @pytest.fixture
@@ -165,10 +182,40 @@ async def test_a_node_that_never_answers_is_a_504_after_the_upstream_timeout(
     status, body, headers = await fetch(router, address, "/stall")
     waited = time.monotonic() - started
     assert status == 504
-    assert b"no answer within 0.5s" in body
+    request_id = headers["x-request-id"]
+    assert json.loads(body) == {
+        "error": "upstream_timeout",
+        "message": "the edge node did not answer in time",
+        "request_id": request_id,
+    }  # the node, its address and the timeout are the log's (issue 24, finding 6)
     assert headers["node"] == "steady"
     assert 0.4 < waited < 5
     assert status_node(await router_status(router), "steady")["in_flight"] == 0
+    line = await log_line(router, request_id)
+    assert "GET /stall answered 504 upstream_timeout via node steady" in line
+    assert "no answer within 0.5s" in line
+
+
+async def test_a_bad_answer_on_the_fast_path_is_a_502_without_the_nodes_insides(
+    supervisor: Supervisor, world: World, geo_cache_dir: Path, two_nodes: tuple[str, str]
+) -> None:
+    router = await start_router(supervisor, geo_cache_dir, two_nodes)
+    address = await client_of(router, world, "steady")
+    before = await fast_requests(router)
+    status, body, headers = await fetch(router, address, "/garbage")
+    assert await fast_requests(router) == before + 1
+    assert status == 502
+    request_id = headers["x-request-id"]
+    assert json.loads(body) == {
+        "error": "upstream_unavailable",
+        "message": "the edge node failed to answer",
+        "request_id": request_id,
+    }
+    assert headers["node"] == "steady"  # x-edge-route still says who was asked
+    _, steady = two_nodes
+    line = await log_line(router, request_id)
+    assert f"upstream_unavailable via node steady at {steady}" in line
+    assert "malformed answer" in line
 
 
 async def test_connection_close_from_the_client_is_honoured_on_the_fast_path(

@@ -375,9 +375,15 @@ def info(
     status: nodes_pb2.NodeStatus.ValueType = nodes_pb2.NODE_STATUS_READY,
     capacity_rps: float = 0.0,
     utilization: float | None = None,
+    vouched: bool = True,
 ) -> nodes_pb2.NodeInfo:
     message = nodes_pb2.NodeInfo(
-        node_id=node_id, region=region, address=address, status=status, capacity_rps=capacity_rps
+        node_id=node_id,
+        region=region,
+        address=address,
+        status=status,
+        capacity_rps=capacity_rps,
+        vouched=vouched,
     )
     if utilization is not None:
         message.load.CopyFrom(common_pb2.Load(utilization=utilization, requests_per_second=10.0))
@@ -422,6 +428,29 @@ def test_control_plane_nodes_become_entries() -> None:
             source="ready",
         ),
     )
+
+
+def test_nodes_the_control_plane_does_not_vouch_for_are_never_routed_to() -> None:
+    # A record the control plane keeps without a credential that may be it (a rogue's claim
+    # from before per-node tokens, a revoked node), however ready and big it says it is.
+    nodes = {
+        "eu-central-1-z": info(
+            "eu-central-1-z", address="http://127.0.0.1:7009", capacity_rps=1e9, vouched=False
+        ),
+        "eu-central-1-a": info("eu-central-1-a"),
+    }
+    entries = entries_from_control_plane(nodes, WORLD)
+    assert [entry.node_id for entry in entries] == ["eu-central-1-a"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(REGION_IDS), st.booleans()), max_size=12))
+def test_entries_are_exactly_the_vouched_nodes(flags: list[tuple[str, bool]]) -> None:
+    nodes = {
+        f"n{i}": info(f"n{i}", region=region, address=f"http://127.0.0.1:{7000 + i}", vouched=vouched)
+        for i, (region, vouched) in enumerate(flags)
+    }
+    routed = {entry.node_id for entry in entries_from_control_plane(nodes, WORLD)}
+    assert routed == {node_id for node_id, node in nodes.items() if node.vouched}
 
 
 def test_control_plane_nodes_without_address_or_known_region_or_good_url_are_skipped(

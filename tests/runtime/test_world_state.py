@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import WorldStateError
-from runtime.world_state import EdgeNodeEntry, ProcessEntry, WorldState, read_world_state, write_world_state
+from runtime.world_state import (
+    EdgeNodeEntry,
+    GatewayEntry,
+    ProcessEntry,
+    WorldState,
+    read_world_state,
+    write_world_state,
+)
 
 
 def full_state() -> WorldState:
@@ -35,6 +42,12 @@ def full_state() -> WorldState:
         ),
         tokens={"operator": "op", "viewer": "v"},
         mqtt_url="mqtt://127.0.0.1:1883",
+        mqtt_protocol="5",
+        gateways=(
+            GatewayEntry(
+                gateway_id="eu-central-1-gw-1", region="eu-central-1", process="iot-gateway eu-central-1"
+            ),
+        ),
         fault_relay_url="http://127.0.0.1:9000",
         events_file=".edgecdn/chaos-events.jsonl",
     )
@@ -56,7 +69,10 @@ def test_documented_keys(tmp_path: Path) -> None:
         {"node_id": "eu-central-1-a", "region": "eu-central-1", "url": "http://127.0.0.1:1"}
     ]
     assert data["tokens"]["operator"] == "op"
-    assert data["mqtt"]["url"] == "mqtt://127.0.0.1:1883"
+    assert data["mqtt"] == {"url": "mqtt://127.0.0.1:1883", "protocol": "5"}
+    assert data["gateways"] == [
+        {"gateway_id": "eu-central-1-gw-1", "region": "eu-central-1", "process": "iot-gateway eu-central-1"}
+    ]
     assert data["schema_version"] == 1
     assert data["fault_relay"]["url"] == "http://127.0.0.1:9000"
     assert data["events_file"] == ".edgecdn/chaos-events.jsonl"

@@ -13,6 +13,7 @@ from simulator.layout import (
     control_plane_spec,
     edge_node_plans,
     fault_relay_spec,
+    node_regions,
     port_of,
     router_spec,
     with_flag,
@@ -48,13 +49,18 @@ def test_the_control_plane_restarts_on_its_port(tmp_path: Path) -> None:
 def test_nodes_dial_their_regions_relay_link_and_restart_on_their_port(tmp_path: Path) -> None:
     links = {region.id: f"127.0.0.1:{5000 + i}" for i, region in enumerate(WORLD.regions)}
     plans = edge_node_plans(
-        WORLD, control_plane=links, node_token="t", state_dir=tmp_path, geo_cache_dir=tmp_path
+        WORLD,
+        control_plane=links,
+        node_tokens={node_id: f"t-{node_id}" for node_id in node_regions(WORLD)},
+        state_dir=tmp_path,
+        geo_cache_dir=tmp_path,
     )
     assert len(plans) == sum(region.edge_nodes for region in WORLD.regions)
     for plan in plans:
         argv = list(plan.spec.argv)
         assert argv[argv.index("--control-plane") + 1] == links[plan.region]
         assert argv[argv.index("--reconnect-max") + 1] == "1s"
+        assert plan.spec.env["EDGE_NODE_TOKEN"] == f"t-{plan.node_id}"  # each node its own token
         assert plan.spec.pin is not None
         pinned = list(plan.spec.pin(plan.spec.argv, report(http="http://127.0.0.1:6001")))
         assert pinned[pinned.index("--port") + 1] == "6001"
@@ -79,7 +85,7 @@ def test_the_relay_has_a_link_per_region_and_pins_every_port(tmp_path: Path) -> 
 
 def test_the_router_gets_the_admin_token_in_its_environment(tmp_path: Path) -> None:
     spec = router_spec(
-        WORLD, control_plane="127.0.0.1:1", node_token="n", admin_token="a", geo_cache_dir=tmp_path
+        WORLD, control_plane="127.0.0.1:1", router_token="n", admin_token="a", geo_cache_dir=tmp_path
     )
     assert spec.env["EDGE_ROUTER_ADMIN_TOKEN"] == "a"
     assert "a" not in spec.argv  # tokens never on a command line (ps shows them)

@@ -213,7 +213,8 @@ async def edgectl(state_dir: Path, *args: str) -> tuple[int, str, str]:
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_edgectl_finds_the_world_and_every_node_runs_the_app(shared_world: RunningWorld) -> None:
-    assert set(shared_world.state.tokens) == {"operator", "viewer", "node"}
+    # No shared node token: each node has its own (in tokens.json), the router its role.
+    assert set(shared_world.state.tokens) == {"operator", "viewer", "router", "gateway"}
     code, out, err = await edgectl(shared_world.state_dir, "nodes", "list", "-o", "json")
     assert code == 0, err
     nodes = json.loads(out)

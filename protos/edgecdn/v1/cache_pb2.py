@@ -25,17 +25,19 @@ _sym_db = _symbol_database.Default()
 from protos.edgecdn.v1 import common_pb2 as protos_dot_edgecdn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/edgecdn/v1/cache.proto\x12\nedgecdn.v1\x1a\x1eprotos/edgecdn/v1/common.proto\"d\n\x11PurgeCacheRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.edgecdn.v1.Selector\x12\x15\n\rpath_prefixes\x18\x02 \x03(\t\x12\x12\n\neverything\x18\x03 \x01(\x08\"8\n\x12PurgeCacheResponse\x12\x10\n\x08purge_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t2[\n\x0c\x43\x61\x63heService\x12K\n\nPurgeCache\x12\x1d.edgecdn.v1.PurgeCacheRequest\x1a\x1e.edgecdn.v1.PurgeCacheResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/edgecdn/v1/cache.proto\x12\nedgecdn.v1\x1a\x1eprotos/edgecdn/v1/common.proto\"\xa7\x01\n\x11PurgeCacheRequest\x12$\n\x06target\x18\x01 \x01(\x0b\x32\x14.edgecdn.v1.Selector\x12\x15\n\rpath_prefixes\x18\x02 \x03(\t\x12\x12\n\neverything\x18\x03 \x01(\x08\x12\x0c\n\x04urls\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04soft\x18\x06 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x01\"h\n\x12PurgeCacheResponse\x12\x10\n\x08purge_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\x12.\n\x07regions\x18\x03 \x03(\x0b\x32\x1d.edgecdn.v1.RegionPurgeReport\"\x7f\n\x11RegionPurgeReport\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x16\n\x0enodes_targeted\x18\x02 \x01(\r\x12\x12\n\nnodes_done\x18\x03 \x01(\r\x12\x17\n\x0f\x65ntries_removed\x18\x04 \x01(\x04\x12\x15\n\rlate_node_ids\x18\x05 \x03(\t2[\n\x0c\x43\x61\x63heService\x12K\n\nPurgeCache\x12\x1d.edgecdn.v1.PurgeCacheRequest\x1a\x1e.edgecdn.v1.PurgeCacheResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.edgecdn.v1.cache_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PURGECACHEREQUEST']._serialized_start=77
-  _globals['_PURGECACHEREQUEST']._serialized_end=177
-  _globals['_PURGECACHERESPONSE']._serialized_start=179
-  _globals['_PURGECACHERESPONSE']._serialized_end=235
-  _globals['_CACHESERVICE']._serialized_start=237
-  _globals['_CACHESERVICE']._serialized_end=328
+  _globals['_PURGECACHEREQUEST']._serialized_start=78
+  _globals['_PURGECACHEREQUEST']._serialized_end=245
+  _globals['_PURGECACHERESPONSE']._serialized_start=247
+  _globals['_PURGECACHERESPONSE']._serialized_end=351
+  _globals['_REGIONPURGEREPORT']._serialized_start=353
+  _globals['_REGIONPURGEREPORT']._serialized_end=480
+  _globals['_CACHESERVICE']._serialized_start=482
+  _globals['_CACHESERVICE']._serialized_end=573
 # @@protoc_insertion_point(module_scope)

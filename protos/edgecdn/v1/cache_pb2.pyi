@@ -28,8 +28,16 @@ class PurgeCacheRequest(_message.Message):
     TARGET_FIELD_NUMBER: _builtins.int
     PATH_PREFIXES_FIELD_NUMBER: _builtins.int
     EVERYTHING_FIELD_NUMBER: _builtins.int
+    URLS_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    SOFT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
     everything: _builtins.bool
     """Drop every entry."""
+    soft: _builtins.bool
+    """Mark entries stale (revalidate on next use) instead of dropping them."""
+    timeout_seconds: _builtins.float
+    """How long to wait for the nodes' PurgeDone; 0 means 5 s."""
     @_builtins.property
     def target(self) -> _common_pb2.Selector:
         """Nodes to purge."""
@@ -38,16 +46,28 @@ class PurgeCacheRequest(_message.Message):
     def path_prefixes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Drop entries whose path starts with any of these."""
 
+    @_builtins.property
+    def urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Drop these entries: "/path?query" or an http(s) URL (reduced to "/path?query")."""
+
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Drop entries carrying any of these tags (Cache-Tag / Surrogate-Key)."""
+
     def __init__(
         self,
         *,
         target: _common_pb2.Selector | None = ...,
         path_prefixes: _abc.Iterable[_builtins.str] | None = ...,
         everything: _builtins.bool = ...,
+        urls: _abc.Iterable[_builtins.str] | None = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        soft: _builtins.bool = ...,
+        timeout_seconds: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["everything", b"everything", "path_prefixes", b"path_prefixes", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["everything", b"everything", "path_prefixes", b"path_prefixes", "soft", b"soft", "tags", b"tags", "target", b"target", "timeout_seconds", b"timeout_seconds", "urls", b"urls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -55,28 +75,74 @@ Global___PurgeCacheRequest: _TypeAlias = PurgeCacheRequest  # noqa: Y015
 
 @_typing.final
 class PurgeCacheResponse(_message.Message):
-    """The purge went out."""
+    """What the purge did."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PURGE_ID_FIELD_NUMBER: _builtins.int
     NODE_IDS_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
     purge_id: _builtins.str
     """Id of the purge (nodes report PurgeDone with it)."""
     @_builtins.property
     def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Nodes it was sent to."""
 
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegionPurgeReport]:
+        """Per region, sorted by region id."""
+
     def __init__(
         self,
         *,
         purge_id: _builtins.str = ...,
         node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        regions: _abc.Iterable[Global___RegionPurgeReport] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_ids", b"node_ids", "purge_id", b"purge_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_ids", b"node_ids", "purge_id", b"purge_id", "regions", b"regions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PurgeCacheResponse: _TypeAlias = PurgeCacheResponse  # noqa: Y015
+
+@_typing.final
+class RegionPurgeReport(_message.Message):
+    """One region's share of a purge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REGION_FIELD_NUMBER: _builtins.int
+    NODES_TARGETED_FIELD_NUMBER: _builtins.int
+    NODES_DONE_FIELD_NUMBER: _builtins.int
+    ENTRIES_REMOVED_FIELD_NUMBER: _builtins.int
+    LATE_NODE_IDS_FIELD_NUMBER: _builtins.int
+    region: _builtins.str
+    """Region id."""
+    nodes_targeted: _builtins.int
+    """Nodes with an open session the purge was sent to."""
+    nodes_done: _builtins.int
+    """Nodes that answered PurgeDone in time."""
+    entries_removed: _builtins.int
+    """Entries the nodes removed (or invalidated, for a soft purge)."""
+    @_builtins.property
+    def late_node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Nodes that did not answer in time."""
+
+    def __init__(
+        self,
+        *,
+        region: _builtins.str = ...,
+        nodes_targeted: _builtins.int = ...,
+        nodes_done: _builtins.int = ...,
+        entries_removed: _builtins.int = ...,
+        late_node_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries_removed", b"entries_removed", "late_node_ids", b"late_node_ids", "nodes_done", b"nodes_done", "nodes_targeted", b"nodes_targeted", "region", b"region"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegionPurgeReport: _TypeAlias = RegionPurgeReport  # noqa: Y015

@@ -47,7 +47,8 @@ class CacheServiceServicer:
     """
 
     def PurgeCache(self, request, context):
-        """Send a purge to the selected nodes; returns once it is sent.
+        """Send a purge to the selected nodes with an open session, wait (bounded by
+        timeout_seconds) for their PurgeDone, and report per region.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,7 +34,9 @@ class CacheServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> CacheServiceAsyncStub: ...
     PurgeCache: _grpc.UnaryUnaryMultiCallable[_cache_pb2.PurgeCacheRequest, _cache_pb2.PurgeCacheResponse]
-    """Send a purge to the selected nodes; returns once it is sent."""
+    """Send a purge to the selected nodes with an open session, wait (bounded by
+    timeout_seconds) for their PurgeDone, and report per region.
+    """
 
 @_typing.type_check_only
 class CacheServiceAsyncStub(CacheServiceStub):
@@ -42,7 +44,9 @@ class CacheServiceAsyncStub(CacheServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PurgeCache: _aio.UnaryUnaryMultiCallable[_cache_pb2.PurgeCacheRequest, _cache_pb2.PurgeCacheResponse]  # type: ignore[assignment]
-    """Send a purge to the selected nodes; returns once it is sent."""
+    """Send a purge to the selected nodes with an open session, wait (bounded by
+    timeout_seconds) for their PurgeDone, and report per region.
+    """
 
 class CacheServiceServicer(metaclass=_abc_1.ABCMeta):
     """Purges cached responses across the edge."""
@@ -53,6 +57,8 @@ class CacheServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _cache_pb2.PurgeCacheRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cache_pb2.PurgeCacheResponse, _abc.Awaitable[_cache_pb2.PurgeCacheResponse]]:
-        """Send a purge to the selected nodes; returns once it is sent."""
+        """Send a purge to the selected nodes with an open session, wait (bounded by
+        timeout_seconds) for their PurgeDone, and report per region.
+        """
 
 def add_CacheServiceServicer_to_server(servicer: CacheServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -423,13 +423,26 @@ class CachePurge(_message.Message):
     PURGE_ID_FIELD_NUMBER: _builtins.int
     PATH_PREFIXES_FIELD_NUMBER: _builtins.int
     EVERYTHING_FIELD_NUMBER: _builtins.int
+    URLS_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    SOFT_FIELD_NUMBER: _builtins.int
     purge_id: _builtins.str
     """Id of the purge, echoed in PurgeDone."""
     everything: _builtins.bool
     """Drop every cached entry."""
+    soft: _builtins.bool
+    """Mark entries stale instead of dropping them."""
     @_builtins.property
     def path_prefixes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Drop entries whose path starts with any of these; empty with `everything` unset drops nothing."""
+
+    @_builtins.property
+    def urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Drop these primary keys ("/path?query")."""
+
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Drop entries carrying any of these tags."""
 
     def __init__(
         self,
@@ -437,10 +450,13 @@ class CachePurge(_message.Message):
         purge_id: _builtins.str = ...,
         path_prefixes: _abc.Iterable[_builtins.str] | None = ...,
         everything: _builtins.bool = ...,
+        urls: _abc.Iterable[_builtins.str] | None = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        soft: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["everything", b"everything", "path_prefixes", b"path_prefixes", "purge_id", b"purge_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["everything", b"everything", "path_prefixes", b"path_prefixes", "purge_id", b"purge_id", "soft", b"soft", "tags", b"tags", "urls", b"urls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -457,7 +473,7 @@ class PurgeDone(_message.Message):
     purge_id: _builtins.str
     """Id of the purge."""
     entries_removed: _builtins.int
-    """Entries removed."""
+    """Entries removed (or invalidated, for a soft purge)."""
     def __init__(
         self,
         *,
@@ -491,6 +507,7 @@ class NodeInfo(_message.Message):
     LOAD_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     CAPACITY_RPS_FIELD_NUMBER: _builtins.int
+    VOUCHED_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Unique node id."""
     region: _builtins.str
@@ -511,6 +528,11 @@ class NodeInfo(_message.Message):
     """Assignment version the control plane wants it to run."""
     capacity_rps: _builtins.float
     """Routing weight: requests per second at full load."""
+    vouched: _builtins.bool
+    """Whether the control plane vouches for the node: a credential it holds may be this node id
+    in this region (its own token, or a fleet-wide node token when it has none). Routers
+    route only to vouched nodes.
+    """
     @_builtins.property
     def last_heartbeat(self) -> _timestamp_pb2.Timestamp:
         """Last heartbeat received."""
@@ -539,10 +561,11 @@ class NodeInfo(_message.Message):
         load: _common_pb2.Load | None = ...,
         last_error: _common_pb2.ErrorDetail | None = ...,
         capacity_rps: _builtins.float = ...,
+        vouched: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_error", b"last_error", "last_heartbeat", b"last_heartbeat", "load", b"load"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "app_name", b"app_name", "app_version", b"app_version", "assignment_version", b"assignment_version", "capacity_rps", b"capacity_rps", "desired_version", b"desired_version", "last_error", b"last_error", "last_heartbeat", b"last_heartbeat", "load", b"load", "node_id", b"node_id", "pop", b"pop", "region", b"region", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "app_name", b"app_name", "app_version", b"app_version", "assignment_version", b"assignment_version", "capacity_rps", b"capacity_rps", "desired_version", b"desired_version", "last_error", b"last_error", "last_heartbeat", b"last_heartbeat", "load", b"load", "node_id", b"node_id", "pop", b"pop", "region", b"region", "status", b"status", "vouched", b"vouched"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n protos/edgecdn/v1/rollouts.proto\x12\nedgecdn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x0bRolloutSpec\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x02 \x01(\t\x12\x1f\n\x05waves\x18\x03 \x03(\x0b\x32\x10.edgecdn.v1.Wave\x12$\n\x04gate\x18\x04 \x01(\x0b\x32\x16.edgecdn.v1.HealthGate\x12\x34\n\x11progress_deadline\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x61llow_empty\x18\x06 \x01(\x08\"E\n\x04Wave\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12,\n\tbake_time\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa7\x01\n\nHealthGate\x12\x16\n\x0emax_error_rate\x18\x01 \x01(\x01\x12\x1a\n\x12max_p99_latency_ms\x18\x02 \x01(\x01\x12\x14\n\x0cmin_requests\x18\x03 \x01(\x04\x12\x17\n\x0frequire_traffic\x18\x04 \x01(\x08\x12\x1f\n\x12max_error_increase\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x15\n\x13_max_error_increase\"\xb2\x01\n\nGateResult\x12\x0e\n\x06passed\x18\x01 \x01(\x08\x12\x10\n\x08requests\x18\x02 \x01(\x04\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x16\n\x0ep99_latency_ms\x18\x04 \x01(\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06\x65rrors\x18\x06 \x01(\x04\x12\x19\n\x11\x62\x61seline_requests\x18\x07 \x01(\x04\x12\x1b\n\x13\x62\x61seline_error_rate\x18\x08 \x01(\x01\"\xbf\x03\n\nWaveStatus\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07regions\x18\x02 \x03(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.edgecdn.v1.RolloutState\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65ployed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04gate\x18\x06 \x01(\x0b\x32\x16.edgecdn.v1.GateResult\x12\x16\n\x0enodes_expected\x18\x07 \x03(\t\x12\x13\n\x0bnodes_acked\x18\x08 \x03(\t\x12/\n\x0c\x62\x61ke_elapsed\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tbake_time\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x04live\x18\x0b \x01(\x0b\x32\x16.edgecdn.v1.GateResult\x12/\n\x0b\x64\x65\x61\x64line_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x11RolloutTransition\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04wave\x18\x02 \x01(\x05\x12\x12\n\nfrom_state\x18\x03 \x01(\t\x12\x10\n\x08to_state\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\"j\n\x13RolloutActionRecord\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x88\x04\n\x07Rollout\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04spec\x18\x02 \x01(\x0b\x32\x17.edgecdn.v1.RolloutSpec\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.edgecdn.v1.RolloutState\x12\x14\n\x0c\x63urrent_wave\x18\x04 \x01(\r\x12%\n\x05waves\x18\x05 \x03(\x0b\x32\x16.edgecdn.v1.WaveStatus\x12\x44\n\x11previous_versions\x18\x06 \x03(\x0b\x32).edgecdn.v1.Rollout.PreviousVersionsEntry\x12\x0f\n\x07message\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07history\x18\n \x03(\x0b\x32\x1d.edgecdn.v1.RolloutTransition\x12\x30\n\x07\x61\x63tions\x18\x0b \x03(\x0b\x32\x1f.edgecdn.v1.RolloutActionRecord\x12\x12\n\nstate_name\x18\x0c \x01(\t\x1a\x37\n\x15PreviousVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x13StartRolloutRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.edgecdn.v1.RolloutSpec\"\x18\n\nRolloutRef\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\rRolloutAction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"6\n\x13ListRolloutsRequest\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"=\n\x14ListRolloutsResponse\x12%\n\x08rollouts\x18\x01 \x03(\x0b\x32\x13.edgecdn.v1.Rollout\"C\n\x0cRolloutEvent\x12$\n\x07rollout\x18\x01 \x01(\x0b\x32\x13.edgecdn.v1.Rollout\x12\r\n\x05\x65vent\x18\x02 \x01(\t*\x90\x02\n\x0cRolloutState\x12\x1d\n\x19ROLLOUT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15ROLLOUT_STATE_PENDING\x10\x01\x12\x1b\n\x17ROLLOUT_STATE_DEPLOYING\x10\x02\x12\x18\n\x14ROLLOUT_STATE_BAKING\x10\x03\x12\x18\n\x14ROLLOUT_STATE_PAUSED\x10\x04\x12\x1b\n\x17ROLLOUT_STATE_SUCCEEDED\x10\x05\x12\x1e\n\x1aROLLOUT_STATE_ROLLING_BACK\x10\x06\x12\x1d\n\x19ROLLOUT_STATE_ROLLED_BACK\x10\x07\x12\x19\n\x15ROLLOUT_STATE_ABORTED\x10\x08\x32\xab\x04\n\x0eRolloutService\x12\x44\n\x0cStartRollout\x12\x1f.edgecdn.v1.StartRolloutRequest\x1a\x13.edgecdn.v1.Rollout\x12\x39\n\nGetRollout\x12\x16.edgecdn.v1.RolloutRef\x1a\x13.edgecdn.v1.Rollout\x12Q\n\x0cListRollouts\x12\x1f.edgecdn.v1.ListRolloutsRequest\x1a .edgecdn.v1.ListRolloutsResponse\x12\x42\n\x0cWatchRollout\x12\x16.edgecdn.v1.RolloutRef\x1a\x18.edgecdn.v1.RolloutEvent0\x01\x12>\n\x0cPauseRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rollout\x12?\n\rResumeRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rollout\x12@\n\x0ePromoteRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rollout\x12>\n\x0c\x41\x62ortRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rolloutb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n protos/edgecdn/v1/rollouts.proto\x12\nedgecdn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x01\n\x0bRolloutSpec\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x02 \x01(\t\x12\x1f\n\x05waves\x18\x03 \x03(\x0b\x32\x10.edgecdn.v1.Wave\x12$\n\x04gate\x18\x04 \x01(\x0b\x32\x16.edgecdn.v1.HealthGate\x12\x34\n\x11progress_deadline\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x61llow_empty\x18\x06 \x01(\x08\x12\x16\n\x0egateway_module\x18\x07 \x01(\t\"E\n\x04Wave\x12\x0f\n\x07regions\x18\x01 \x03(\t\x12,\n\tbake_time\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa7\x01\n\nHealthGate\x12\x16\n\x0emax_error_rate\x18\x01 \x01(\x01\x12\x1a\n\x12max_p99_latency_ms\x18\x02 \x01(\x01\x12\x14\n\x0cmin_requests\x18\x03 \x01(\x04\x12\x17\n\x0frequire_traffic\x18\x04 \x01(\x08\x12\x1f\n\x12max_error_increase\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x15\n\x13_max_error_increase\"\xfe\x01\n\nGateResult\x12\x0e\n\x06passed\x18\x01 \x01(\x08\x12\x10\n\x08requests\x18\x02 \x01(\x04\x12\x12\n\nerror_rate\x18\x03 \x01(\x01\x12\x16\n\x0ep99_latency_ms\x18\x04 \x01(\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06\x65rrors\x18\x06 \x01(\x04\x12\x19\n\x11\x62\x61seline_requests\x18\x07 \x01(\x04\x12\x1b\n\x13\x62\x61seline_error_rate\x18\x08 \x01(\x01\x12\x17\n\x0fgateway_batches\x18\t \x01(\x04\x12\x16\n\x0egateway_errors\x18\n \x01(\x04\x12\x19\n\x11gateway_rollbacks\x18\x0b \x01(\x04\"\xbf\x03\n\nWaveStatus\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0f\n\x07regions\x18\x02 \x03(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.edgecdn.v1.RolloutState\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65ployed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04gate\x18\x06 \x01(\x0b\x32\x16.edgecdn.v1.GateResult\x12\x16\n\x0enodes_expected\x18\x07 \x03(\t\x12\x13\n\x0bnodes_acked\x18\x08 \x03(\t\x12/\n\x0c\x62\x61ke_elapsed\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\tbake_time\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x04live\x18\x0b \x01(\x0b\x32\x16.edgecdn.v1.GateResult\x12/\n\x0b\x64\x65\x61\x64line_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x11RolloutTransition\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04wave\x18\x02 \x01(\x05\x12\x12\n\nfrom_state\x18\x03 \x01(\t\x12\x10\n\x08to_state\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\"j\n\x13RolloutActionRecord\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x88\x04\n\x07Rollout\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x04spec\x18\x02 \x01(\x0b\x32\x17.edgecdn.v1.RolloutSpec\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.edgecdn.v1.RolloutState\x12\x14\n\x0c\x63urrent_wave\x18\x04 \x01(\r\x12%\n\x05waves\x18\x05 \x03(\x0b\x32\x16.edgecdn.v1.WaveStatus\x12\x44\n\x11previous_versions\x18\x06 \x03(\x0b\x32).edgecdn.v1.Rollout.PreviousVersionsEntry\x12\x0f\n\x07message\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07history\x18\n \x03(\x0b\x32\x1d.edgecdn.v1.RolloutTransition\x12\x30\n\x07\x61\x63tions\x18\x0b \x03(\x0b\x32\x1f.edgecdn.v1.RolloutActionRecord\x12\x12\n\nstate_name\x18\x0c \x01(\t\x1a\x37\n\x15PreviousVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x13StartRolloutRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.edgecdn.v1.RolloutSpec\"\x18\n\nRolloutRef\x12\n\n\x02id\x18\x01 \x01(\t\"8\n\rRolloutAction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"6\n\x13ListRolloutsRequest\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"=\n\x14ListRolloutsResponse\x12%\n\x08rollouts\x18\x01 \x03(\x0b\x32\x13.edgecdn.v1.Rollout\"C\n\x0cRolloutEvent\x12$\n\x07rollout\x18\x01 \x01(\x0b\x32\x13.edgecdn.v1.Rollout\x12\r\n\x05\x65vent\x18\x02 \x01(\t*\x90\x02\n\x0cRolloutState\x12\x1d\n\x19ROLLOUT_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15ROLLOUT_STATE_PENDING\x10\x01\x12\x1b\n\x17ROLLOUT_STATE_DEPLOYING\x10\x02\x12\x18\n\x14ROLLOUT_STATE_BAKING\x10\x03\x12\x18\n\x14ROLLOUT_STATE_PAUSED\x10\x04\x12\x1b\n\x17ROLLOUT_STATE_SUCCEEDED\x10\x05\x12\x1e\n\x1aROLLOUT_STATE_ROLLING_BACK\x10\x06\x12\x1d\n\x19ROLLOUT_STATE_ROLLED_BACK\x10\x07\x12\x19\n\x15ROLLOUT_STATE_ABORTED\x10\x08\x32\xab\x04\n\x0eRolloutService\x12\x44\n\x0cStartRollout\x12\x1f.edgecdn.v1.StartRolloutRequest\x1a\x13.edgecdn.v1.Rollout\x12\x39\n\nGetRollout\x12\x16.edgecdn.v1.RolloutRef\x1a\x13.edgecdn.v1.Rollout\x12Q\n\x0cListRollouts\x12\x1f.edgecdn.v1.ListRolloutsRequest\x1a .edgecdn.v1.ListRolloutsResponse\x12\x42\n\x0cWatchRollout\x12\x16.edgecdn.v1.RolloutRef\x1a\x18.edgecdn.v1.RolloutEvent0\x01\x12>\n\x0cPauseRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rollout\x12?\n\rResumeRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rollout\x12@\n\x0ePromoteRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rollout\x12>\n\x0c\x41\x62ortRollout\x12\x19.edgecdn.v1.RolloutAction\x1a\x13.edgecdn.v1.Rolloutb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,38 +35,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROLLOUT_PREVIOUSVERSIONSENTRY']._loaded_options = None
   _globals['_ROLLOUT_PREVIOUSVERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_ROLLOUTSTATE']._serialized_start=2297
-  _globals['_ROLLOUTSTATE']._serialized_end=2569
+  _globals['_ROLLOUTSTATE']._serialized_start=2397
+  _globals['_ROLLOUTSTATE']._serialized_end=2669
   _globals['_ROLLOUTSPEC']._serialized_start=114
-  _globals['_ROLLOUTSPEC']._serialized_end=312
-  _globals['_WAVE']._serialized_start=314
-  _globals['_WAVE']._serialized_end=383
-  _globals['_HEALTHGATE']._serialized_start=386
-  _globals['_HEALTHGATE']._serialized_end=553
-  _globals['_GATERESULT']._serialized_start=556
-  _globals['_GATERESULT']._serialized_end=734
-  _globals['_WAVESTATUS']._serialized_start=737
-  _globals['_WAVESTATUS']._serialized_end=1184
-  _globals['_ROLLOUTTRANSITION']._serialized_start=1187
-  _globals['_ROLLOUTTRANSITION']._serialized_end=1329
-  _globals['_ROLLOUTACTIONRECORD']._serialized_start=1331
-  _globals['_ROLLOUTACTIONRECORD']._serialized_end=1437
-  _globals['_ROLLOUT']._serialized_start=1440
-  _globals['_ROLLOUT']._serialized_end=1960
-  _globals['_ROLLOUT_PREVIOUSVERSIONSENTRY']._serialized_start=1905
-  _globals['_ROLLOUT_PREVIOUSVERSIONSENTRY']._serialized_end=1960
-  _globals['_STARTROLLOUTREQUEST']._serialized_start=1962
-  _globals['_STARTROLLOUTREQUEST']._serialized_end=2022
-  _globals['_ROLLOUTREF']._serialized_start=2024
-  _globals['_ROLLOUTREF']._serialized_end=2048
-  _globals['_ROLLOUTACTION']._serialized_start=2050
-  _globals['_ROLLOUTACTION']._serialized_end=2106
-  _globals['_LISTROLLOUTSREQUEST']._serialized_start=2108
-  _globals['_LISTROLLOUTSREQUEST']._serialized_end=2162
-  _globals['_LISTROLLOUTSRESPONSE']._serialized_start=2164
-  _globals['_LISTROLLOUTSRESPONSE']._serialized_end=2225
-  _globals['_ROLLOUTEVENT']._serialized_start=2227
-  _globals['_ROLLOUTEVENT']._serialized_end=2294
-  _globals['_ROLLOUTSERVICE']._serialized_start=2572
-  _globals['_ROLLOUTSERVICE']._serialized_end=3127
+  _globals['_ROLLOUTSPEC']._serialized_end=336
+  _globals['_WAVE']._serialized_start=338
+  _globals['_WAVE']._serialized_end=407
+  _globals['_HEALTHGATE']._serialized_start=410
+  _globals['_HEALTHGATE']._serialized_end=577
+  _globals['_GATERESULT']._serialized_start=580
+  _globals['_GATERESULT']._serialized_end=834
+  _globals['_WAVESTATUS']._serialized_start=837
+  _globals['_WAVESTATUS']._serialized_end=1284
+  _globals['_ROLLOUTTRANSITION']._serialized_start=1287
+  _globals['_ROLLOUTTRANSITION']._serialized_end=1429
+  _globals['_ROLLOUTACTIONRECORD']._serialized_start=1431
+  _globals['_ROLLOUTACTIONRECORD']._serialized_end=1537
+  _globals['_ROLLOUT']._serialized_start=1540
+  _globals['_ROLLOUT']._serialized_end=2060
+  _globals['_ROLLOUT_PREVIOUSVERSIONSENTRY']._serialized_start=2005
+  _globals['_ROLLOUT_PREVIOUSVERSIONSENTRY']._serialized_end=2060
+  _globals['_STARTROLLOUTREQUEST']._serialized_start=2062
+  _globals['_STARTROLLOUTREQUEST']._serialized_end=2122
+  _globals['_ROLLOUTREF']._serialized_start=2124
+  _globals['_ROLLOUTREF']._serialized_end=2148
+  _globals['_ROLLOUTACTION']._serialized_start=2150
+  _globals['_ROLLOUTACTION']._serialized_end=2206
+  _globals['_LISTROLLOUTSREQUEST']._serialized_start=2208
+  _globals['_LISTROLLOUTSREQUEST']._serialized_end=2262
+  _globals['_LISTROLLOUTSRESPONSE']._serialized_start=2264
+  _globals['_LISTROLLOUTSRESPONSE']._serialized_end=2325
+  _globals['_ROLLOUTEVENT']._serialized_start=2327
+  _globals['_ROLLOUTEVENT']._serialized_end=2394
+  _globals['_ROLLOUTSERVICE']._serialized_start=2672
+  _globals['_ROLLOUTSERVICE']._serialized_end=3227
 # @@protoc_insertion_point(module_scope)

@@ -84,12 +84,18 @@ class RolloutSpec(_message.Message):
     GATE_FIELD_NUMBER: _builtins.int
     PROGRESS_DEADLINE_FIELD_NUMBER: _builtins.int
     ALLOW_EMPTY_FIELD_NUMBER: _builtins.int
+    GATEWAY_MODULE_FIELD_NUMBER: _builtins.int
     app_name: _builtins.str
     """App name."""
     app_version: _builtins.str
     """Version to roll out; must be registered."""
     allow_empty: _builtins.bool
     """Accept regions that no node has ever reported and the world does not name."""
+    gateway_module: _builtins.str
+    """The IoT gateways' telemetry module (sha256, in the registry) that moves with each wave's
+    regions, gated on the gateways' own health; empty: gateways are not part of it. With no
+    app name and version, only gateways move.
+    """
     @_builtins.property
     def waves(self) -> _containers.RepeatedCompositeFieldContainer[Global___Wave]:
         """Waves in order; each names the regions it covers."""
@@ -111,10 +117,11 @@ class RolloutSpec(_message.Message):
         gate: Global___HealthGate | None = ...,
         progress_deadline: _duration_pb2.Duration | None = ...,
         allow_empty: _builtins.bool = ...,
+        gateway_module: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["gate", b"gate", "progress_deadline", b"progress_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "app_name", b"app_name", "app_version", b"app_version", "gate", b"gate", "progress_deadline", b"progress_deadline", "waves", b"waves"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_empty", b"allow_empty", "app_name", b"app_name", "app_version", b"app_version", "gate", b"gate", "gateway_module", b"gateway_module", "progress_deadline", b"progress_deadline", "waves", b"waves"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -208,6 +215,9 @@ class GateResult(_message.Message):
     ERRORS_FIELD_NUMBER: _builtins.int
     BASELINE_REQUESTS_FIELD_NUMBER: _builtins.int
     BASELINE_ERROR_RATE_FIELD_NUMBER: _builtins.int
+    GATEWAY_BATCHES_FIELD_NUMBER: _builtins.int
+    GATEWAY_ERRORS_FIELD_NUMBER: _builtins.int
+    GATEWAY_ROLLBACKS_FIELD_NUMBER: _builtins.int
     passed: _builtins.bool
     """Whether the wave passed."""
     requests: _builtins.int
@@ -224,6 +234,12 @@ class GateResult(_message.Message):
     """Requests the baseline saw (the previous version in the regions not yet rolled)."""
     baseline_error_rate: _builtins.float
     """The baseline's 5xx share."""
+    gateway_batches: _builtins.int
+    """Batches the wave's gateways processed with the new module."""
+    gateway_errors: _builtins.int
+    """Batches the new module failed on (trap, limits, invalid output)."""
+    gateway_rollbacks: _builtins.int
+    """Gateways that rolled the new module back by themselves."""
     def __init__(
         self,
         *,
@@ -235,10 +251,13 @@ class GateResult(_message.Message):
         errors: _builtins.int = ...,
         baseline_requests: _builtins.int = ...,
         baseline_error_rate: _builtins.float = ...,
+        gateway_batches: _builtins.int = ...,
+        gateway_errors: _builtins.int = ...,
+        gateway_rollbacks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_error_rate", b"baseline_error_rate", "baseline_requests", b"baseline_requests", "error_rate", b"error_rate", "errors", b"errors", "p99_latency_ms", b"p99_latency_ms", "passed", b"passed", "reason", b"reason", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_error_rate", b"baseline_error_rate", "baseline_requests", b"baseline_requests", "error_rate", b"error_rate", "errors", b"errors", "gateway_batches", b"gateway_batches", "gateway_errors", b"gateway_errors", "gateway_rollbacks", b"gateway_rollbacks", "p99_latency_ms", b"p99_latency_ms", "passed", b"passed", "reason", b"reason", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -350,6 +350,26 @@ class StatsRow(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CacheEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REGION_FIELD_NUMBER: _builtins.int
     APP_NAME_FIELD_NUMBER: _builtins.int
     APP_VERSION_FIELD_NUMBER: _builtins.int
@@ -364,6 +384,8 @@ class StatsRow(_message.Message):
     PARTIAL_FIELD_NUMBER: _builtins.int
     PARTIAL_REASON_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
+    HIT_RATIO_FIELD_NUMBER: _builtins.int
     region: _builtins.str
     """Region id."""
     app_name: _builtins.str
@@ -397,6 +419,14 @@ class StatsRow(_message.Message):
     heartbeats) or "spans" (counted from collected spans: route rows, and app versions
     of nodes that do not report figures).
     """
+    hit_ratio: _builtins.float
+    """(HIT + REVALIDATED) / (HIT + REVALIDATED + MISS + STALE); unset when none of those."""
+    @_builtins.property
+    def cache(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Answers by cache outcome (the span attribute `edgecdn.cache`: HIT, MISS, STALE,
+        REVALIDATED, BYPASS), counted from spans (sampled); empty when no request touched the cache.
+        """
+
     def __init__(
         self,
         *,
@@ -414,12 +444,16 @@ class StatsRow(_message.Message):
         partial: _builtins.bool = ...,
         partial_reason: _builtins.str = ...,
         source: _builtins.str = ...,
+        cache: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        hit_ratio: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_hit_ratio", b"_hit_ratio", "hit_ratio", b"hit_ratio"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_name", b"app_name", "app_version", b"app_version", "error_rate", b"error_rate", "errors", b"errors", "p50_ms", b"p50_ms", "p95_ms", b"p95_ms", "p99_ms", b"p99_ms", "partial", b"partial", "partial_reason", b"partial_reason", "region", b"region", "requests", b"requests", "requests_per_second", b"requests_per_second", "route", b"route", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_hit_ratio", b"_hit_ratio", "app_name", b"app_name", "app_version", b"app_version", "cache", b"cache", "error_rate", b"error_rate", "errors", b"errors", "hit_ratio", b"hit_ratio", "p50_ms", b"p50_ms", "p95_ms", b"p95_ms", "p99_ms", b"p99_ms", "partial", b"partial", "partial_reason", b"partial_reason", "region", b"region", "requests", b"requests", "requests_per_second", b"requests_per_second", "route", b"route", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__hit_ratio: _TypeAlias = _typing.Literal["hit_ratio"]  # noqa: Y015
+    _WhichOneofArgType__hit_ratio: _TypeAlias = _typing.Literal["_hit_ratio", b"_hit_ratio"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__hit_ratio) -> _WhichOneofReturnType__hit_ratio | None: ...
 
 Global___StatsRow: _TypeAlias = StatsRow  # noqa: Y015
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from runtime.world_state import EdgeNodeEntry, ProcessEntry, WorldState
+from runtime.world_state import EdgeNodeEntry, GatewayEntry, ProcessEntry, WorldState
 from simulator.chaos.faults import Fault, parse_loss, resolve_processes, resolve_region
 from simulator.errors import ChaosError
 
@@ -16,7 +18,10 @@ NODES = (
 
 
 def world() -> WorldState:
-    names = ["control-plane", "fault-relay", *(f"edge-node {node}" for node, _ in NODES), "edge-router"]
+    names = [
+        "control-plane", "fault-relay", *(f"edge-node {node}" for node, _ in NODES), "edge-router",
+        "mqtt-broker", "iot-gateway ap-northeast-2",
+    ]  # fmt: skip
     return WorldState(
         world_file="w.toml",
         supervisor_pid=1,
@@ -24,6 +29,13 @@ def world() -> WorldState:
         processes=tuple(ProcessEntry(name=name, pid=100 + i, log="") for i, name in enumerate(names)),
         edge_nodes=tuple(
             EdgeNodeEntry(node_id=node, region=region, url="http://x:1") for node, region in NODES
+        ),
+        gateways=(
+            GatewayEntry(
+                gateway_id="ap-northeast-2-gw-1",
+                region="ap-northeast-2",
+                process="iot-gateway ap-northeast-2",
+            ),
         ),
     )
 
@@ -37,6 +49,9 @@ def world() -> WorldState:
         ("ap-northeast-2-a", ["edge-node ap-northeast-2-a"]),
         ("edge-node us-east-1-a", ["edge-node us-east-1-a"]),
         ("ap-northeast-2", ["edge-node ap-northeast-2-a", "edge-node ap-northeast-2-b"]),
+        ("broker", ["mqtt-broker"]),
+        ("ap-northeast-2-gw-1", ["iot-gateway ap-northeast-2"]),
+        ("iot-gateway ap-northeast-2", ["iot-gateway ap-northeast-2"]),
     ],
 )
 def test_targets_name_processes_as_people_say_them(target: str, names: list[str]) -> None:
@@ -49,8 +64,10 @@ def test_an_unknown_target_lists_what_there_is() -> None:
 
 
 def test_a_world_without_a_broker_says_so() -> None:
+    without = world()
+    without = replace(without, processes=tuple(p for p in without.processes if p.name != "mqtt-broker"))
     with pytest.raises(ChaosError, match="no MQTT broker"):
-        resolve_processes(world(), "broker")
+        resolve_processes(without, "broker")
 
 
 def test_network_faults_take_a_region() -> None:

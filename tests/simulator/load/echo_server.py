@@ -11,7 +11,10 @@
 - ``/app/RUN?canary=N&from=A&to=B&bare=M``: as ``/route``, plus ``x-edge-app`` as edge nodes
   in the middle of a rollout and its rollback would send it: the answers number A to B-1
   (counted per RUN and client block) to block N say ``geo-hello@1.1.0``, every other answer
-  ``geo-hello@1.0.0``, and block M's answers have no header (an older node).
+  ``geo-hello@1.0.0``, and block M's answers have no header (an older node);
+- ``/cache/RUN?bypass=B&none=N``: as ``/route``, plus ``x-cache`` as an edge node's cache
+  would send it: each client block's answers (counted per RUN) cycle through HIT, HIT,
+  REVALIDATED, MISS, STALE; block B's are all BYPASS and block N's have no header.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from runtime.ready import ready_file_reporter
 
 ANSWERED = web.AppKey("answered", Counter[tuple[str, str]])
 OLD, NEW = "geo-hello@1.0.0", "geo-hello@1.1.0"
+CACHE_CYCLE = ("HIT", "HIT", "REVALIDATED", "MISS", "STALE")
 
 
 def _client_block(request: web.Request) -> str:
@@ -62,6 +66,21 @@ async def app_version(request: web.Request) -> web.Response:
     return web.Response(text="app", headers=headers)
 
 
+async def cache_result(request: web.Request) -> web.Response:
+    block = _client_block(request)
+    region = f"region-{block}"
+    counted = request.app[ANSWERED]
+    key = ("cache/" + request.match_info["run"], block)
+    number = counted[key]
+    counted[key] += 1
+    headers = {"x-edge-route": f"region={region}; node={region}-a; reason=nearest; rtt_ms=12.5"}
+    if block == request.query.get("bypass"):
+        headers["x-cache"] = "BYPASS"
+    elif block != request.query.get("none"):
+        headers["x-cache"] = CACHE_CYCLE[number % len(CACHE_CYCLE)]
+    return web.Response(text="cached", headers=headers)
+
+
 async def status(request: web.Request) -> web.Response:
     return web.Response(status=int(request.match_info["code"]), text="as asked")
 
@@ -90,6 +109,7 @@ def main() -> None:
         app[ANSWERED] = Counter()
         app.router.add_get("/route", route)
         app.router.add_get("/app/{run}", app_version)
+        app.router.add_get("/cache/{run}", cache_result)
         app.router.add_get("/status/{code}", status)
         app.router.add_get("/chunked", chunked)
         app.router.add_get("/close", close)

@@ -1,0 +1,1 @@
+"""edgectl tests by command group."""
