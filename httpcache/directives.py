@@ -68,11 +68,6 @@ def delta(d: Directives, name: str) -> float | None:
     return float(min(int(arg), 2**31))
 
 
-def invalid_delta(d: Directives, name: str) -> bool:
-    """The directive is present but its argument is not delta-seconds."""
-    return name in d and delta(d, name) is None
-
-
 def field_names(d: Directives, name: str) -> tuple[str, ...]:
     """The field-name list of a qualified no-cache / private ("" -> none)."""
     arg = d.get(name)

@@ -288,9 +288,11 @@ async def test_deploy_to_one_region_changes_only_that_region(world: RunningWorld
 
 async def test_killed_supervisor_leaves_no_orphans(world: RunningWorld) -> None:
     pids = world.child_pids
+    names = {entry.pid: entry.name for entry in world.state.processes}
     world.process.kill()
     await world.process.wait()
-    assert await wait_gone(pids, STOP_BUDGET_S) == []
+    left = await wait_gone(pids, STOP_BUDGET_S)
+    assert [names[pid] for pid in left] == []
 
 
 @pytest.mark.asyncio(loop_scope="module")
