@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from email.utils import formatdate
@@ -36,6 +35,7 @@ from edge_node.pipeline import Exchange, Pipeline, response_headers
 from edge_node.telemetry import EdgeTelemetry
 from httpfront.flow import RawHeaders
 from httpfront.messages import ClientLink, FrontRequest, ResponseWriter, whole_response
+from runtime.failure_log import FAILURE_LOG_PER_S, LogBudget, new_request_id
 from wasm_host.values import Headers
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,6 @@ APP_HEADER = b"x-edge-app"
 REQUEST_ID_HEADER = "x-request-id"
 # Stated by the node whether or not it states them on this answer: a handler's are dropped.
 NODE_ONLY_HEADERS = frozenset({"date", APP_HEADER.decode()})
-# Failure lines logged per second at most: a flood of failing requests (a trapping handler
-# under load) must not become a flood of log writes, each dearer than the request itself.
-FAILURE_LOG_PER_S = 50
 
 
 class EdgeHttpHandler:
@@ -241,36 +238,6 @@ class EdgeHttpHandler:
             headers.append((APP_HEADER, app.header))  # made once per app, at load
         headers.append(self._date.header())
         return headers
-
-
-def new_request_id() -> str:
-    """A request id: 64 random bits in hex, unique enough to find one line among a node's."""
-    return os.urandom(8).hex()
-
-
-class LogBudget:
-    """At most ``per_second`` lines a second. ``take`` says whether a line may be written:
-    None if not (it is counted), else how many were refused since the last one written."""
-
-    __slots__ = ("_left", "_per_second", "_second", "_suppressed")
-
-    def __init__(self, per_second: int) -> None:
-        self._per_second = per_second
-        self._second = -1
-        self._left = 0
-        self._suppressed = 0
-
-    def take(self, now: float) -> int | None:
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._left = self._per_second
-        if self._left <= 0:
-            self._suppressed += 1
-            return None
-        self._left -= 1
-        suppressed, self._suppressed = self._suppressed, 0
-        return suppressed
 
 
 class Answer(NamedTuple):

@@ -18,7 +18,6 @@ from edge_node.errors import (
     OriginError,
     RouteNotFoundError,
 )
-from edge_node.http_adapter import LogBudget, new_request_id
 from wasm_host.errors import (
     DeadlineExceededError,
     HandlerError,
@@ -84,31 +83,3 @@ def test_the_clients_own_mistakes_keep_their_detail() -> None:
         NoAppError("this node has no app assigned yet"),
     ):
         assert error.client_json("r") == {**error.to_json(), "request_id": "r"}
-
-
-def test_request_ids_are_fresh_hex() -> None:
-    ids = {new_request_id() for _ in range(1000)}
-    assert len(ids) == 1000
-    assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
-
-
-@given(st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), max_size=300), st.integers(1, 20))
-def test_the_failure_log_writes_at_most_its_budget_a_second_and_counts_the_rest(
-    offsets: list[float], per_second: int
-) -> None:
-    budget = LogBudget(per_second)
-    written: dict[int, int] = {}
-    refused = reported = 0
-    for now in sorted(1000 + offset for offset in offsets):
-        outcome = budget.take(now)
-        if outcome is None:
-            refused += 1
-        else:
-            written[int(now)] = written.get(int(now), 0) + 1
-            reported += outcome
-    assert all(count <= per_second for count in written.values())
-    # Every refused line is reported with a later written one, or is still pending.
-    assert reported <= refused
-    pending = budget.take(10_000.0)  # a new second: written, with the count still owed
-    assert pending is not None
-    assert refused == reported + pending
