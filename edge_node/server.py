@@ -25,7 +25,7 @@ from edge_node.http_adapter import EdgeHttpHandler
 from edge_node.iot import IotFollower, no_broker_answer
 from edge_node.load import LoadTracker
 from edge_node.metrics import EdgeMetrics
-from edge_node.origin import AiohttpOriginFetcher
+from edge_node.origin import AiohttpOriginFetcher, origin_connector
 from edge_node.pipeline import (
     CacheLookup,
     CacheThrough,
@@ -107,7 +107,9 @@ async def run(
                 figures=figures.cell,
             )
             restored = applier.restore()  # before listening: serve the last good app at once
-        client = await stack.enter_async_context(aiohttp.ClientSession(auto_decompress=False))
+        client = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=origin_connector(), auto_decompress=False)
+        )
         follower = _follow_gateways(stack, config, node, metrics)
         cache = _http_cache(config)
         handler = EdgeHttpHandler(

@@ -5,6 +5,7 @@ invalidation, Range, stale answers with the origin gone, and the disk tier acros
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -75,6 +76,10 @@ path = "/o/..."
 origin = "{origin}"
 
 [[route]]
+path = "/raw/..."
+origin = "{raw_origin}"
+
+[[route]]
 path = "/h/cached"
 module = "cached"
 
@@ -105,16 +110,33 @@ async def _origin_server(origin: Origin) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
+# An origin that sends more than its Content-Length says (then the next answer on the same
+# connection): a client gets the Content-Length bytes, as from nginx, and the connection's
+# next answer is unharmed.
+SURPLUS_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: no-store\r\n\r\nhelloSURPLUS\r\n"
+
+
+async def _answer_with_surplus(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(SURPLUS_ANSWER)
+            await writer.drain()
+    writer.close()
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     origin = Origin()
     runner, origin_url = await _origin_server(origin)
+    raw_origin = await asyncio.start_server(_answer_with_surplus, "127.0.0.1", 0)
+    raw_port = raw_origin.sockets[0].getsockname()[1]
     app = tmp_path / "app"
     app.mkdir()
     (app / "cached.wasm").write_bytes(
         wasmtime.wat2wasm(wat.wagi_print(b"content-type: text/plain\ncache-control: max-age=60\n\nfrom wasm"))
     )
-    (app / "app.toml").write_text(APP.format(origin=origin_url))
+    (app / "app.toml").write_text(APP.format(origin=origin_url, raw_origin=f"http://127.0.0.1:{raw_port}"))
     try:
         async with Supervisor(tmp_path / "run") as supervisor:
             node = await supervisor.start(
@@ -124,6 +146,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                 origin, runner, node.report.addresses["http"], node, supervisor, app, tmp_path / "data"
             )
     finally:
+        raw_origin.close()
         await runner.cleanup()
 
 
@@ -181,6 +204,12 @@ async def test_range_from_a_cached_answer(world: World) -> None:
     await _get(f"{world.url}/o/fresh")
     status, headers, body = await _get(f"{world.url}/o/fresh", range="bytes=0-3")
     assert (status, body, headers["content-range"]) == (206, b"0123", f"bytes 0-3/{len(BODY)}")
+
+
+async def test_an_origin_body_longer_than_its_content_length_is_cut_to_it(world: World) -> None:
+    for _ in range(3):  # the connection's next answers too
+        status, headers, body = await _get(f"{world.url}/raw/x")
+        assert (status, headers["content-length"], body) == (200, "5", b"hello")
 
 
 async def test_private_answers_are_not_shared(world: World) -> None:
