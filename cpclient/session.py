@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 AGENT_VERSION = "cpclient/0.1"
 ApplyCallback = Callable[[nodes_pb2.Assignment, Mapping[str, bytes]], Awaitable[None] | None]
 LoadProvider = Callable[[], common_pb2.Load]
-# (selector, soft) -> entries removed (or invalidated); the node's cache purge.
-PurgeCallback = Callable[[PurgeSelector, bool], int]
+# (selector, soft) -> entries removed (or invalidated); the node's cache purge (awaited when
+# it returns an awaitable: the node's disk tier is purged off the event loop).
+PurgeCallback = Callable[[PurgeSelector, bool], int | Awaitable[int]]
 WRITE_TIMEOUT_S = 10.0
 # Refusals the control plane repeats until an operator changes something (the node's token,
 # node id or region, or the control plane's tokens file): retried at the slowest pace, and
@@ -364,7 +365,10 @@ class NodeSession:
                 everything=purge.everything,
             )
             try:
-                removed = max(0, int(self._purge(selector, purge.soft)))
+                outcome = self._purge(selector, purge.soft)
+                if inspect.isawaitable(outcome):
+                    outcome = await outcome
+                removed = max(0, int(outcome))
             except Exception:  # a failing cache must not end the session
                 logger.exception("node %s: purge %s failed", self.identity.node_id, purge.purge_id)
         self.stats.purges += 1

@@ -12,6 +12,12 @@ and Range (the cache fetches whole answers to store them) and carries the stored
 validators; a cacheable HEAD goes upstream as a GET (nginx's proxy_cache_convert_head).
 Concurrent misses for one key are collapsed (``Collapser``): one goes upstream, the
 others wait for it, bounded, and look again.
+
+The disk tier (``--cache-dir``) holds origin answers, as nginx's proxy_cache does, and is
+never touched on the event loop (``httpcache.offloop``): a memory miss whose key is on disk
+continues as a task that reads it (``from_disk``), and writes are queued to the disk's
+thread. A handler's answers stay in memory only: running the handler again costs less than
+a file read.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 
 from httpcache import policy
 from httpcache.model import PurgeSelector, StoredResponse
+from httpcache.offloop import OffLoopDisk
 from httpcache.policy import Action, CacheRequest
 from httpcache.store import TieredCache
 from wasm_host.values import WasmResponse
@@ -48,6 +55,8 @@ class CacheState:
     request_time: float = 0.0
     refresh: bool = False  # served stale-while-revalidate: refresh it in the background
     waited: bool = False  # already waited once for a collapsed miss
+    origin: bool = False  # an origin route's request (its answers also go to the disk tier)
+    on_disk: bool = False  # missed in memory, its key is on disk: ``from_disk`` decides
 
 
 @dataclass(slots=True)
@@ -74,8 +83,11 @@ class Collapser:
 class EdgeCache:
     """The pipeline's cache: ``lookup`` before execution, ``settle`` after it."""
 
-    def __init__(self, store: TieredCache, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: TieredCache, *, clock: Callable[[], float], disk: OffLoopDisk | None = None
+    ) -> None:
         self.store = store
+        self.disk = disk
         self._clock = clock
         self.collapser = Collapser()
         self.refreshing: set[str] = set()
@@ -100,10 +112,24 @@ class EdgeCache:
             query=query,
             # An origin is asked for a HEAD's GET, to store it; a handler sees the HEAD itself.
             upstream_method="GET" if method == "HEAD" and origin else method,
+            origin=origin,
         )
         state.request_time = self._clock()
         if not request.cacheable:
             return state, None, policy.BYPASS if origin else None
+        if not variants and origin and self.disk is not None and self.disk.holds(key):
+            state.on_disk = True
+            return state, None, None
+        return self.decide(state, variants)
+
+    async def from_disk(self, state: CacheState) -> tuple[CacheState, WasmResponse | None, str | None]:
+        """``decide`` for a request whose key was on disk: read it off the loop, keep what
+        was read in memory (promoted, as a disk hit is), then decide."""
+        state.on_disk = False
+        assert self.disk is not None
+        variants = await self.disk.variants(state.request.key)
+        for entry in reversed(variants):  # the most recent ends most recently used
+            self.store.put(entry)
         return self.decide(state, variants)
 
     def decide(
@@ -151,6 +177,8 @@ class EdgeCache:
         if request.unsafe and 200 <= response.status < 400:
             for key in policy.invalidation_keys(request, response.status, response.headers):
                 self.store.remove_key(key)
+                if self.disk is not None:
+                    self.disk.remove_key(key)
         if not request.cacheable:
             return self._pass(response), None
         return self._settle_cacheable(state, response)
@@ -165,6 +193,8 @@ class EdgeCache:
                 entry, response.headers, request_time=state.request_time, response_time=now
             )
             self.store.replace(entry, fresh)
+            if self.disk is not None and state.origin:
+                self.disk.replace(entry, fresh)
             return self.answer(request, fresh, now), policy.REVALIDATED
         if (
             response.status >= 500
@@ -180,9 +210,14 @@ class EdgeCache:
             request_time=state.request_time or now,
             response_time=now,
         )
-        if stored is not None and self.store.put(stored):
-            # The client's own conditional, Range or HEAD is answered from what was stored.
-            return self.answer(request, stored, now), policy.MISS
+        if stored is not None:
+            in_memory = self.store.put(stored)
+            disk = self.disk if state.origin else None
+            if disk is not None:
+                disk.put(stored)
+            if in_memory or disk is not None:
+                # The client's own conditional, Range or HEAD is answered from what was stored.
+                return self.answer(request, stored, now), policy.MISS
         return self._pass(response), policy.MISS
 
     def stale_on_failure(self, state: CacheState) -> WasmResponse | None:
@@ -195,9 +230,12 @@ class EdgeCache:
             return self.answer(state.request, entry, now)
         return None
 
-    def purge(self, selector: PurgeSelector, soft: bool) -> int:
+    async def purge(self, selector: PurgeSelector, soft: bool) -> int:
         """The control plane's CachePurge: entries dropped (or marked stale when ``soft``)."""
-        return self.store.purge(selector, soft=soft)
+        matched = self.store.purge(selector, soft=soft)
+        if self.disk is not None:
+            matched = max(matched, await self.disk.purge(selector, soft=soft))
+        return matched
 
     @staticmethod
     def _pass(response: WasmResponse) -> WasmResponse:

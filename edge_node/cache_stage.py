@@ -57,6 +57,13 @@ class CacheThrough:
         """The origin's answer through the cache: collapsed with concurrent misses for the
         same key, and a stale answer when the origin cannot be reached and one may be used."""
         state = exchange.cache
+        if state is not None and state.on_disk:
+            _, answer, status = await self.cache.from_disk(state)
+            if answer is not None:
+                exchange.response, exchange.cache_status = answer, status
+                self.metrics.count_cache(status, exchange.location.country)
+                return
+            exchange.headers = self.cache.upstream_headers(state)  # with the validators read
         collapsing = state is not None and state.request.cacheable and not state.request.no_cache
         key = state.request.key if state is not None else ""
         if collapsing and state is not None:
@@ -113,7 +120,13 @@ class CacheThrough:
             location=exchange.location,
             match=exchange.match,
             app=exchange.app,
-            cache=CacheState(request=state.request, path=state.path, query=state.query, entry=state.entry),
+            cache=CacheState(
+                request=state.request,
+                path=state.path,
+                query=state.query,
+                entry=state.entry,
+                origin=state.origin,
+            ),
         )
         task = asyncio.get_running_loop().create_task(self._refresh(refresh), name="edge-cache-refresh")
         self._refreshes.add(task)

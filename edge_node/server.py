@@ -40,6 +40,7 @@ from edge_node.telemetry import start_telemetry
 from geo.lookup import GeoLocator
 from geo.world import load_world
 from httpcache.disk import DiskTier
+from httpcache.offloop import OffLoopDisk
 from httpcache.store import MemoryTier, TieredCache
 from httpfront.server import FrontendServer
 from runtime.process import StopEvent, wait_for_stop
@@ -105,13 +106,14 @@ async def run(
                 executor=executor,
                 data_dir=config.data_dir,
                 figures=figures.cell,
+                trusted=config.trusted_keys,
             )
             restored = applier.restore()  # before listening: serve the last good app at once
         client = await stack.enter_async_context(
             aiohttp.ClientSession(connector=origin_connector(), auto_decompress=False)
         )
         follower = _follow_gateways(stack, config, node, metrics)
-        cache = _http_cache(config)
+        cache = _http_cache(stack, config)
         handler = EdgeHttpHandler(
             pipeline=_pipeline(
                 config=config,
@@ -225,15 +227,19 @@ def _pipeline(
     )
 
 
-def _http_cache(config: EdgeNodeConfig) -> EdgeCache:
-    """The node's HTTP cache: memory in front of the optional disk tier (--cache-dir)."""
+def _http_cache(stack: AsyncExitStack, config: EdgeNodeConfig) -> EdgeCache:
+    """The node's HTTP cache: memory in front of the optional disk tier (--cache-dir), whose
+    I/O runs on its own thread (closed after the listener, so queued writes finish)."""
     memory = MemoryTier(max_bytes=config.response_cache_bytes, max_entry_bytes=config.max_body_bytes)
     disk = None
     if config.cache_dir is not None:
-        disk = DiskTier(
-            config.cache_dir, max_bytes=config.cache_dir_bytes, max_entry_bytes=config.max_body_bytes
+        disk = OffLoopDisk(
+            DiskTier(
+                config.cache_dir, max_bytes=config.cache_dir_bytes, max_entry_bytes=config.max_body_bytes
+            )
         )
-    return EdgeCache(TieredCache(memory, disk), clock=time.time)
+        stack.callback(disk.close)
+    return EdgeCache(TieredCache(memory), clock=time.time, disk=disk)
 
 
 async def _listen(stack: AsyncExitStack, handler: EdgeHttpHandler, config: EdgeNodeConfig) -> str:

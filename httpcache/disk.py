@@ -42,7 +42,7 @@ from httpcache.store import candidate_keys
 MAGIC = b"ECDNHC"
 VERSION = 1
 _HEADER = struct.Struct(">6sBxIQ")  # magic, version, pad, metadata length, body length
-_TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ".tmp-"
 _MAX_META = 16 * 1024 * 1024
 Vary = tuple[tuple[str, str], ...]
 _FIELDS = tuple(f.name for f in dataclasses.fields(StoredResponse) if f.name != "body")
@@ -140,7 +140,7 @@ class DiskTier:
     def _scan(self) -> None:
         found: list[tuple[float, str, _Meta]] = []
         for path in self.directory.glob("*/*/*"):
-            if path.name.startswith(_TMP_PREFIX):
+            if path.name.startswith(TMP_PREFIX):
                 _unlink(path)  # a write cut short by a crash
                 continue
             try:
@@ -218,6 +218,10 @@ class DiskTier:
             return None
         return entry
 
+    def holds(self, key: str) -> bool:
+        """Whether any variant of ``key`` is on disk, from the index alone."""
+        return key in self._by_key
+
     def variants(self, key: str) -> tuple[StoredResponse, ...]:
         names = self._by_key.get(key)
         if names is None:
@@ -289,7 +293,7 @@ def _covers(selector: PurgeSelector, meta: _Meta) -> bool:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
     try:
         with tmp.open("wb") as f:
             f.write(data)

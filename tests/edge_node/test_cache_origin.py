@@ -17,6 +17,7 @@ import pytest
 import wasmtime
 from aiohttp import web
 
+from httpcache import disk
 from simulator.supervisor import RunningChild, Supervisor
 from tests.edge_node.conftest import edge_node_spec
 from tests.wasm_host import wat
@@ -232,8 +233,20 @@ async def test_a_handler_answer_with_directives_is_cached(world: World) -> None:
     assert (headers.get("x-cache"), body) == ("HIT", b"from wasm")
 
 
+def _whole_files(cache_dir: Path) -> list[Path]:
+    return [p for p in cache_dir.glob("*/*/*") if not p.name.startswith(disk.TMP_PREFIX)]
+
+
+async def _stored_on_disk(cache_dir: Path) -> None:
+    """Until the disk tier's thread has written a whole file (writes are queued off the loop;
+    another process's files can only be polled)."""
+    while not _whole_files(cache_dir):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
 async def test_the_disk_tier_survives_kill_9(world: World, tmp_path: Path) -> None:
     await _get(f"{world.url}/o/fresh")
+    await asyncio.wait_for(_stored_on_disk(tmp_path / "cache"), 10)
     os.kill(world.node.pid, signal.SIGKILL)
     await world.node.process.wait()
     again = await world.supervisor.start(
