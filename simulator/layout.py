@@ -213,3 +213,13 @@ def router_spec(
         env={**WORLD_TRACE_ENV, "EDGE_ROUTER_TOKEN": router_token, "EDGE_ROUTER_ADMIN_TOKEN": admin_token},
         pin=pin_flag("--port", "http"),
     )  # fmt: skip
+
+
+def world_origin_spec(*, port: int) -> ChildSpec:
+    """The world's origin (``simulator.world_origin``), on ``port`` (0: any free one). Its port
+    outlives the world: the app the control plane keeps names the origin's URL."""
+    return ChildSpec(
+        name="world-origin",
+        argv=(sys.executable, "-m", "simulator.world_origin", "--host", ROUTER_ADDRESS, "--port", str(port)),
+        pin=pin_flag("--port", "http"),
+    )
