@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
 
 from geo.errors import InvalidValueError
+
+# "backbone": paths through the backbone graph (geo.backbone); "great-circle": the
+# distance model below, one inflation factor over the great circle.
+LatencyModelName = Literal["great-circle", "backbone"]
+LATENCY_MODELS: tuple[LatencyModelName, ...] = get_args(LatencyModelName)
 
 # Light in vacuum, km per ms: no medium carries a signal faster.
 SPEED_OF_LIGHT_KM_PER_MS = 299.792458
@@ -18,15 +25,24 @@ SPEED_OF_LIGHT_KM_PER_MS = 299.792458
 class LatencyParams:
     """Parameters of the RTT model; the world file's ``[latency]`` table."""
 
+    model: LatencyModelName = "backbone"
+    # The backbone file (model "backbone"); None: geo.backbone.DEFAULT_BACKBONE.
+    backbone: Path | None = None
+
     # c / 1.468 (group index of standard single-mode fiber at 1550 nm) = 204.2 km/ms.
     fiber_km_per_ms: float = 204.2
-    # Fitted to the WonderProxy city-pair RTTs tabled in docs/world.md.
+    # The great-circle model's constants, fitted to the WonderProxy city-pair RTTs tabled
+    # in docs/world.md. The backbone model keeps its constants in the backbone file.
     path_inflation: float = 1.6
     per_hop_base_ms: float = 9.65
     # Half-width of the uniform jitter added to each one-way delay.
     jitter_ms: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.model not in LATENCY_MODELS:
+            raise InvalidValueError(
+                field="model", reason=f"must be one of {', '.join(LATENCY_MODELS)} (got {self.model!r})"
+            )
         _require(
             "fiber_km_per_ms",
             self.fiber_km_per_ms,

@@ -26,7 +26,7 @@ from geo.errors import (
     UnknownRegionError,
     WorldFileError,
 )
-from geo.params import LatencyParams
+from geo.params import LATENCY_MODELS, LatencyParams
 from geo.toml_reader import TableReader
 from runtime.durations import parse_duration
 
@@ -63,6 +63,9 @@ def check_coordinates(latitude: float, longitude: float) -> None:
         raise InvalidValueError(field="longitude", reason=f"must be between -180 and 180 (got {longitude})")
 
 
+MAX_NODE_WORKERS = 256
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Region:
     """A cloud region and its point of presence (the city where its edge nodes stand)."""
@@ -72,6 +75,9 @@ class Region:
     latitude: float
     longitude: float
     edge_nodes: int = 1
+    # Processes of each edge node (edge-node --workers): one in a simulated world, where
+    # many nodes share one machine's cores.
+    node_workers: int = 1
     gateways: int = 1
     # Countries for which this is the home region (a routing preference, not a rule).
     serves: tuple[str, ...] = ()
@@ -94,6 +100,9 @@ class Region:
             )
         if self.gateways < 0:
             raise InvalidValueError(field="gateways", reason=f"must not be negative (got {self.gateways})")
+        if not 1 <= self.node_workers <= MAX_NODE_WORKERS:
+            reason = f"must be within [1, {MAX_NODE_WORKERS}] (got {self.node_workers})"
+            raise InvalidValueError(field="node_workers", reason=reason)
         if self.heat_wave:
             _check_heat_wave(self.heat_wave)
         for index, code in enumerate(self.serves):
@@ -311,10 +320,17 @@ def _build(reader: TableReader, prefix: str, cls: Callable[..., T], **values: An
 
 def _latency(reader: TableReader) -> LatencyParams:
     defaults = LatencyParams()
+    model = reader.string("model", defaults.model)
+    if model not in LATENCY_MODELS:
+        reader.fail("model", f"must be one of {', '.join(LATENCY_MODELS)} (got {model!r})")
+    backbone = reader.string("backbone", "")
     params = _build(
         reader,
         reader.field_prefix(),
         LatencyParams,
+        model="backbone" if model == "backbone" else "great-circle",
+        # Relative to the world file's folder, like every path a world file names.
+        backbone=reader.source.parent / backbone if backbone else None,
         fiber_km_per_ms=reader.number("fiber_km_per_ms", defaults.fiber_km_per_ms),
         path_inflation=reader.number("path_inflation", defaults.path_inflation),
         per_hop_base_ms=reader.number("per_hop_base_ms", defaults.per_hop_base_ms),
@@ -345,6 +361,7 @@ def _region(reader: TableReader) -> Region:
         latitude=reader.number("latitude"),
         longitude=reader.number("longitude"),
         edge_nodes=reader.integer("edge_nodes", 1),
+        node_workers=reader.integer("node_workers", 1),
         gateways=reader.integer("gateways", 1),
         serves=reader.strings("serves", ()),
         heat_wave=reader.string("heat_wave", ""),

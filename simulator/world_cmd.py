@@ -3,7 +3,8 @@
     edgecdn world show                     regions and countries as tables
     edgecdn world addr KR                  a loopback source address of a Korean client
     edgecdn world lookup IP [--db PATH]    where an address is, as JSON
-    edgecdn world rtt A B                  modeled RTT between countries, regions, cities
+    edgecdn world rtt A B                  modeled RTT between places: the path and its parts
+    edgecdn world rtt --matrix             region-to-region RTT table
     edgecdn world build-db --out PATH      write the world's MaxMind DB
 
 Every subcommand reads the world file given by --world (env EDGECDN_WORLD). Simulated
@@ -14,7 +15,9 @@ KR)" http://127.0.0.1:8080/``, and are located through the world's database.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -23,10 +26,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from geo.backbone_paths import BackbonePaths
 from geo.database import build_world_db
-from geo.errors import GeoError
+from geo.errors import GeoError, InvalidValueError
 from geo.latency import LatencyModel
 from geo.lookup import GeoLocator
+from geo.params import LATENCY_MODELS
 from geo.places import place_label
 from geo.world import MAX_CLIENT_INDEX, World, load_world
 from runtime.cli import HelpFormatter, add_flag, fail
@@ -39,6 +44,8 @@ GEO_CACHE_ENV = "EDGECDN_GEO_CACHE"
 GEO_DBS_ENV = "EDGECDN_GEO_DBS"
 
 Handler = Callable[[argparse.Namespace, World], int]
+# What argparse's own pattern accepts (-5, -.5), plus a coordinate pair "-33.87,151.21".
+_NEGATIVE_COORDINATE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d*\.?\d*\s*,")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,13 +91,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where the world's database is built and reused (default: %(default)s)",
     )
 
-    rtt = _subcommand(commands, "rtt", "modeled round-trip time between two places", _rtt)
-    for name in ("a", "b"):
-        rtt.add_argument(
-            name,
-            metavar=name.upper(),
-            help="country code, region id, city, country name, or LAT,LON",
-        )
+    rtt = _subcommand(
+        commands, "rtt", "modeled round-trip time: the path, its parts, or the region matrix", _rtt
+    )
+    rtt.add_argument(
+        "places",
+        nargs="*",
+        metavar="PLACE",
+        help="two places: country code, region id, city, country name, or LAT,LON (e.g. -33.87,151.21)",
+    )
+    rtt.add_argument("--matrix", action="store_true", help="print the region-to-region RTT table instead")
+    rtt.add_argument(
+        "--model",
+        choices=LATENCY_MODELS,
+        default=None,
+        help="the latency model to use (default: the world file's [latency] model)",
+    )
+    rtt.add_argument(
+        "--cut",
+        action="append",
+        default=[],
+        metavar="HUB,HUB",
+        help="cut the backbone link between two hubs (a cable cut) and route around it; repeatable",
+    )
+    # Coordinates south or west start with '-': argparse would take "-33.87,151.21" for an
+    # option. No option of this command looks like a number, so treat such words as values.
+    rtt._negative_number_matcher = _NEGATIVE_COORDINATE
 
     build = _subcommand(commands, "build-db", "write the world's MaxMind DB", _build_db)
     build.add_argument("--out", type=Path, required=True, metavar="PATH", help="the database file to write")
@@ -137,10 +163,19 @@ def _show(args: argparse.Namespace, world: World) -> int:
         return 0
     console = _console()
     p = world.latency
+    if p.model == "backbone":
+        paths = LatencyModel(world).paths
+        assert paths is not None
+        backbone = paths.backbone
+        size = f"{len(backbone.hubs)} hubs, {len(backbone.links)} links"
+        formula = f"RTT over the backbone {backbone.source} ({size})"
+    else:
+        formula = (
+            f"RTT = {p.per_hop_base_ms:g} ms + 2 x km / {p.fiber_km_per_ms:g} km/ms x {p.path_inflation:g}"
+        )
     console.print(
         f"world {world.source} (sha256 {world.digest[:12]}), seed {world.seed}; "
-        f"RTT = {p.per_hop_base_ms:g} ms + 2 x km / {p.fiber_km_per_ms:g} km/ms x {p.path_inflation:g}, "
-        f"jitter ±{p.jitter_ms:g} ms"
+        f"{formula}, jitter ±{p.jitter_ms:g} ms"
     )
     regions = Table(title=f"{len(world.regions)} regions")
     for column in ("region", "PoP", "latitude", "longitude", "edge nodes", "gateways", "serves"):
@@ -193,6 +228,8 @@ def _world_dict(world: World) -> dict[str, object]:
         "sha256": world.digest,
         "seed": world.seed,
         "latency": {
+            "model": p.model,
+            "backbone": None if p.backbone is None else str(p.backbone),
             "fiber_km_per_ms": p.fiber_km_per_ms,
             "path_inflation": p.path_inflation,
             "per_hop_base_ms": p.per_hop_base_ms,
@@ -242,14 +279,74 @@ def _lookup(args: argparse.Namespace, world: World) -> int:
 
 
 def _rtt(args: argparse.Namespace, world: World) -> int:
-    model = LatencyModel(world)
-    a, b = model.place(args.a), model.place(args.b)
+    model = _latency_model(args, world)
+    if args.matrix:
+        if args.places:
+            raise InvalidValueError(field="--matrix", reason="takes no places: it prints every region pair")
+        _out(_matrix(model, world))
+        return 0
+    if len(args.places) != 2:
+        raise InvalidValueError(
+            field="PLACE", reason=f"give two places, like KR ap-northeast-1 (got {len(args.places)})"
+        )
+    a, b = model.place(args.places[0]), model.place(args.places[1])
     distance = model.distance_km(a, b)
-    _out(
-        f"{place_label(a)} -> {place_label(b)}: {distance:,.0f} km, "
-        f"modeled RTT {model.rtt_for_distance_ms(distance):.1f} ms"
-    )
+    route = model.route(a, b)
+    if route is None:
+        _out(
+            f"{place_label(a)} -> {place_label(b)}: {distance:,.0f} km, "
+            f"modeled RTT {model.rtt_for_distance_ms(distance):.1f} ms (great-circle model)"
+        )
+        return 0
+    lines = [
+        (
+            f"{place_label(a)} -> {place_label(b)}: {distance:,.0f} km, modeled RTT {route.rtt_ms:.1f} ms "
+            f"(backbone model, {route.km:,.0f} km of fiber)"
+        ),
+        "  path:     " + (" > ".join(hub.city for hub in route.hubs) or "none: the backbone is cut in two"),
+        f"  base      {route.base_ms:6.1f} ms",
+        (
+            f"  access    {route.access_ms:6.1f} ms  ({route.access_km[0]:,.0f} km to the first hub, "
+            f"{route.access_km[1]:,.0f} km from the last)"
+        ),
+        f"  backbone  {route.backbone_ms:6.1f} ms  ({route.backbone_km:,.0f} km between hubs)",
+        f"  hubs      {route.hops_ms:6.1f} ms  ({len(route.hubs)} passed)",
+    ]
+    _out("\n".join(lines))
     return 0
+
+
+def _latency_model(args: argparse.Namespace, world: World) -> LatencyModel:
+    params = world.latency if args.model is None else dataclasses.replace(world.latency, model=args.model)
+    if not args.cut:
+        return LatencyModel(world, params)
+    if params.model != "backbone":
+        raise InvalidValueError(field="--cut", reason="cuts a backbone link; the great-circle model has none")
+    paths = LatencyModel(world, params).paths
+    assert paths is not None  # the backbone model always has paths
+    backbone = paths.backbone
+    cut: set[frozenset[str]] = set()
+    for text in args.cut:
+        ends = frozenset(part.strip() for part in text.split(","))
+        if len(ends) != 2 or not any(frozenset((link.a, link.b)) == ends for link in backbone.links):
+            raise InvalidValueError(
+                field="--cut",
+                reason=f"{text!r} is not a link of {backbone.source}: give HUB,HUB like london,new-york",
+            )
+        cut.add(ends)
+    return LatencyModel(world, params, paths=BackbonePaths(backbone.without_links(frozenset(cut))))
+
+
+def _matrix(model: LatencyModel, world: World) -> str:
+    """Region-to-region RTTs as a fixed-width table (ms), rows and columns in world order."""
+    ids = [region.id for region in world.regions]
+    width = max(8, *(len(i) for i in ids)) + 1
+    header = " " * width + "".join(f"{i:>{width}}" for i in ids)
+    rows = [header]
+    for row in world.regions:
+        cells = "".join(f"{model.rtt_ms(row, column):>{width}.1f}" for column in world.regions)
+        rows.append(f"{row.id:<{width}}{cells}")
+    return "\n".join(rows)
 
 
 def _build_db(args: argparse.Namespace, world: World) -> int:

@@ -184,6 +184,93 @@ def test_rtt_between_cities_and_coordinates(capsys: pytest.CaptureFixture[str]) 
     assert out.startswith("sa-east-1 (São Paulo) -> 40.71,-74.01: ")
 
 
+def test_rtt_shows_the_path_and_its_parts(capsys: pytest.CaptureFixture[str]) -> None:
+    world = load_world(DEFAULT_WORLD)
+    route = LatencyModel(world).route("eu-central-1", "ap-northeast-2")
+    assert route is not None
+    code, out, _ = _run(
+        capsys, "world", "rtt", "eu-central-1", "ap-northeast-2", "--world", str(DEFAULT_WORLD)
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith(
+        f"modeled RTT {route.rtt_ms:.1f} ms (backbone model, {route.km:,.0f} km of fiber)"
+    )
+    assert lines[1] == "  path:     " + " > ".join(hub.city for hub in route.hubs)
+    parts = {line.split()[0]: float(line.split()[1]) for line in lines[2:]}
+    assert set(parts) == {"base", "access", "backbone", "hubs"}
+    assert sum(parts.values()) == pytest.approx(route.rtt_ms, abs=0.2)
+
+
+@pytest.mark.parametrize("point", ["-33.87,151.21", "-23.5,-46.6", "-0.5,-78.5"])
+def test_rtt_takes_negative_coordinates(capsys: pytest.CaptureFixture[str], point: str) -> None:
+    code, out, err = _run(capsys, "world", "rtt", point, "us-east-1", "--world", str(DEFAULT_WORLD))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"{point} -> us-east-1 (Ashburn): ")
+    code, out, _ = _run(capsys, "world", "rtt", "us-east-1", point, "--world", str(DEFAULT_WORLD))
+    assert code == 0
+    assert f"-> {point}: " in out.splitlines()[0]
+
+
+def test_rtt_matrix_is_the_region_table(capsys: pytest.CaptureFixture[str]) -> None:
+    world = load_world(DEFAULT_WORLD)
+    model = LatencyModel(world)
+    code, out, _ = _run(capsys, "world", "rtt", "--matrix", "--world", str(DEFAULT_WORLD))
+    assert code == 0
+    header, *rows = out.splitlines()
+    ids = [region.id for region in world.regions]
+    assert header.split() == ids
+    assert [row.split()[0] for row in rows] == ids
+    for row, a in zip(rows, world.regions, strict=True):
+        values = [float(cell) for cell in row.split()[1:]]
+        assert values == [round(model.rtt_ms(a, b), 1) for b in world.regions]
+
+
+def test_rtt_with_a_cable_cut_routes_around_it(capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--world", str(DEFAULT_WORLD)]
+    _, before, _ = _run(capsys, "world", "rtt", "us-east-1", "GB", *common)
+    path = before.splitlines()[1]
+    assert "New York > London" in path
+    code, after, _ = _run(capsys, "world", "rtt", "us-east-1", "GB", "--cut", "new-york,london", *common)
+    assert code == 0
+    assert "New York > London" not in after.splitlines()[1]
+    rtt = [float(text.split("modeled RTT ")[1].split()[0]) for text in (before, after)]
+    assert rtt[1] > rtt[0]
+
+
+def test_rtt_under_the_great_circle_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys, "world", "rtt", "KR", "DE", "--model", "great-circle", "--world", str(DEFAULT_WORLD)
+    )
+    assert code == 0
+    assert out.endswith("(great-circle model)\n")
+    assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["rtt", "KR"], "edgecdn world rtt: PLACE: give two places, like KR ap-northeast-1 (got 1)"),
+        (
+            ["rtt", "KR", "DE", "--cut", "london,atlantis"],
+            "edgecdn world rtt: --cut: 'london,atlantis' is not a link",
+        ),
+        (["rtt", "--matrix", "KR"], "edgecdn world rtt: --matrix: takes no places"),
+        (
+            ["rtt", "KR", "DE", "--model", "great-circle", "--cut", "new-york,london"],
+            "edgecdn world rtt: --cut: cuts a backbone link; the great-circle model has none",
+        ),
+    ],
+)
+def test_rtt_errors_are_one_clean_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = _run(capsys, "world", *argv, "--world", str(DEFAULT_WORLD))
+    assert (code, out) == (2, "")
+    assert err.startswith(message)
+    assert err.count("\n") == 1
+
+
 def test_build_db_writes_a_geoip2_database(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_path = tmp_path / "sub" / "world.mmdb"
     code, out, _ = _run(capsys, "world", "build-db", "--out", str(out_path), "--world", str(DEFAULT_WORLD))
