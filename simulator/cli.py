@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from runtime.cli import HelpFormatter, configure_logging, fail
 from simulator import chaos_cmd, load_cmd, status_cmd, up_cmd, world_cmd
+from simulator.k8s import cmd as k8s_cmd
 
 PROG = "edgecdn"
 
@@ -20,7 +21,10 @@ PROG = "edgecdn"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="EdgeCDN: start a local world, inspect the world model, generate load, inject faults.",
+        description=(
+            "EdgeCDN: start a local world, inspect the world model, generate load, inject faults, "
+            "render Kubernetes manifests."
+        ),
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
@@ -32,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     load_cmd.register(subparsers)
     status_cmd.register(subparsers)
     chaos_cmd.register(subparsers)
+    k8s_cmd.register(subparsers)
     return parser
 
 
