@@ -28,6 +28,21 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
     add_flag(parser, "--port", env="CONTROL_PLANE_PORT", default=0, convert=int, help="port (0: any free)")
     add_flag(
         parser,
+        "--metrics-port",
+        env="CONTROL_PLANE_METRICS_PORT",
+        default=None,
+        convert=int,
+        help="serve Prometheus /metrics over HTTP on this port (0: any free); none: no endpoint",
+    )
+    add_flag(
+        parser,
+        "--metrics-host",
+        env="CONTROL_PLANE_METRICS_HOST",
+        default=None,
+        help="address for --metrics-port; none: the --host address",
+    )
+    add_flag(
+        parser,
         "--data-dir",
         env="CONTROL_PLANE_DATA_DIR",
         default=None,
@@ -135,6 +150,8 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
             world_regions=world_regions,
             mqtt=link_from_args(args),
             allow_origin_networks=tuple(args.allow_origin_network),
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         )
     except ConfigError as exc:
         fail(PROG, str(exc))

@@ -18,7 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from control_plane.db import Database
 from control_plane.errors import AppConflictError, ControlPlaneError, InvalidRequestError, NotFoundError
-from control_plane.modules import ModuleRegistry
+from control_plane.modules import ModuleRegistry, wire_signatures
 from cpclient.apps import ABI_NAMES, app_manifest
 from manifest import DEFAULT_POLICY, ManifestError, OriginPolicy, check_manifest
 from protos.edgecdn.v1 import apps_pb2
@@ -44,6 +44,8 @@ def app_digest(app: apps_pb2.AppVersion) -> str:
     content.CopyFrom(app)
     content.ClearField("created_at")
     content.ClearField("digest")
+    for module in content.modules:
+        module.ClearField("signatures")  # they belong to the module, not to the version
     return hashlib.sha256(content.SerializeToString(deterministic=True)).hexdigest()
 
 
@@ -108,7 +110,7 @@ class AppRegistry:
         if existing is not None:
             if existing[0] != digest:
                 raise AppConflictError(name=app.name, version=app.version)
-            return _decode(existing[1])
+            return self._signed(_decode(existing[1]))
         missing = [m.sha256 for m in app.modules if not self._modules.has(m.sha256)]
         if missing:
             raise InvalidRequestError(
@@ -118,6 +120,8 @@ class AppRegistry:
         stored.CopyFrom(app)
         stored.digest = digest
         stored.created_at.CopyFrom(_timestamp(time.time()))
+        for module in stored.modules:
+            module.ClearField("signatures")
         self._db.put_app(
             name=app.name,
             version=app.version,
@@ -126,13 +130,20 @@ class AppRegistry:
             body=stored.SerializeToString(deterministic=True),
             sha256s=tuple(m.sha256 for m in app.modules),
         )
-        return stored
+        return self._signed(stored)
 
     def get(self, name: str, version: str | None = None) -> apps_pb2.AppVersion:
         found = self._db.get_app(name, version)
         if found is None:
             raise NotFoundError(kind="app", key=name if version is None else f"{name}@{version}")
-        return _decode(found[1])
+        return self._signed(_decode(found[1]))
+
+    def _signed(self, app: apps_pb2.AppVersion) -> apps_pb2.AppVersion:
+        """``app`` with each module's stored signatures, as nodes need them to verify it."""
+        for module in app.modules:
+            module.ClearField("signatures")
+            module.signatures.extend(wire_signatures(self._modules.signatures(module.sha256)))
+        return app
 
     def list(self) -> list[apps_pb2.AppSummary]:
         return [

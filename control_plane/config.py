@@ -53,6 +53,10 @@ class ControlPlaneConfig:
     # --allow-origin-network: CIDRs or host names an app's origin may use although the
     # manifest rules refuse them by default (link-local and cloud metadata addresses).
     allow_origin_networks: tuple[str, ...] = ()
+    # Prometheus /metrics over HTTP on a port of its own; None: no such endpoint.
+    # ``metrics_host`` None: the gRPC --host.
+    metrics_port: int | None = None
+    metrics_host: str | None = None
 
     @property
     def origin_policy(self) -> OriginPolicy:
@@ -63,6 +67,7 @@ class ControlPlaneConfig:
             raise ConfigError(field="--host", reason="must not be empty")
         if not 0 <= self.port <= MAX_PORT:
             raise ConfigError(field="--port", reason=f"{self.port} is not a TCP port (0..{MAX_PORT})")
+        self._check_metrics()
         if self.grace_seconds < 0:
             raise ConfigError(field="--grace", reason="must not be negative")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -86,6 +91,16 @@ class ControlPlaneConfig:
         except ValueError as exc:
             raise ConfigError(field="--allow-origin-network", reason=str(exc)) from exc
         self._check_traces()
+
+    def _check_metrics(self) -> None:
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= MAX_PORT:
+            raise ConfigError(
+                field="--metrics-port", reason=f"{self.metrics_port} is not a TCP port (0..{MAX_PORT})"
+            )
+        if self.metrics_host is not None and not self.metrics_host:
+            raise ConfigError(field="--metrics-host", reason="must not be empty (leave it out for --host)")
+        if self.metrics_host is not None and self.metrics_port is None:
+            raise ConfigError(field="--metrics-host", reason="needs --metrics-port")
 
     def _check_traces(self) -> None:
         if self.trace_max_spans < 1:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from control_plane.errors import StoreError
 from control_plane.records import DeploymentRecord, ModuleRecord, NodeRecord, ProgressRecord
+from runtime.signing import Signature
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -61,6 +62,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE rollout_transitions (
         rollout_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (rollout_id, seq)
+    );
+    """,
+    # 3: signed modules (runtime/signing.py): one Ed25519 signature per module and key, gone
+    # with the module's row.
+    """
+    CREATE TABLE module_signatures (
+        sha256 TEXT NOT NULL REFERENCES modules (sha256) ON DELETE CASCADE, key_id TEXT NOT NULL,
+        public_key BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (sha256, key_id)
+    );
+    """,
+    # 4: the purge log (control_plane/purge_log.py): every cache purge in order, so a node
+    # that was away gets the ones it missed.
+    """
+    CREATE TABLE purge_log (
+        sequence INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL,
+        target BLOB NOT NULL, purge BLOB NOT NULL
     );
     """,
 )
@@ -118,7 +135,8 @@ class Database:
     # -- modules -------------------------------------------------------------------------
 
     def put_module(self, record: ModuleRecord) -> ModuleRecord:
-        """Insert ``record`` unless the digest is known; return what is stored."""
+        """Insert ``record`` unless the digest is known, and add its signatures (a key's newer
+        signature replaces its older one); return what is stored."""
         with self._tx() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO modules VALUES (?, ?, ?, ?, ?, ?)",
@@ -131,17 +149,28 @@ class Database:
                     json.dumps(list(record.imports)),
                 ),
             )
+            conn.executemany(
+                "INSERT OR REPLACE INTO module_signatures VALUES (?, ?, ?, ?)",
+                [(record.sha256, s.key_id, s.public_key, s.signature) for s in record.signatures],
+            )
         stored = self.get_module(record.sha256)
         assert stored is not None
         return stored
 
     def get_module(self, sha256: str) -> ModuleRecord | None:
         row = self._conn.execute("SELECT * FROM modules WHERE sha256 = ?", (sha256,)).fetchone()
-        return None if row is None else _module(row)
+        return None if row is None else _module(row, self.module_signatures(sha256))
 
     def list_modules(self) -> list[ModuleRecord]:
         rows = self._conn.execute("SELECT * FROM modules ORDER BY created_at DESC, sha256").fetchall()
-        return [_module(row) for row in rows]
+        return [_module(row, self.module_signatures(str(row[0]))) for row in rows]
+
+    def module_signatures(self, sha256: str) -> tuple[Signature, ...]:
+        rows = self._conn.execute(
+            "SELECT key_id, public_key, signature FROM module_signatures WHERE sha256 = ? ORDER BY key_id",
+            (sha256,),
+        ).fetchall()
+        return tuple(Signature(key_id=str(r[0]), public_key=bytes(r[1]), signature=bytes(r[2])) for r in rows)
 
     def module_users(self, sha256: str) -> tuple[str, ...]:
         rows = self._conn.execute(
@@ -287,7 +316,7 @@ class Database:
         ]
 
 
-def _module(row: tuple[object, ...]) -> ModuleRecord:
+def _module(row: tuple[object, ...], signatures: tuple[Signature, ...]) -> ModuleRecord:
     imports = json.loads(str(row[5]))
     return ModuleRecord(
         sha256=str(row[0]),
@@ -296,4 +325,5 @@ def _module(row: tuple[object, ...]) -> ModuleRecord:
         abi=int(str(row[3])),
         created_at=float(str(row[4])),
         imports=tuple(str(i) for i in imports),
+        signatures=signatures,
     )

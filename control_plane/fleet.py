@@ -54,6 +54,23 @@ class _Node:
     desired_version: str = ""
 
 
+STATUS_NAMES = {
+    nodes_pb2.NODE_STATUS_READY: "ready",
+    nodes_pb2.NODE_STATUS_UNREACHABLE: "unreachable",
+    nodes_pb2.NODE_STATUS_DISCONNECTED: "disconnected",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetCensus:
+    """Counts of one moment (``Fleet.census``)."""
+
+    nodes: dict[tuple[str, str], int]
+    sessions: dict[str, int]
+    deployments: int
+    deployments_unfinished: int
+
+
 @dataclass(slots=True)
 class NodeWatch:
     """One WatchNodes subscriber: events to send, and whether it fell behind."""
@@ -105,8 +122,15 @@ class Fleet:
             node.desired_version = self._desired_version(node.record)
         self._watches: list[NodeWatch] = []
         self._changed = asyncio.Event()
+        # Since the start, for /metrics: what nodes sent, by kind; spans they could not export.
+        self.messages_by_kind: dict[str, int] = {}
+        self.spans_dropped_by_region: dict[str, int] = {}
         # Where PurgeDone messages go (control_plane.purges.PurgeBook.done), when set.
         self.on_purge_done: Callable[[str, nodes_pb2.PurgeDone], None] | None = None
+        # The purge log (control_plane.purges.PurgeBook): its newest sequence, told to each new
+        # session, and the purges a node missed, queued on its new session.
+        self.newest_purge: Callable[[], int] = lambda: 0
+        self.on_session_open: Callable[[nodes_pb2.NodeHello, Session], None] | None = None
 
     def _load_deployment(self, record: DeploymentRecord) -> Deployment:
         selector = common_pb2.Selector.FromString(record.selector)
@@ -141,10 +165,12 @@ class Fleet:
         self._changed = asyncio.Event()
 
     def _publish(self, node: _Node, kind: nodes_pb2.NodeEvent.Kind.ValueType) -> None:
-        event = nodes_pb2.NodeEvent(kind=kind, node=self._info(node))
+        event: nodes_pb2.NodeEvent | None = None  # built once, and only for a watcher that wants it
         for watch in self._watches:
             if watch.overflowed or (watch.regions and node.record.region not in watch.regions):
                 continue
+            if event is None:
+                event = nodes_pb2.NodeEvent(kind=kind, node=self._info(node))
             try:
                 watch.queue.put_nowait(event)
             except asyncio.QueueFull:
@@ -187,6 +213,23 @@ class Fleet:
         if r.last_error is not None:
             info.last_error.ParseFromString(r.last_error)
         return info
+
+    def census(self) -> FleetCensus:
+        """Nodes by (region, status) and open sessions by region, deployments, and how many
+        of them some targeted node has not answered yet: one pass, for /metrics."""
+        nodes: dict[tuple[str, str], int] = {}
+        sessions: dict[str, int] = {}
+        for node in self._nodes.values():
+            key = (node.record.region, STATUS_NAMES.get(node.status, "unspecified"))
+            nodes[key] = nodes.get(key, 0) + 1
+            if node.session is not None and not node.session.closed:
+                sessions[node.record.region] = sessions.get(node.record.region, 0) + 1
+        return FleetCensus(
+            nodes=nodes,
+            sessions=sessions,
+            deployments=len(self._deployments),
+            deployments_unfinished=sum(1 for d in self._deployments.values() if d.pending),
+        )
 
     def list_nodes(self, regions: frozenset[str] = frozenset()) -> list[nodes_pb2.NodeInfo]:
         nodes = sorted(self._nodes.values(), key=lambda n: (n.record.region, n.record.node_id))
@@ -251,12 +294,8 @@ class Fleet:
         error: common_pb2.ErrorDetail | None,
     ) -> None:
         deployment = self._deployments.get(deployment_id)
-        if deployment is None or node_id not in deployment.progress:
+        if deployment is None or not deployment.set(node_id, state, error):
             return
-        region, current, _ = deployment.progress[node_id]
-        if current == state and error is None:
-            return
-        deployment.progress[node_id] = (region, state, error)
         self._db.set_progress(
             deployment_id, node_id, STATE_NAMES[state], None if error is None else error.SerializeToString()
         )
@@ -286,7 +325,13 @@ class Fleet:
             app_version=hello.app.version if hello.HasField("app") else "",
             last_heartbeat=time.time(),
         )
-        session = Session(hello.node_id, self.params, credential=credential)
+        params = self.params
+        newest_purge = self.newest_purge()
+        if newest_purge:
+            params = nodes_pb2.SessionParams()
+            params.CopyFrom(self.params)
+            params.purge_sequence = newest_purge
+        session = Session(hello.node_id, params, credential=credential)
         node = _Node(record=record, status=nodes_pb2.NODE_STATUS_READY, last_heard=time.monotonic())
         node.session = session
         self._nodes[hello.node_id] = node
@@ -303,6 +348,8 @@ class Fleet:
         logger.info(
             "node %s (%s) connected at version %r", record.node_id, record.region, record.assignment_version
         )
+        if self.on_session_open is not None:
+            self.on_session_open(hello, session)
         return session
 
     def live_sessions(self) -> list[tuple[str, str, Session]]:
@@ -329,9 +376,15 @@ class Fleet:
         if node is None:
             return
         kind = message.WhichOneof("message")
+        self.messages_by_kind[str(kind)] = self.messages_by_kind.get(str(kind), 0) + 1
         if kind == "heartbeat":
             report = decode_heartbeat(node.record.node_id, node.record.region, message.heartbeat)
             self.figures.record(report, time.time_ns())
+            if report.spans_dropped:
+                region = node.record.region
+                self.spans_dropped_by_region[region] = (
+                    self.spans_dropped_by_region.get(region, 0) + report.spans_dropped
+                )
             node.load = message.heartbeat.load
             node.record = dataclasses.replace(node.record, last_heartbeat=time.time())
             self._heard(node)

@@ -1,19 +1,26 @@
-"""The grpc.aio server interceptor that enforces bearer-token auth on every RPC.
+"""The grpc.aio server interceptors of our own: bearer-token auth, and RPC counting.
 
 Authentication comes before everything else a caller can learn: a call without a valid token
 is UNAUTHENTICATED whatever its method, so method names cannot be probed (an unknown method
 answers UNIMPLEMENTED only to a known token). Health and reflection stay open.
+
+``MetricsInterceptor`` is the outermost one: it sees every call's final status, refusals
+by the others included, and counts it by method and code (``control_plane.metrics``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
 
 from control_plane.auth import Denial, TokenTable
+from control_plane.metrics import UNKNOWN_METHOD, ControlPlaneMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -69,3 +76,88 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             else grpc.StatusCode.PERMISSION_DENIED
         )
         return _denying(handler, code, decision.message)
+
+
+def outcome_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
+    """The status a call ended with: what the context says (an abort sets it), else what the
+    escaping exception means to grpc (cancelled, or UNKNOWN), else OK."""
+    code = context.code() if hasattr(context, "code") else None
+    if isinstance(code, grpc.StatusCode):
+        return code
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every RPC as it starts (by method) and as it finishes (by method and status
+    code); times unary ones."""
+
+    def __init__(self, metrics: ControlPlaneMetrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:  # grpc answers UNIMPLEMENTED; counted under one name
+            self._metrics.started(UNKNOWN_METHOD)
+            self._metrics.finished(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name, None)
+            return None
+        return _counted(handler, self._metrics, handler_call_details.method)
+
+
+def _counted(handler: Handler, metrics: ControlPlaneMetrics, method: str) -> Handler:
+    def finish(context: Any, error: BaseException | None, started: float | None) -> None:
+        seconds = None if started is None else time.perf_counter() - started
+        metrics.finished(method, outcome_code(context, error).name, seconds)
+
+    def wrap(behavior: Any, *, timed: bool) -> Any:
+        # grpc.aio runs an async generator and a coroutine differently: keep the kind.
+        if inspect.isasyncgenfunction(behavior):
+
+            async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
+                metrics.started(method)
+                error: BaseException | None = None
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    finish(context, error, None)
+
+            return streaming
+
+        async def single(request: Any, context: Any) -> Any:
+            metrics.started(method)
+            started = time.perf_counter() if timed else None
+            error: BaseException | None = None
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                finish(context, error, started)
+
+        return single
+
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler),
+    )
+    for attribute, factory in kinds:
+        behavior = getattr(handler, attribute)
+        if behavior is not None:
+            return factory(
+                wrap(behavior, timed=attribute == "unary_unary"),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler

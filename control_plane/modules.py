@@ -12,18 +12,22 @@ stores the version, so no version can name a collected module.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from control_plane.blobs import BlobStore, is_sha256_hex
 from control_plane.compile_check import ModuleValidator
 from control_plane.db import Database
 from control_plane.errors import InvalidRequestError, ModuleInUseError, ModuleRejectedError, NotFoundError
 from control_plane.records import ModuleRecord
+from protos.edgecdn.v1 import common_pb2
+from runtime.signing import Signature, SignatureLike, signature_problem
 
 MAX_MODULE_BYTES = 64 * 1024 * 1024
+MAX_SIGNATURES = 16
 
 
 def check_digest(sha256: str, *, field: str = "sha256") -> str:
@@ -50,6 +54,31 @@ def check_upload(*, expected_sha256: str, expected_size: int, data: bytes) -> No
         )
 
 
+def check_signatures(sha256: str, signatures: Sequence[SignatureLike]) -> tuple[Signature, ...]:
+    """``signatures`` as values if each verifies for ``sha256`` under the key it carries (a
+    mistake shows at upload, not as NACKs from every node); InvalidRequestError otherwise."""
+    if len(signatures) > MAX_SIGNATURES:
+        raise InvalidRequestError(field="header.signatures", reason=f"at most {MAX_SIGNATURES} signatures")
+    checked: dict[str, Signature] = {}
+    for signature in signatures:
+        problem = signature_problem(signature, sha256)
+        if problem is not None:
+            raise InvalidRequestError(field="header.signatures", reason=problem)
+        checked[signature.key_id] = Signature(
+            key_id=signature.key_id,
+            public_key=bytes(signature.public_key),
+            signature=bytes(signature.signature),
+        )
+    return tuple(checked.values())
+
+
+def wire_signatures(signatures: Iterable[Signature]) -> list[common_pb2.ModuleSignature]:
+    return [
+        common_pb2.ModuleSignature(key_id=s.key_id, public_key=s.public_key, signature=s.signature)
+        for s in signatures
+    ]
+
+
 class ModuleRegistry:
     """Accepts, lists, serves and deletes modules."""
 
@@ -58,17 +87,26 @@ class ModuleRegistry:
         self._blobs = blobs
         self._validator = validator
 
-    async def add(self, *, name: str, sha256: str, abi: int, data: bytes) -> ModuleRecord:
-        """Compile-check and store a module whose digest and size the caller verified."""
+    async def add(
+        self, *, name: str, sha256: str, abi: int, data: bytes, signatures: Sequence[SignatureLike] = ()
+    ) -> ModuleRecord:
+        """Compile-check and store a module whose digest and size the caller verified, with its
+        signatures; a module already stored only gains the signatures."""
+        checked = check_signatures(sha256, signatures)
         known = self._db.get_module(sha256)
         if known is not None and self._blobs.has(sha256):
-            return known
+            return self._db.put_module(dataclasses.replace(known, signatures=checked)) if checked else known
         imports = await self._validator.validate_async(data, sha256)
         self._blobs.put(sha256, data)
         record = ModuleRecord(
-            sha256=sha256, name=name, size_bytes=len(data), abi=abi, created_at=time.time(), imports=imports
-        )
+            sha256=sha256, name=name, size_bytes=len(data), abi=abi, created_at=time.time(), imports=imports,
+            signatures=checked,
+        )  # fmt: skip
         return self._db.put_module(record)
+
+    def signatures(self, sha256: str) -> tuple[Signature, ...]:
+        """The signatures stored with module ``sha256`` (none for an unknown module)."""
+        return self._db.module_signatures(sha256)
 
     def get(self, sha256: str) -> ModuleRecord:
         record = self._db.get_module(check_digest(sha256))

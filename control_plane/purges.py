@@ -9,6 +9,7 @@ that did not answer are reported late, per region.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,13 @@ from urllib.parse import urlsplit
 import grpc
 
 from control_plane.fleet import Fleet
+from control_plane.purge_log import PurgeLog, selects
+from control_plane.sessions import Session
 from httpcache.model import PurgeSelector
 from httpcache.policy import primary_key_of_url
 from protos.edgecdn.v1 import cache_pb2, cache_pb2_grpc, common_pb2, nodes_pb2
+
+logger = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_TIMEOUT_S = 5.0
@@ -74,13 +79,6 @@ def validate(request: cache_pb2.PurgeCacheRequest) -> PurgeSelector:
     )
 
 
-def selects(target: common_pb2.Selector, node_id: str, region: str) -> bool:
-    """Whether ``target`` covers the node; an empty selector covers every node."""
-    if target.all or not (target.regions or target.node_ids):
-        return True
-    return region in target.regions or node_id in target.node_ids
-
-
 @dataclass(slots=True)
 class _Pending:
     regions: dict[str, str]  # node id -> region, of the nodes it went to
@@ -103,12 +101,26 @@ def report(pending: _Pending) -> list[cache_pb2.RegionPurgeReport]:
 
 
 class PurgeBook:
-    """Purges in flight; ``done`` is wired as the fleet's ``on_purge_done``."""
+    """Purges in flight; ``done`` is wired as the fleet's ``on_purge_done``. With a ``log``,
+    every purge is logged first and a node's new session gets the purges it missed."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, log: PurgeLog | None = None) -> None:
         self._fleet = fleet
+        self._log = log
         self._pending: dict[str, _Pending] = {}
         fleet.on_purge_done = self.done
+        if log is not None:
+            fleet.newest_purge = lambda: log.bounds()[1]
+            fleet.on_session_open = self.replay
+
+    def replay(self, hello: nodes_pb2.NodeHello, session: Session) -> None:
+        """Queue on a node's new session the purges it missed while away (PurgeLog.missed)."""
+        assert self._log is not None
+        missed = self._log.missed(hello)
+        for purge in missed:
+            session.push_purge(purge)
+        if missed:
+            logger.info("node %s: %d purges replayed", hello.node_id, len(missed))
 
     def done(self, node_id: str, message: nodes_pb2.PurgeDone) -> None:
         pending = self._pending.get(message.purge_id)
@@ -131,6 +143,8 @@ class PurgeBook:
             tags=selector.tags,
             soft=soft,
         )
+        if self._log is not None:  # logged before it is sent: a node connecting now gets it either way
+            self._log.append(target, message)
         sessions = [s for s in self._fleet.live_sessions() if selects(target, s[0], s[1])]
         pending = _Pending(regions={node_id: region for node_id, region, _ in sessions})
         self._pending[purge_id] = pending

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from runtime.signing import Signature
+
 ProgressState = Literal["pending", "acked", "nacked"]
 
 
@@ -18,6 +20,7 @@ class ModuleRecord:
     abi: int
     created_at: float
     imports: tuple[str, ...] = ()
+    signatures: tuple[Signature, ...] = ()  # of the digest, one per key (runtime.signing)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,13 @@ from control_plane.auth import TokenTable
 from control_plane.errors import ControlPlaneError, InvalidRequestError, ModuleRejectedError
 from control_plane.fleet import Fleet
 from control_plane.grpc_errors import abort_with, mapped
-from control_plane.modules import MAX_MODULE_BYTES, ModuleRegistry, check_digest, check_upload
+from control_plane.modules import (
+    MAX_MODULE_BYTES,
+    ModuleRegistry,
+    check_digest,
+    check_upload,
+    wire_signatures,
+)
 from control_plane.records import ModuleRecord
 from control_plane.rollouts.driver import RolloutDriver
 from control_plane.rollouts.errors import ActionRefusedError
@@ -43,6 +49,7 @@ def module_info(record: ModuleRecord, used_by: tuple[str, ...]) -> modules_pb2.M
         abi=record.abi,  # type: ignore[arg-type]
         used_by=used_by,
         imports=record.imports,
+        signatures=wire_signatures(record.signatures),
     )
     stamp = Timestamp()
     stamp.FromNanoseconds(int(record.created_at * 1e9))
@@ -90,8 +97,9 @@ class ModuleServicer(modules_pb2_grpc.ModuleServiceServicer):
         try:
             header, data = await _receive_upload(request_iterator)
             record = await self._modules.add(
-                name=header.name, sha256=header.sha256, abi=header.abi, data=data
-            )
+                name=header.name, sha256=header.sha256, abi=header.abi, data=data,
+                signatures=header.signatures,
+            )  # fmt: skip
         except ControlPlaneError as exc:
             await abort_with(context, exc)
         except TimeoutError:
@@ -106,12 +114,15 @@ class ModuleServicer(modules_pb2_grpc.ModuleServiceServicer):
         except ControlPlaneError as exc:
             await abort_with(context, exc)
         total = len(data)
-        for offset in range(min(request.offset, total), total, CHUNK_BYTES):
+        signatures = wire_signatures(self._modules.signatures(request.sha256))
+        first = min(request.offset, total)
+        for offset in range(first, total, CHUNK_BYTES):
             yield modules_pb2.ModuleChunk(
-                data=data[offset : offset + CHUNK_BYTES], offset=offset, total_size=total
-            )
+                data=data[offset : offset + CHUNK_BYTES], offset=offset, total_size=total,
+                signatures=signatures if offset == first else (),
+            )  # fmt: skip
         if total == 0 or request.offset >= total:
-            yield modules_pb2.ModuleChunk(data=b"", offset=total, total_size=total)
+            yield modules_pb2.ModuleChunk(data=b"", offset=total, total_size=total, signatures=signatures)
 
     @mapped
     async def ListModules(  # noqa: N802 - gRPC method name

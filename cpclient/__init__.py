@@ -13,6 +13,7 @@ Process packages never import each other, so these live here.
 from cpclient.backoff import Backoff
 from cpclient.channel import TlsSettings, auth_metadata, open_channel
 from cpclient.errors import ApplyError, ControlPlaneCallError, CpClientError, ModuleFetchError
+from cpclient.purge_state import PurgeState
 from cpclient.session import AppliedState, NodeIdentity, NodeSession, SessionSettings, SessionStats
 from cpclient.store import DirectoryModuleStore, MemoryModuleStore, ModuleStore
 
@@ -28,6 +29,7 @@ __all__ = [
     "ModuleStore",
     "NodeIdentity",
     "NodeSession",
+    "PurgeState",
     "SessionSettings",
     "SessionStats",
     "TlsSettings",

@@ -35,6 +35,7 @@ from protos.edgecdn.v1 import (
     traces_pb2,
     traces_pb2_grpc,
 )
+from runtime.signing import SigningKey, sign_digest
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 10.0
@@ -90,11 +91,22 @@ class OperatorClient:
         return ControlPlaneCallError(describe_rpc_error(exc, self.server), code=exc.code().name)
 
     async def push_module(
-        self, data: bytes, *, name: str, abi: common_pb2.Abi.ValueType, progress: Callable[[int], None]
+        self,
+        data: bytes,
+        *,
+        name: str,
+        abi: common_pb2.Abi.ValueType,
+        progress: Callable[[int], None],
+        sign: SigningKey | None = None,
     ) -> modules_pb2.ModuleInfo:
-        header = modules_pb2.ModuleUploadHeader(
-            name=name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data), abi=abi
-        )
+        """Upload a module; with ``sign``, with that key's signature of its digest."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        header = modules_pb2.ModuleUploadHeader(name=name, sha256=sha256, size_bytes=len(data), abi=abi)
+        if sign is not None:
+            signature = sign_digest(sign, sha256)
+            header.signatures.add(
+                key_id=signature.key_id, public_key=signature.public_key, signature=signature.signature
+            )
 
         async def parts() -> AsyncIterator[modules_pb2.UploadModuleRequest]:
             yield modules_pb2.UploadModuleRequest(header=header)
@@ -285,14 +297,24 @@ UploadFn = Callable[[bytes, str, str], Awaitable[object]]
 
 
 async def publish_app(
-    client: OperatorClient, manifest: AppManifest, *, upload: UploadFn | None = None
+    client: OperatorClient,
+    manifest: AppManifest,
+    *,
+    upload: UploadFn | None = None,
+    sign: SigningKey | None = None,
 ) -> apps_pb2.AppVersion:
-    """Upload the modules of ``manifest`` the registry lacks, then register the app version.
+    """Upload the modules of ``manifest`` the registry lacks (with ``sign``: also those it
+    holds without that key's signature, pushed again signed), then register the app version.
 
-    ``upload(data, name, abi)`` replaces the plain upload (edgectl shows a progress bar).
+    ``upload(data, name, abi)`` replaces the plain upload (edgectl shows a progress bar; it
+    signs by itself).
     """
     app, blobs = app_from_manifest(manifest)
-    known = {module.sha256 for module in await client.list_modules()}
+    known = {
+        module.sha256
+        for module in await client.list_modules()
+        if sign is None or any(s.key_id == sign.key_id for s in module.signatures)
+    }
 
     async def push(digests: Iterable[str]) -> None:
         for digest in digests:
@@ -300,7 +322,7 @@ async def publish_app(
             if upload is not None:
                 await upload(data, name, abi)
             else:
-                await client.push_module(data, name=name, abi=ABIS[abi], progress=lambda _: None)
+                await client.push_module(data, name=name, abi=ABIS[abi], progress=lambda _: None, sign=sign)
 
     await push(d for d in blobs if d not in known)
     try:

@@ -26,6 +26,7 @@ from cpclient.backoff import Backoff
 from cpclient.channel import TlsSettings, auth_metadata, open_channel
 from cpclient.errors import ApplyError, ModuleFetchError
 from cpclient.fetch import fetch_module
+from cpclient.purge_state import PurgeState
 from cpclient.store import ModuleStore
 from httpcache.model import PurgeSelector
 from protos.edgecdn.v1 import apps_pb2, common_pb2, modules_pb2_grpc, nodes_pb2, nodes_pb2_grpc
@@ -163,6 +164,7 @@ class NodeSession:
         channel: grpc.aio.Channel | None = None,
         rng: random.Random | None = None,
         purge: PurgeCallback | None = None,
+        purge_state: PurgeState | None = None,
     ) -> None:
         self.settings = settings
         self.identity = identity
@@ -174,6 +176,8 @@ class NodeSession:
         self._load = load or common_pb2.Load
         self._figures = figures
         self._purge = purge  # None: the node has no cache (purges answer 0)
+        # Where its cache stands in the purge log (a new, empty one unless the node says).
+        self.purge_state = purge_state or PurgeState()
         self._call: Call | None = None  # the open session's stream, for the last heartbeat
         self._shared_channel = channel
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
@@ -275,6 +279,8 @@ class NodeSession:
                     kind = message.WhichOneof("message")
                     if kind == "params":
                         self.params = message.params
+                        if self.purge_state.adopt(message.params.purge_sequence):
+                            await asyncio.to_thread(self.purge_state.save)
                         self.stats.connects += 1
                         self.connected = True
                         self._touch()
@@ -306,6 +312,8 @@ class NodeSession:
             module_sha256s=list(self._store.digests()),
             agent_version=self.identity.agent_version,
             capacity_rps=self.identity.capacity_rps,
+            purge_sequence=self.purge_state.sequence,
+            cache_empty=self.purge_state.empty,
         )
         if self.state.app is not None:
             hello.app.CopyFrom(self.state.app)
@@ -372,6 +380,8 @@ class NodeSession:
             except Exception:  # a failing cache must not end the session
                 logger.exception("node %s: purge %s failed", self.identity.node_id, purge.purge_id)
         self.stats.purges += 1
+        if self.purge_state.carried_out(purge.sequence):
+            await asyncio.to_thread(self.purge_state.save)
         done = nodes_pb2.PurgeDone(purge_id=purge.purge_id, entries_removed=removed)
         await self._write(call, nodes_pb2.NodeMessage(purge_done=done))
         self._touch()

@@ -15,6 +15,7 @@ from runtime.cli import add_flag, add_logging_flags, fail, new_parser, split_csv
 from runtime.durations import parse_duration
 from runtime.entry import serve_process
 from runtime.errors import ConfigError
+from runtime.signing import KeyFileError, load_trusted_keys
 
 PROG = "iot-gateway"
 ENV = "IOT_GATEWAY"
@@ -75,6 +76,9 @@ def parse_config(argv: Sequence[str] | None) -> tuple[GatewayConfig, str]:
     add_flag(
         parser, "--http-port", env=f"{ENV}_HTTP_PORT", default=0, convert=int, help="/metrics port (0: free)"
     )
+    add_flag(parser, "--trusted-key", env=f"{ENV}_TRUSTED_KEYS", default=[], repeated=True, convert=Path,
+             metavar="PATH", help="Ed25519 public key (PEM) trusted to sign modules; with any, a module "
+             "sent over the air must be signed by one of them, else it is refused (repeatable)")  # fmt: skip
     add_flag(parser, "--probation", env=f"{ENV}_PROBATION", default=3, convert=int,
              help="batches an update must pass before it is the last good module")  # fmt: skip
     add_flag(parser, "--buffer", env=f"{ENV}_BUFFER", default=100_000, convert=int,
@@ -94,9 +98,12 @@ def parse_config(argv: Sequence[str] | None) -> tuple[GatewayConfig, str]:
             interval_s=args.interval, batch=args.batch, seed=args.seed, heat_wave=args.heat_wave,
             labels=tuple(args.label), state_dir=args.state_dir, http_port=args.http_port,
             ready_file=args.ready_file, probation=args.probation, buffer_readings=args.buffer,
+            trusted_keys=load_trusted_keys(args.trusted_key),
         )  # fmt: skip
     except ConfigError as exc:
         fail(PROG, str(exc))
+    except KeyFileError as exc:
+        fail(PROG, f"--trusted-key: {exc}")
     return config, args.log_level
 
 

@@ -9,6 +9,7 @@ from iot_gateway.sensors import SENSORS, HeatWave, SensorName
 from iotwire.link import BrokerLink
 from iotwire.topics import valid_id
 from runtime.errors import ConfigError
+from runtime.signing import TrustedKeys
 
 DEFAULT_MODULE = Path("handlers/sensor-stats/sensor_stats.wasm")
 MAX_COUNT = 5000
@@ -39,6 +40,9 @@ class GatewayConfig:
     module_timeout_s: float = 0.5
     module_memory_bytes: int = 32 * 1024 * 1024
     status_every_s: float = 10.0
+    # Public keys (--trusted-key) one of which must have signed every module taken over the
+    # air; none: signatures are not required. The --module file itself is the operator's own.
+    trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)
 
     def __post_init__(self) -> None:
         for name, value in (("--region", self.region), ("--gateway-id", self.gateway_id)):

@@ -4,7 +4,9 @@ An OTA to a thousand gateways in one process is one download from the control pl
 compile; everyone awaits the same task. Module bytes are kept content-addressed under
 ``<state-dir>/gateways/modules/`` and each gateway's last good module is named in
 ``<state-dir>/gateways/<id>/last-good.json``, so a restart runs it even while the control
-plane is away.
+plane is away. With trusted keys (``--trusted-key``), a module taken over the air must be
+signed by one of them: its signatures come with the download and are checked before it is
+compiled (a module this process has not verified is downloaded again to check them).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import grpc
 
 from cpclient.channel import auth_metadata, open_channel
 from cpclient.errors import ModuleFetchError
-from cpclient.fetch import fetch_module
+from cpclient.fetch import fetch_signed_module
 from iot_gateway.errors import ModuleRefusedError
 from protos.edgecdn.v1 import modules_pb2_grpc
 from runtime.files import write_atomically, write_bytes_atomically
+from runtime.signing import ModuleSignatureError, TrustedKeys
 from wasm_host import (
     AbiMismatchError,
     Handler,
@@ -60,8 +63,11 @@ class ModuleLibrary:
         limits: Limits,
         env: dict[str, str],
         on_download: Callable[[], None] = lambda: None,
+        trusted: TrustedKeys | None = None,
     ) -> None:
         self._engine = engine
+        self._trusted = trusted or TrustedKeys()
+        self._verified: set[str] = set()  # digests whose signature this process checked
         self._root = state_dir / "gateways"
         self._cache = ModuleCache(engine)
         self._control_plane = control_plane
@@ -126,7 +132,7 @@ class ModuleLibrary:
     async def fetch(self, digest: str) -> LoadedModule:
         """The module ``digest``: kept, or downloaded and compiled by one shared task."""
         known = self._loaded.get(digest) or self.load_kept(digest)
-        if known is not None:
+        if known is not None and (not self._trusted.required or digest in self._verified):
             return known
         task = self._pending.get(digest)
         if task is None:
@@ -145,15 +151,22 @@ class ModuleLibrary:
             self._channel = open_channel(self._control_plane)
         stub = modules_pb2_grpc.ModuleServiceStub(self._channel)
         try:
-            wasm = await fetch_module(
+            fetched = await fetch_signed_module(
                 stub, digest, metadata=auth_metadata(self._token), timeout_s=FETCH_TIMEOUT_S
             )
         except ModuleFetchError as exc:
             reason = "digest_mismatch" if exc.code == "digest_mismatch" else "fetch_failed"
             raise ModuleRefusedError(sha256=digest, reason=reason, detail=str(exc)) from exc
         self._on_download()
+        name = f"module-{digest[:12]}"
+        try:  # before compiling: an unsigned module never reaches the compiler
+            self._trusted.check(sha256=digest, name=name, signatures=fetched.signatures)
+        except ModuleSignatureError as exc:
+            raise ModuleRefusedError(sha256=digest, reason=exc.refusal, detail=str(exc)) from exc
+        self._verified.add(digest)
+        wasm = fetched.data
         # Compiling takes tens of milliseconds: off the event loop, so other gateways go on.
-        return await asyncio.to_thread(self.load_bytes, wasm, name=f"module-{digest[:12]}")
+        return await asyncio.to_thread(self.load_bytes, wasm, name=name)
 
     def _keep_blob(self, digest: str, wasm: bytes) -> None:
         path = self._blob(digest)

@@ -46,6 +46,7 @@ async def run(
             limits=Limits(memory_bytes=config.module_memory_bytes, timeout_s=config.module_timeout_s,
                           max_output_bytes=48 * 1024),
             env={"WARNING_ABOVE_C": f"{config.warning_above_c:g}"}, on_download=metrics.downloads.inc,
+            trusted=config.trusted_keys,
         )  # fmt: skip
         stack.push_async_callback(library.close)
         telemetry = await start_telemetry(

@@ -13,6 +13,11 @@ has the ``router`` role, the gateways ``gateway``. Tokens are kept across runs; 
 the world gets a new token, a node no longer in it loses its own (the control plane then no
 longer vouches for it). A file of the older shape (role -> token, with a shared ``node``
 token) keeps its operator, viewer and gateway tokens and loses the shared node token.
+
+Beside the tokens, the world keeps one Ed25519 signing key (``signing-key.pem``, mode 0600,
+and its public key ``signing-key.pem.pub``), also kept across runs: ``edgecdn up`` signs
+the modules it registers with it and starts every edge node and gateway trusting only its
+public key, so the world runs signed modules only (docs/control-plane.md, "Signed modules").
 """
 
 from __future__ import annotations
@@ -25,6 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from runtime.files import write_bytes_atomically
+from runtime.signing import (
+    WORLD_SIGNING_KEY_FILE,
+    KeyFileError,
+    SigningKey,
+    generate_key_pair,
+    load_public_key,
+    load_signing_key,
+    public_key_path,
+    public_key_pem,
+)
+from simulator.errors import SimulatorError
 
 # Published in world.json for operators' tools (edgectl, edgecdn status) and the processes.
 ROLES = ("operator", "viewer", "router", "gateway")
@@ -97,3 +113,38 @@ def ensure_world_tokens(path: Path, node_regions: Mapping[str, str]) -> WorldTok
         # mkstemp makes the temporary file 0600, and the rename keeps that mode.
         write_bytes_atomically(path, json.dumps(document, indent=2).encode())
     return tokens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorldSigningKey:
+    """The world's signing key (``key``, from ``private``) and its public key file (``public``)."""
+
+    key: SigningKey
+    private: Path
+    public: Path
+
+
+def ensure_signing_key(state_dir: Path) -> WorldSigningKey:
+    """The world's signing key kept in ``state_dir``, made when there is none; its public key
+    file is written again when missing or not the private key's. A private key file that
+    cannot be read is an error, not replaced: modules the world signed with it would no
+    longer be trusted."""
+    private = state_dir / WORLD_SIGNING_KEY_FILE
+    public = public_key_path(private)
+    try:
+        if not private.exists():
+            public.unlink(missing_ok=True)  # the public half of a lost key vouches for nothing
+            generate_key_pair(private)
+        key = load_signing_key(private)
+        if _key_id_in(public) != key.key_id:
+            write_bytes_atomically(public, public_key_pem(key.private_key))
+    except KeyFileError as exc:
+        raise SimulatorError(f"the world's signing key: {exc} (remove it to make a new one)") from exc
+    return WorldSigningKey(key=key, private=private, public=public)
+
+
+def _key_id_in(public: Path) -> str | None:
+    try:
+        return load_public_key(public)[0]
+    except KeyFileError:
+        return None  # missing or damaged: written again from the private key

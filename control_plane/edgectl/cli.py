@@ -18,6 +18,8 @@ from control_plane.edgectl.cache_cmd import add_parsers as add_cache_parsers
 from control_plane.edgectl.commands import run_command
 from control_plane.edgectl.errors import EdgectlError
 from control_plane.edgectl.gateways_cmd import add_parsers as add_gateway_parsers
+from control_plane.edgectl.keys_cmd import add_parsers as add_keys_parsers
+from control_plane.edgectl.keys_cmd import keys_command
 from control_plane.edgectl.output import OUTPUTS
 from control_plane.edgectl.rollout_cmd import add_parsers as add_rollout_parsers
 from control_plane.edgectl.traces_cmd import add_parsers as add_trace_parsers
@@ -25,7 +27,8 @@ from cpclient import ControlPlaneCallError, TlsSettings
 from manifest import ManifestError
 from runtime.cli import add_flag, new_parser
 from runtime.errors import WorldStateError
-from runtime.world_state import read_world_state
+from runtime.signing import WORLD_SIGNING_KEY_FILE
+from runtime.world_state import read_world_state, state_dir
 
 PROG = "edgectl"
 OUTPUT_HELP = "table (fits 80 columns), wide (every column, whatever the width) or json"
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("file", type=Path)
     push.add_argument("--name", default=None, help="name for listings (default: file stem)")
     push.add_argument("--abi", choices=["wagi", "reactor"], default="wagi")
+    _sign_flag(push)
     modules.add_parser("list", help="list modules", parents=output)
     rm = modules.add_parser("rm", help="delete a module", parents=output)
     rm.add_argument("digest")
@@ -77,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR|HOST",
         help="allow origins on this link-local/metadata network or host (the control plane must too)",
     )
+    _sign_flag(register)
     apps.add_parser("list", help="list apps", parents=output)
     show = apps.add_parser("show", help="show NAME[@VERSION] (latest when no version)", parents=output)
     show.add_argument("ref")
@@ -107,7 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_rollout_parsers(commands, output)
     add_gateway_parsers(commands, output)
     add_cache_parsers(commands, output)
+    add_keys_parsers(commands, output)
     return parser
+
+
+def _sign_flag(command: argparse.ArgumentParser) -> None:
+    add_flag(
+        command, "--sign", env="EDGECTL_SIGN_KEY", default=None, convert=Path, metavar="KEY",
+        help="Ed25519 private key (PEM, from `edgectl keys generate`) to sign each module's digest with",
+    )  # fmt: skip
 
 
 def _tls(args: argparse.Namespace) -> TlsSettings | None:
@@ -139,12 +152,24 @@ def resolve_target(args: argparse.Namespace) -> tuple[str, str]:
     return server, token
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _sign_with_the_worlds_key(args: argparse.Namespace) -> None:
+    """Next to a local world (the server found through its state directory), modules are
+    signed with the world's key unless ``--sign`` names another: its nodes trust only that."""
+    if getattr(args, "sign", "absent") is None and args.server is None:
+        world_key = state_dir() / WORLD_SIGNING_KEY_FILE
+        if world_key.is_file():
+            args.sign = world_key
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per kind of failure
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.getLogger("grpc").setLevel(logging.ERROR)
     try:
+        if args.group == "keys":  # local files only: no control plane to resolve
+            return keys_command(args)
         server, token = resolve_target(args)
+        _sign_with_the_worlds_key(args)
         return asyncio.run(run_command(args, server=server, token=token, tls=_tls(args)))
     except EdgectlError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)

@@ -20,6 +20,7 @@ from rich.progress import (
 from control_plane.edgectl.cache_cmd import cache_command
 from control_plane.edgectl.errors import EdgectlError
 from control_plane.edgectl.gateways_cmd import gateways_command
+from control_plane.edgectl.keys_cmd import signing_key
 from control_plane.edgectl.output import (
     STATUS_NAMES,
     app_table,
@@ -42,6 +43,7 @@ from cpclient.operator import publish_app
 from manifest import OriginPolicy, load_manifest
 from protos.edgecdn.v1 import common_pb2, deployments_pb2, modules_pb2
 from runtime.cli import split_csv
+from runtime.signing import SigningKey
 
 Progress_ = deployments_pb2.NodeProgress
 
@@ -79,7 +81,9 @@ async def _nodes(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _push(client: Client, data: bytes, *, name: str, abi: str) -> modules_pb2.ModuleInfo:
+async def _push(
+    client: Client, data: bytes, *, name: str, abi: str, sign: SigningKey | None
+) -> modules_pb2.ModuleInfo:
     with Progress(
         TextColumn("upload {task.description}"),
         BarColumn(),
@@ -89,19 +93,22 @@ async def _push(client: Client, data: bytes, *, name: str, abi: str) -> modules_
     ) as bar:
         task = bar.add_task(name, total=len(data))
         return await client.push_module(
-            data, name=name, abi=ABIS[abi], progress=lambda n: bar.advance(task, n)
+            data, name=name, abi=ABIS[abi], progress=lambda n: bar.advance(task, n), sign=sign
         )
 
 
 async def _modules(client: Client, args: argparse.Namespace) -> int:
     action = args.action
     if action == "push":
+        key = signing_key(args.sign)
         data = args.file.read_bytes()
-        info = await _push(client, data, name=args.name or args.file.stem, abi=args.abi)
+        info = await _push(client, data, name=args.name or args.file.stem, abi=args.abi, sign=key)
         if args.output == "json":
             print_json(as_dict(info))
         else:
-            console().print(f"pushed {info.name} sha256:{info.sha256} ({info.size_bytes:,} bytes)")
+            signed = f", signed by key {key.key_id}" if key is not None else ""
+            text = f"pushed {info.name} sha256:{info.sha256} ({info.size_bytes:,} bytes{signed})"
+            console().print(text, highlight=False)
         return 0
     if action == "rm":
         await client.delete_module(args.digest)
@@ -125,12 +132,13 @@ async def _apps(client: Client, args: argparse.Namespace) -> int:
             origins = OriginPolicy.parse(args.allow_origin_network)
         except ValueError as exc:
             raise EdgectlError(f"--allow-origin-network: {exc}", exit_code=2) from exc
+        key = signing_key(args.sign)
         manifest = load_manifest(args.manifest, origins=origins)
 
         async def upload(data: bytes, name: str, abi: str) -> object:
-            return await _push(client, data, name=name, abi=abi)
+            return await _push(client, data, name=name, abi=abi, sign=key)
 
-        registered = await publish_app(client, manifest, upload=upload)
+        registered = await publish_app(client, manifest, upload=upload, sign=key)
         if args.output == "json":
             print_json(as_dict(registered))
         else:

@@ -198,7 +198,7 @@ def nodes_notes(nodes: Sequence[nodes_pb2.NodeInfo]) -> list[str]:
 
 def modules_table(modules: Sequence[modules_pb2.ModuleInfo], *, wide: bool = False) -> Table:
     """The first 16 hex digits of a digest; ``wide``: all 64 (what ``modules rm`` takes) and
-    when it was pushed (its imports are in ``-o json``)."""
+    when it was pushed, and the ids of the keys that signed it (its imports are in ``-o json``)."""
     columns = [
         Column(header="SHA256"),
         Column(header="NAME", wrap=True),
@@ -207,7 +207,7 @@ def modules_table(modules: Sequence[modules_pb2.ModuleInfo], *, wide: bool = Fal
         Column(header="USED BY", wrap=True),
     ]
     if wide:
-        columns.append(Column(header="CREATED"))
+        columns += [Column(header="CREATED"), Column(header="SIGNED BY", wrap=True)]
     rows: list[list[Cell]] = []
     for module in modules:
         row: list[Cell] = [
@@ -219,6 +219,7 @@ def modules_table(modules: Sequence[modules_pb2.ModuleInfo], *, wide: bool = Fal
         ]
         if wide:
             row.append(module.created_at.ToJsonString() if module.HasField("created_at") else "-")
+            row.append(", ".join(s.key_id for s in module.signatures) or "-")
         rows.append(row)
     return build_table(columns, rows, wide=wide)
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from control_plane.purges import PurgeRequestError, _Pending, report, selects, validate
+from control_plane.purge_log import selects
+from control_plane.purges import PurgeRequestError, _Pending, report, validate
 from protos.edgecdn.v1 import cache_pb2, common_pb2
 
 

@@ -46,6 +46,17 @@ def test_the_control_plane_restarts_on_its_port(tmp_path: Path) -> None:
     assert pinned[pinned.index("--data-dir") + 1] == str(tmp_path)
 
 
+def test_the_control_plane_serves_metrics_and_restarts_on_that_port_too(tmp_path: Path) -> None:
+    spec = control_plane_spec(data_dir=tmp_path, tokens_file=tmp_path / "t.json")
+    assert spec.pin is not None
+    assert spec.argv[list(spec.argv).index("--metrics-port") + 1] == "0"
+    pinned = list(
+        spec.pin(spec.argv, report(grpc="127.0.0.1:40123", metrics="http://127.0.0.1:40124/metrics"))
+    )
+    assert pinned[pinned.index("--port") + 1] == "40123"
+    assert pinned[pinned.index("--metrics-port") + 1] == "40124"
+
+
 def test_nodes_dial_their_regions_relay_link_and_restart_on_their_port(tmp_path: Path) -> None:
     links = {region.id: f"127.0.0.1:{5000 + i}" for i, region in enumerate(WORLD.regions)}
     plans = edge_node_plans(

@@ -6,10 +6,14 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from control_plane.auth import load_tokens_file
 from geo.world import load_world
+from runtime.signing import load_public_key, load_trusted_keys, sign_digest
+from simulator.errors import SimulatorError
 from simulator.layout import node_regions
-from simulator.world_tokens import ROLES, ensure_world_tokens
+from simulator.world_tokens import ROLES, ensure_signing_key, ensure_world_tokens
 from tests.conftest import REPO_ROOT
 
 WORLD = load_world(REPO_ROOT / "deploy" / "local" / "world.toml")
@@ -79,3 +83,30 @@ def test_an_unreadable_file_is_made_anew(tmp_path: Path) -> None:
     path.write_text("{not json")
     tokens = ensure_world_tokens(path, {"r1-a": "r1"})
     assert load_tokens_file(path).lookup(tokens.nodes["r1-a"]) is not None
+
+
+def test_the_world_keeps_one_signing_key_its_nodes_can_trust(tmp_path: Path) -> None:
+    made = ensure_signing_key(tmp_path)
+    assert made.private == tmp_path / "signing-key.pem"
+    assert stat.S_IMODE(made.private.stat().st_mode) == 0o600
+    assert load_public_key(made.public)[0] == made.key.key_id
+    digest = "ab" * 32
+    trusted = load_trusted_keys([made.public])
+    assert (
+        trusted.check(sha256=digest, name="m", signatures=[sign_digest(made.key, digest)]) == made.key.key_id
+    )
+    # Kept across runs; a lost or damaged public half is written again from the private key.
+    assert ensure_signing_key(tmp_path).key.key_id == made.key.key_id
+    made.public.write_text("damaged")
+    assert load_public_key(ensure_signing_key(tmp_path).public)[0] == made.key.key_id
+    made.public.unlink()
+    assert load_public_key(ensure_signing_key(tmp_path).public)[0] == made.key.key_id
+
+
+def test_a_damaged_world_signing_key_is_an_error_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "signing-key.pem").write_text("not a key")
+    with pytest.raises(
+        SimulatorError, match=r"the world's signing key: key file .*signing-key.pem: not a PEM"
+    ):
+        ensure_signing_key(tmp_path)
+    assert (tmp_path / "signing-key.pem").read_text() == "not a key"

@@ -90,6 +90,7 @@ class ModuleRef(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     ALLOWED_OUTBOUND_HOSTS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name of the module within the app (the manifest's [module.NAME])."""
     sha256: _builtins.str
@@ -112,6 +113,13 @@ class ModuleRef(_message.Message):
     def allowed_outbound_hosts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Hosts the module may reach (empty: no network)."""
 
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ModuleSignature]:
+        """Signatures stored with the module, filled in by the control plane whenever it hands out
+        an app version (assignments, GetApp); ignored in RegisterApp and not part of the app
+        digest: sign modules when you push them (edgectl --sign).
+        """
+
     def __init__(
         self,
         *,
@@ -123,10 +131,11 @@ class ModuleRef(_message.Message):
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         allowed_outbound_hosts: _abc.Iterable[_builtins.str] | None = ...,
         max_output_bytes: _builtins.int = ...,
+        signatures: _abc.Iterable[_common_pb2.ModuleSignature] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "allowed_outbound_hosts", b"allowed_outbound_hosts", "env", b"env", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "name", b"name", "sha256", b"sha256", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "allowed_outbound_hosts", b"allowed_outbound_hosts", "env", b"env", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "name", b"name", "sha256", b"sha256", "signatures", b"signatures", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -142,6 +142,40 @@ class ErrorDetail(_message.Message):
 Global___ErrorDetail: _TypeAlias = ErrorDetail  # noqa: Y015
 
 @_typing.final
+class ModuleSignature(_message.Message):
+    """An Ed25519 signature of a module's digest (docs/control-plane.md, "Signed modules")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    """Id of the signing key: the first 16 hex characters of sha256 of `public_key`."""
+    public_key: _builtins.bytes
+    """The signer's raw 32-byte Ed25519 public key. The control plane checks the signature
+    with it; nodes and gateways verify with their own trusted copy of the key, never this.
+    """
+    signature: _builtins.bytes
+    """The raw 64-byte Ed25519 signature of "edgecdn module sha256 v1\\n" followed by the
+    module's lower-case sha256 hex.
+    """
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "public_key", b"public_key", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModuleSignature: _TypeAlias = ModuleSignature  # noqa: Y015
+
+@_typing.final
 class Load(_message.Message):
     """Load of one process over its last reporting interval."""
 

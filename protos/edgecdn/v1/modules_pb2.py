@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos.edgecdn.v1 import common_pb2 as protos_dot_edgecdn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/edgecdn/v1/modules.proto\x12\nedgecdn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"`\n\x13UploadModuleRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.edgecdn.v1.ModuleUploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"d\n\x12ModuleUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x1c\n\x03\x61\x62i\x18\x04 \x01(\x0e\x32\x0f.edgecdn.v1.Abi\"\xae\x01\n\nModuleInfo\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x1c\n\x03\x61\x62i\x18\x04 \x01(\x0e\x32\x0f.edgecdn.v1.Abi\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07used_by\x18\x06 \x03(\t\x12\x0f\n\x07imports\x18\x07 \x03(\t\"7\n\x15\x44ownloadModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\"?\n\x0bModuleChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\"\x14\n\x12ListModulesRequest\">\n\x13ListModulesResponse\x12\'\n\x07modules\x18\x01 \x03(\x0b\x32\x16.edgecdn.v1.ModuleInfo\"%\n\x13\x44\x65leteModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"&\n\x14\x44\x65leteModuleResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t2\xcd\x02\n\rModuleService\x12I\n\x0cUploadModule\x12\x1f.edgecdn.v1.UploadModuleRequest\x1a\x16.edgecdn.v1.ModuleInfo(\x01\x12N\n\x0e\x44ownloadModule\x12!.edgecdn.v1.DownloadModuleRequest\x1a\x17.edgecdn.v1.ModuleChunk0\x01\x12N\n\x0bListModules\x12\x1e.edgecdn.v1.ListModulesRequest\x1a\x1f.edgecdn.v1.ListModulesResponse\x12Q\n\x0c\x44\x65leteModule\x12\x1f.edgecdn.v1.DeleteModuleRequest\x1a .edgecdn.v1.DeleteModuleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/edgecdn/v1/modules.proto\x12\nedgecdn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"`\n\x13UploadModuleRequest\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.edgecdn.v1.ModuleUploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x95\x01\n\x12ModuleUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x1c\n\x03\x61\x62i\x18\x04 \x01(\x0e\x32\x0f.edgecdn.v1.Abi\x12/\n\nsignatures\x18\x05 \x03(\x0b\x32\x1b.edgecdn.v1.ModuleSignature\"\xdf\x01\n\nModuleInfo\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\x12\x1c\n\x03\x61\x62i\x18\x04 \x01(\x0e\x32\x0f.edgecdn.v1.Abi\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07used_by\x18\x06 \x03(\t\x12\x0f\n\x07imports\x18\x07 \x03(\t\x12/\n\nsignatures\x18\x08 \x03(\x0b\x32\x1b.edgecdn.v1.ModuleSignature\"7\n\x15\x44ownloadModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\"p\n\x0bModuleChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12/\n\nsignatures\x18\x04 \x03(\x0b\x32\x1b.edgecdn.v1.ModuleSignature\"\x14\n\x12ListModulesRequest\">\n\x13ListModulesResponse\x12\'\n\x07modules\x18\x01 \x03(\x0b\x32\x16.edgecdn.v1.ModuleInfo\"%\n\x13\x44\x65leteModuleRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"&\n\x14\x44\x65leteModuleResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t2\xcd\x02\n\rModuleService\x12I\n\x0cUploadModule\x12\x1f.edgecdn.v1.UploadModuleRequest\x1a\x16.edgecdn.v1.ModuleInfo(\x01\x12N\n\x0e\x44ownloadModule\x12!.edgecdn.v1.DownloadModuleRequest\x1a\x17.edgecdn.v1.ModuleChunk0\x01\x12N\n\x0bListModules\x12\x1e.edgecdn.v1.ListModulesRequest\x1a\x1f.edgecdn.v1.ListModulesResponse\x12Q\n\x0c\x44\x65leteModule\x12\x1f.edgecdn.v1.DeleteModuleRequest\x1a .edgecdn.v1.DeleteModuleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,22 +35,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_UPLOADMODULEREQUEST']._serialized_start=112
   _globals['_UPLOADMODULEREQUEST']._serialized_end=208
-  _globals['_MODULEUPLOADHEADER']._serialized_start=210
-  _globals['_MODULEUPLOADHEADER']._serialized_end=310
-  _globals['_MODULEINFO']._serialized_start=313
-  _globals['_MODULEINFO']._serialized_end=487
-  _globals['_DOWNLOADMODULEREQUEST']._serialized_start=489
-  _globals['_DOWNLOADMODULEREQUEST']._serialized_end=544
-  _globals['_MODULECHUNK']._serialized_start=546
-  _globals['_MODULECHUNK']._serialized_end=609
-  _globals['_LISTMODULESREQUEST']._serialized_start=611
-  _globals['_LISTMODULESREQUEST']._serialized_end=631
-  _globals['_LISTMODULESRESPONSE']._serialized_start=633
-  _globals['_LISTMODULESRESPONSE']._serialized_end=695
-  _globals['_DELETEMODULEREQUEST']._serialized_start=697
-  _globals['_DELETEMODULEREQUEST']._serialized_end=734
-  _globals['_DELETEMODULERESPONSE']._serialized_start=736
-  _globals['_DELETEMODULERESPONSE']._serialized_end=774
-  _globals['_MODULESERVICE']._serialized_start=777
-  _globals['_MODULESERVICE']._serialized_end=1110
+  _globals['_MODULEUPLOADHEADER']._serialized_start=211
+  _globals['_MODULEUPLOADHEADER']._serialized_end=360
+  _globals['_MODULEINFO']._serialized_start=363
+  _globals['_MODULEINFO']._serialized_end=586
+  _globals['_DOWNLOADMODULEREQUEST']._serialized_start=588
+  _globals['_DOWNLOADMODULEREQUEST']._serialized_end=643
+  _globals['_MODULECHUNK']._serialized_start=645
+  _globals['_MODULECHUNK']._serialized_end=757
+  _globals['_LISTMODULESREQUEST']._serialized_start=759
+  _globals['_LISTMODULESREQUEST']._serialized_end=779
+  _globals['_LISTMODULESRESPONSE']._serialized_start=781
+  _globals['_LISTMODULESRESPONSE']._serialized_end=843
+  _globals['_DELETEMODULEREQUEST']._serialized_start=845
+  _globals['_DELETEMODULEREQUEST']._serialized_end=882
+  _globals['_DELETEMODULERESPONSE']._serialized_start=884
+  _globals['_DELETEMODULERESPONSE']._serialized_end=922
+  _globals['_MODULESERVICE']._serialized_start=925
+  _globals['_MODULESERVICE']._serialized_end=1258
 # @@protoc_insertion_point(module_scope)

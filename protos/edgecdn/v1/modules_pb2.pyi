@@ -62,6 +62,7 @@ class ModuleUploadHeader(_message.Message):
     SHA256_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     ABI_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A human name for listings, e.g. "geo-hello"; not an identity."""
     sha256: _builtins.str
@@ -70,6 +71,13 @@ class ModuleUploadHeader(_message.Message):
     """Expected total size in bytes; checked on arrival."""
     abi: _common_pb2.Abi.ValueType
     """The ABI the module is meant for (informational; apps decide per route)."""
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ModuleSignature]:
+        """Signatures of `sha256` to store with the module (each must verify under the public key
+        it carries; INVALID_ARGUMENT otherwise). Uploading a stored module again with new
+        signatures adds them.
+        """
+
     def __init__(
         self,
         *,
@@ -77,10 +85,11 @@ class ModuleUploadHeader(_message.Message):
         sha256: _builtins.str = ...,
         size_bytes: _builtins.int = ...,
         abi: _common_pb2.Abi.ValueType = ...,
+        signatures: _abc.Iterable[_common_pb2.ModuleSignature] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "name", b"name", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "name", b"name", "sha256", b"sha256", "signatures", b"signatures", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -99,6 +108,7 @@ class ModuleInfo(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     USED_BY_FIELD_NUMBER: _builtins.int
     IMPORTS_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
     sha256: _builtins.str
     """Lower-case sha256 hex of the module bytes: its identity."""
     name: _builtins.str
@@ -119,6 +129,10 @@ class ModuleInfo(_message.Message):
     def imports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Imports the module declares, as "module.name" (for review: WASI, edge host calls)."""
 
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ModuleSignature]:
+        """Signatures stored with the module, one per key."""
+
     def __init__(
         self,
         *,
@@ -129,10 +143,11 @@ class ModuleInfo(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         used_by: _abc.Iterable[_builtins.str] | None = ...,
         imports: _abc.Iterable[_builtins.str] | None = ...,
+        signatures: _abc.Iterable[_common_pb2.ModuleSignature] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "created_at", b"created_at", "imports", b"imports", "name", b"name", "sha256", b"sha256", "size_bytes", b"size_bytes", "used_by", b"used_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "created_at", b"created_at", "imports", b"imports", "name", b"name", "sha256", b"sha256", "signatures", b"signatures", "size_bytes", b"size_bytes", "used_by", b"used_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -173,22 +188,30 @@ class ModuleChunk(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
     """Bytes starting at `offset`."""
     offset: _builtins.int
     """Offset of `data` within the module."""
     total_size: _builtins.int
     """Total size of the module, so the receiver can show progress and check completion."""
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ModuleSignature]:
+        """The module's stored signatures (in the first chunk only), so that gateways can verify
+        what they download before they compile it.
+        """
+
     def __init__(
         self,
         *,
         data: _builtins.bytes = ...,
         offset: _builtins.int = ...,
         total_size: _builtins.int = ...,
+        signatures: _abc.Iterable[_common_pb2.ModuleSignature] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "offset", b"offset", "total_size", b"total_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "offset", b"offset", "signatures", b"signatures", "total_size", b"total_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,51 +27,51 @@ from protos.edgecdn.v1 import apps_pb2 as protos_dot_edgecdn_dot_v1_dot_apps__pb
 from protos.edgecdn.v1 import common_pb2 as protos_dot_edgecdn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/edgecdn/v1/nodes.proto\x12\nedgecdn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprotos/edgecdn/v1/apps.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"\xef\x01\n\x0bNodeMessage\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x15.edgecdn.v1.NodeHelloH\x00\x12(\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x19.edgecdn.v1.AssignmentAckH\x00\x12*\n\x04nack\x18\x03 \x01(\x0b\x32\x1a.edgecdn.v1.AssignmentNackH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.edgecdn.v1.HeartbeatH\x00\x12+\n\npurge_done\x18\x05 \x01(\x0b\x32\x15.edgecdn.v1.PurgeDoneH\x00\x42\t\n\x07message\"\x9f\x01\n\x0e\x43ontrolMessage\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x16.edgecdn.v1.AssignmentH\x00\x12\'\n\x05purge\x18\x02 \x01(\x0b\x32\x16.edgecdn.v1.CachePurgeH\x00\x12+\n\x06params\x18\x03 \x01(\x0b\x32\x19.edgecdn.v1.SessionParamsH\x00\x42\t\n\x07message\"\xd0\x01\n\tNodeHello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0b\n\x03pop\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x1a\n\x12\x61ssignment_version\x18\x05 \x01(\t\x12#\n\x03\x61pp\x18\x06 \x01(\x0b\x32\x16.edgecdn.v1.AppVersion\x12\x16\n\x0emodule_sha256s\x18\x07 \x03(\t\x12\x15\n\ragent_version\x18\x08 \x01(\t\x12\x14\n\x0c\x63\x61pacity_rps\x18\t \x01(\x01\"Q\n\rSessionParams\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\r\x12!\n\x19missed_heartbeats_allowed\x18\x02 \x01(\r\"`\n\nAssignment\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12#\n\x03\x61pp\x18\x03 \x01(\x0b\x32\x16.edgecdn.v1.AppVersion\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\"/\n\rAssignmentAck\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"r\n\x0e\x41ssignmentNack\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12\x18\n\x10rejected_version\x18\x03 \x01(\t\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.edgecdn.v1.ErrorDetail\"\xad\x01\n\tHeartbeat\x12+\n\x07sent_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x04load\x18\x02 \x01(\x0b\x32\x10.edgecdn.v1.Load\x12.\n\x07\x66igures\x18\x03 \x03(\x0b\x32\x1d.edgecdn.v1.AppVersionFigures\x12\x15\n\rspans_dropped\x18\x04 \x01(\x04\x12\x0c\n\x04last\x18\x05 \x01(\x08\"\x8f\x01\n\x11\x41ppVersionFigures\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x04\x12\x12\n\nerrors_5xx\x18\x04 \x01(\x04\x12-\n\x07latency\x18\x05 \x01(\x0b\x32\x1c.edgecdn.v1.LatencyHistogram\"s\n\nCachePurge\x12\x10\n\x08purge_id\x18\x01 \x01(\t\x12\x15\n\rpath_prefixes\x18\x02 \x03(\t\x12\x12\n\neverything\x18\x03 \x01(\x08\x12\x0c\n\x04urls\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04soft\x18\x06 \x01(\x08\"6\n\tPurgeDone\x12\x10\n\x08purge_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65ntries_removed\x18\x02 \x01(\x04\"\xf5\x02\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0b\n\x03pop\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.edgecdn.v1.NodeStatus\x12\x10\n\x08\x61pp_name\x18\x06 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\t\x12\x1a\n\x12\x61ssignment_version\x18\x08 \x01(\t\x12\x17\n\x0f\x64\x65sired_version\x18\t \x01(\t\x12\x32\n\x0elast_heartbeat\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x04load\x18\x0b \x01(\x0b\x32\x10.edgecdn.v1.Load\x12+\n\nlast_error\x18\x0c \x01(\x0b\x32\x17.edgecdn.v1.ErrorDetail\x12\x14\n\x0c\x63\x61pacity_rps\x18\r \x01(\x01\x12\x0f\n\x07vouched\x18\x0e \x01(\x08\"#\n\x10ListNodesRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\"8\n\x11ListNodesResponse\x12#\n\x05nodes\x18\x01 \x03(\x0b\x32\x14.edgecdn.v1.NodeInfo\"$\n\x11WatchNodesRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\"\xc3\x01\n\tNodeEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.edgecdn.v1.NodeEvent.Kind\x12\"\n\x04node\x18\x02 \x01(\x0b\x32\x14.edgecdn.v1.NodeInfo\"h\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_SNAPSHOT\x10\x01\x12\x15\n\x11KIND_SNAPSHOT_END\x10\x02\x12\x0f\n\x0bKIND_UPSERT\x10\x03\x12\x0f\n\x0bKIND_REMOVE\x10\x04*{\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11NODE_STATUS_READY\x10\x01\x12\x1b\n\x17NODE_STATUS_UNREACHABLE\x10\x02\x12\x1c\n\x18NODE_STATUS_DISCONNECTED\x10\x03\x32X\n\x12NodeSessionService\x12\x42\n\x07\x43onnect\x12\x17.edgecdn.v1.NodeMessage\x1a\x1a.edgecdn.v1.ControlMessage(\x01\x30\x01\x32\x9d\x01\n\x0bNodeService\x12H\n\tListNodes\x12\x1c.edgecdn.v1.ListNodesRequest\x1a\x1d.edgecdn.v1.ListNodesResponse\x12\x44\n\nWatchNodes\x12\x1d.edgecdn.v1.WatchNodesRequest\x1a\x15.edgecdn.v1.NodeEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dprotos/edgecdn/v1/nodes.proto\x12\nedgecdn.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cprotos/edgecdn/v1/apps.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"\xef\x01\n\x0bNodeMessage\x12&\n\x05hello\x18\x01 \x01(\x0b\x32\x15.edgecdn.v1.NodeHelloH\x00\x12(\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x19.edgecdn.v1.AssignmentAckH\x00\x12*\n\x04nack\x18\x03 \x01(\x0b\x32\x1a.edgecdn.v1.AssignmentNackH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.edgecdn.v1.HeartbeatH\x00\x12+\n\npurge_done\x18\x05 \x01(\x0b\x32\x15.edgecdn.v1.PurgeDoneH\x00\x42\t\n\x07message\"\x9f\x01\n\x0e\x43ontrolMessage\x12,\n\nassignment\x18\x01 \x01(\x0b\x32\x16.edgecdn.v1.AssignmentH\x00\x12\'\n\x05purge\x18\x02 \x01(\x0b\x32\x16.edgecdn.v1.CachePurgeH\x00\x12+\n\x06params\x18\x03 \x01(\x0b\x32\x19.edgecdn.v1.SessionParamsH\x00\x42\t\n\x07message\"\xfd\x01\n\tNodeHello\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0b\n\x03pop\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x1a\n\x12\x61ssignment_version\x18\x05 \x01(\t\x12#\n\x03\x61pp\x18\x06 \x01(\x0b\x32\x16.edgecdn.v1.AppVersion\x12\x16\n\x0emodule_sha256s\x18\x07 \x03(\t\x12\x15\n\ragent_version\x18\x08 \x01(\t\x12\x14\n\x0c\x63\x61pacity_rps\x18\t \x01(\x01\x12\x16\n\x0epurge_sequence\x18\n \x01(\x04\x12\x13\n\x0b\x63\x61\x63he_empty\x18\x0b \x01(\x08\"i\n\rSessionParams\x12\x1d\n\x15heartbeat_interval_ms\x18\x01 \x01(\r\x12!\n\x19missed_heartbeats_allowed\x18\x02 \x01(\r\x12\x16\n\x0epurge_sequence\x18\x03 \x01(\x04\"`\n\nAssignment\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12#\n\x03\x61pp\x18\x03 \x01(\x0b\x32\x16.edgecdn.v1.AppVersion\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\"/\n\rAssignmentAck\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\"r\n\x0e\x41ssignmentNack\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\t\x12\x18\n\x10rejected_version\x18\x03 \x01(\t\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.edgecdn.v1.ErrorDetail\"\xad\x01\n\tHeartbeat\x12+\n\x07sent_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x04load\x18\x02 \x01(\x0b\x32\x10.edgecdn.v1.Load\x12.\n\x07\x66igures\x18\x03 \x03(\x0b\x32\x1d.edgecdn.v1.AppVersionFigures\x12\x15\n\rspans_dropped\x18\x04 \x01(\x04\x12\x0c\n\x04last\x18\x05 \x01(\x08\"\x8f\x01\n\x11\x41ppVersionFigures\x12\x10\n\x08\x61pp_name\x18\x01 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x04\x12\x12\n\nerrors_5xx\x18\x04 \x01(\x04\x12-\n\x07latency\x18\x05 \x01(\x0b\x32\x1c.edgecdn.v1.LatencyHistogram\"\x85\x01\n\nCachePurge\x12\x10\n\x08purge_id\x18\x01 \x01(\t\x12\x15\n\rpath_prefixes\x18\x02 \x03(\t\x12\x12\n\neverything\x18\x03 \x01(\x08\x12\x0c\n\x04urls\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0c\n\x04soft\x18\x06 \x01(\x08\x12\x10\n\x08sequence\x18\x07 \x01(\x04\"6\n\tPurgeDone\x12\x10\n\x08purge_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65ntries_removed\x18\x02 \x01(\x04\"\xf5\x02\n\x08NodeInfo\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0b\n\x03pop\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.edgecdn.v1.NodeStatus\x12\x10\n\x08\x61pp_name\x18\x06 \x01(\t\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\t\x12\x1a\n\x12\x61ssignment_version\x18\x08 \x01(\t\x12\x17\n\x0f\x64\x65sired_version\x18\t \x01(\t\x12\x32\n\x0elast_heartbeat\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x04load\x18\x0b \x01(\x0b\x32\x10.edgecdn.v1.Load\x12+\n\nlast_error\x18\x0c \x01(\x0b\x32\x17.edgecdn.v1.ErrorDetail\x12\x14\n\x0c\x63\x61pacity_rps\x18\r \x01(\x01\x12\x0f\n\x07vouched\x18\x0e \x01(\x08\"#\n\x10ListNodesRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\"8\n\x11ListNodesResponse\x12#\n\x05nodes\x18\x01 \x03(\x0b\x32\x14.edgecdn.v1.NodeInfo\"$\n\x11WatchNodesRequest\x12\x0f\n\x07regions\x18\x01 \x03(\t\"\xc3\x01\n\tNodeEvent\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.edgecdn.v1.NodeEvent.Kind\x12\"\n\x04node\x18\x02 \x01(\x0b\x32\x14.edgecdn.v1.NodeInfo\"h\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_SNAPSHOT\x10\x01\x12\x15\n\x11KIND_SNAPSHOT_END\x10\x02\x12\x0f\n\x0bKIND_UPSERT\x10\x03\x12\x0f\n\x0bKIND_REMOVE\x10\x04*{\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11NODE_STATUS_READY\x10\x01\x12\x1b\n\x17NODE_STATUS_UNREACHABLE\x10\x02\x12\x1c\n\x18NODE_STATUS_DISCONNECTED\x10\x03\x32X\n\x12NodeSessionService\x12\x42\n\x07\x43onnect\x12\x17.edgecdn.v1.NodeMessage\x1a\x1a.edgecdn.v1.ControlMessage(\x01\x30\x01\x32\x9d\x01\n\x0bNodeService\x12H\n\tListNodes\x12\x1c.edgecdn.v1.ListNodesRequest\x1a\x1d.edgecdn.v1.ListNodesResponse\x12\x44\n\nWatchNodes\x12\x1d.edgecdn.v1.WatchNodesRequest\x1a\x15.edgecdn.v1.NodeEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.edgecdn.v1.nodes_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODESTATUS']._serialized_start=2303
-  _globals['_NODESTATUS']._serialized_end=2426
+  _globals['_NODESTATUS']._serialized_start=2391
+  _globals['_NODESTATUS']._serialized_end=2514
   _globals['_NODEMESSAGE']._serialized_start=141
   _globals['_NODEMESSAGE']._serialized_end=380
   _globals['_CONTROLMESSAGE']._serialized_start=383
   _globals['_CONTROLMESSAGE']._serialized_end=542
   _globals['_NODEHELLO']._serialized_start=545
-  _globals['_NODEHELLO']._serialized_end=753
-  _globals['_SESSIONPARAMS']._serialized_start=755
-  _globals['_SESSIONPARAMS']._serialized_end=836
-  _globals['_ASSIGNMENT']._serialized_start=838
-  _globals['_ASSIGNMENT']._serialized_end=934
-  _globals['_ASSIGNMENTACK']._serialized_start=936
-  _globals['_ASSIGNMENTACK']._serialized_end=983
-  _globals['_ASSIGNMENTNACK']._serialized_start=985
-  _globals['_ASSIGNMENTNACK']._serialized_end=1099
-  _globals['_HEARTBEAT']._serialized_start=1102
-  _globals['_HEARTBEAT']._serialized_end=1275
-  _globals['_APPVERSIONFIGURES']._serialized_start=1278
-  _globals['_APPVERSIONFIGURES']._serialized_end=1421
-  _globals['_CACHEPURGE']._serialized_start=1423
-  _globals['_CACHEPURGE']._serialized_end=1538
-  _globals['_PURGEDONE']._serialized_start=1540
-  _globals['_PURGEDONE']._serialized_end=1594
-  _globals['_NODEINFO']._serialized_start=1597
-  _globals['_NODEINFO']._serialized_end=1970
-  _globals['_LISTNODESREQUEST']._serialized_start=1972
-  _globals['_LISTNODESREQUEST']._serialized_end=2007
-  _globals['_LISTNODESRESPONSE']._serialized_start=2009
-  _globals['_LISTNODESRESPONSE']._serialized_end=2065
-  _globals['_WATCHNODESREQUEST']._serialized_start=2067
-  _globals['_WATCHNODESREQUEST']._serialized_end=2103
-  _globals['_NODEEVENT']._serialized_start=2106
-  _globals['_NODEEVENT']._serialized_end=2301
-  _globals['_NODEEVENT_KIND']._serialized_start=2197
-  _globals['_NODEEVENT_KIND']._serialized_end=2301
-  _globals['_NODESESSIONSERVICE']._serialized_start=2428
-  _globals['_NODESESSIONSERVICE']._serialized_end=2516
-  _globals['_NODESERVICE']._serialized_start=2519
-  _globals['_NODESERVICE']._serialized_end=2676
+  _globals['_NODEHELLO']._serialized_end=798
+  _globals['_SESSIONPARAMS']._serialized_start=800
+  _globals['_SESSIONPARAMS']._serialized_end=905
+  _globals['_ASSIGNMENT']._serialized_start=907
+  _globals['_ASSIGNMENT']._serialized_end=1003
+  _globals['_ASSIGNMENTACK']._serialized_start=1005
+  _globals['_ASSIGNMENTACK']._serialized_end=1052
+  _globals['_ASSIGNMENTNACK']._serialized_start=1054
+  _globals['_ASSIGNMENTNACK']._serialized_end=1168
+  _globals['_HEARTBEAT']._serialized_start=1171
+  _globals['_HEARTBEAT']._serialized_end=1344
+  _globals['_APPVERSIONFIGURES']._serialized_start=1347
+  _globals['_APPVERSIONFIGURES']._serialized_end=1490
+  _globals['_CACHEPURGE']._serialized_start=1493
+  _globals['_CACHEPURGE']._serialized_end=1626
+  _globals['_PURGEDONE']._serialized_start=1628
+  _globals['_PURGEDONE']._serialized_end=1682
+  _globals['_NODEINFO']._serialized_start=1685
+  _globals['_NODEINFO']._serialized_end=2058
+  _globals['_LISTNODESREQUEST']._serialized_start=2060
+  _globals['_LISTNODESREQUEST']._serialized_end=2095
+  _globals['_LISTNODESRESPONSE']._serialized_start=2097
+  _globals['_LISTNODESRESPONSE']._serialized_end=2153
+  _globals['_WATCHNODESREQUEST']._serialized_start=2155
+  _globals['_WATCHNODESREQUEST']._serialized_end=2191
+  _globals['_NODEEVENT']._serialized_start=2194
+  _globals['_NODEEVENT']._serialized_end=2389
+  _globals['_NODEEVENT_KIND']._serialized_start=2285
+  _globals['_NODEEVENT_KIND']._serialized_end=2389
+  _globals['_NODESESSIONSERVICE']._serialized_start=2516
+  _globals['_NODESESSIONSERVICE']._serialized_end=2604
+  _globals['_NODESERVICE']._serialized_start=2607
+  _globals['_NODESERVICE']._serialized_end=2764
 # @@protoc_insertion_point(module_scope)

@@ -155,6 +155,8 @@ class NodeHello(_message.Message):
     MODULE_SHA256S_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
     CAPACITY_RPS_FIELD_NUMBER: _builtins.int
+    PURGE_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CACHE_EMPTY_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     """Unique node id, e.g. "ap-northeast-2-a"."""
     region: _builtins.str
@@ -169,6 +171,14 @@ class NodeHello(_message.Message):
     """Agent software version, for compatibility decisions."""
     capacity_rps: _builtins.float
     """Requests per second the node can serve at full load (routing weight)."""
+    purge_sequence: _builtins.int
+    """The newest purge of the control plane's purge log that the node's cache has carried out
+    (CachePurge.sequence; 0: none). The control plane replays the purges after it.
+    """
+    cache_empty: _builtins.bool
+    """Nothing is cached from before this session (a node without a disk tier, just started):
+    no purge from the log applies, and the node takes SessionParams.purge_sequence as its own.
+    """
     @_builtins.property
     def app(self) -> _apps_pb2.AppVersion:
         """The app it runs now, when any."""
@@ -189,10 +199,12 @@ class NodeHello(_message.Message):
         module_sha256s: _abc.Iterable[_builtins.str] | None = ...,
         agent_version: _builtins.str = ...,
         capacity_rps: _builtins.float = ...,
+        purge_sequence: _builtins.int = ...,
+        cache_empty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["app", b"app"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "app", b"app", "assignment_version", b"assignment_version", "capacity_rps", b"capacity_rps", "module_sha256s", b"module_sha256s", "node_id", b"node_id", "pop", b"pop", "region", b"region"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_version", b"agent_version", "app", b"app", "assignment_version", b"assignment_version", "cache_empty", b"cache_empty", "capacity_rps", b"capacity_rps", "module_sha256s", b"module_sha256s", "node_id", b"node_id", "pop", b"pop", "purge_sequence", b"purge_sequence", "region", b"region"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,19 +218,23 @@ class SessionParams(_message.Message):
 
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _builtins.int
     MISSED_HEARTBEATS_ALLOWED_FIELD_NUMBER: _builtins.int
+    PURGE_SEQUENCE_FIELD_NUMBER: _builtins.int
     heartbeat_interval_ms: _builtins.int
     """How often the node must send a heartbeat, in milliseconds."""
     missed_heartbeats_allowed: _builtins.int
     """Heartbeats missed before the node is marked unreachable."""
+    purge_sequence: _builtins.int
+    """The newest purge in the control plane's purge log when the session opened."""
     def __init__(
         self,
         *,
         heartbeat_interval_ms: _builtins.int = ...,
         missed_heartbeats_allowed: _builtins.int = ...,
+        purge_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval_ms", b"heartbeat_interval_ms", "missed_heartbeats_allowed", b"missed_heartbeats_allowed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_interval_ms", b"heartbeat_interval_ms", "missed_heartbeats_allowed", b"missed_heartbeats_allowed", "purge_sequence", b"purge_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -426,12 +442,17 @@ class CachePurge(_message.Message):
     URLS_FIELD_NUMBER: _builtins.int
     TAGS_FIELD_NUMBER: _builtins.int
     SOFT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     purge_id: _builtins.str
     """Id of the purge, echoed in PurgeDone."""
     everything: _builtins.bool
     """Drop every cached entry."""
     soft: _builtins.bool
     """Mark entries stale instead of dropping them."""
+    sequence: _builtins.int
+    """Its place in the control plane's purge log (1, 2, ...), which a node reports back in its
+    next hello; purges it missed while disconnected are sent again then.
+    """
     @_builtins.property
     def path_prefixes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Drop entries whose path starts with any of these; empty with `everything` unset drops nothing."""
@@ -453,10 +474,11 @@ class CachePurge(_message.Message):
         urls: _abc.Iterable[_builtins.str] | None = ...,
         tags: _abc.Iterable[_builtins.str] | None = ...,
         soft: _builtins.bool = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["everything", b"everything", "path_prefixes", b"path_prefixes", "purge_id", b"purge_id", "soft", b"soft", "tags", b"tags", "urls", b"urls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["everything", b"everything", "path_prefixes", b"path_prefixes", "purge_id", b"purge_id", "sequence", b"sequence", "soft", b"soft", "tags", b"tags", "urls", b"urls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
