@@ -65,7 +65,8 @@ async def serve_and_measure(supervisor: Supervisor, name: str, app: Path, data: 
         ChildSpec(
             name=name,
             argv=(
-                sys.executable, "-m", "edge_node", "--app", str(app), "--region", "eu-central-1",
+                sys.executable, "-m", "edge_node", "--workers", "1", "--app", str(app),
+                "--region", "eu-central-1",
                 "--world", str(WORLD), "--data-dir", str(data), "--log-level", "warning",
             ),
         )

@@ -54,7 +54,7 @@ def edge_node_spec(name: str, app: Path, data_dir: Path, *, wasi: str = "native"
     return ChildSpec(
         name=name,
         argv=(
-            sys.executable, "-m", "edge_node", "--app", str(app), "--region", "us-east-1",
+            sys.executable, "-m", "edge_node", "--workers", "1", "--app", str(app), "--region", "us-east-1",
             "--world", str(WORLD), "--data-dir", str(data_dir), "--log-level", "warning",
         ),
         env={CHOICE_ENV: wasi},

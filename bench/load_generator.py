@@ -123,7 +123,8 @@ def start_edge_node(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     ready = directory / "edge-ready.json"
     with (directory / "edge.log").open("wb") as log:
         process = subprocess.Popen(
-            [*_pin(0), sys.executable, "-m", "edge_node", "--app", str(GEO_HELLO), "--region", "us-east-1",
+            [*_pin(0), sys.executable, "-m", "edge_node", "--workers", "1", "--app", str(GEO_HELLO),
+             "--region", "us-east-1",
              "--world", str(WORLD), "--data-dir", str(directory / "edge-data"), "--port", "0",
              "--ready-file", str(ready)],
             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,

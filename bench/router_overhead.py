@@ -223,7 +223,7 @@ def edge_node_spec(name: str, node_id: str, tmp: Path) -> ChildSpec:
     return ChildSpec(
         name=name,
         argv=(
-            sys.executable, "-m", "edge_node", "--app", str(APP), "--region", REGION,
+            sys.executable, "-m", "edge_node", "--workers", "1", "--app", str(APP), "--region", REGION,
             "--node-id", node_id, "--world", str(WORLD), "--data-dir", str(tmp / node_id),
             "--geo-cache-dir", str(tmp / "geo"), "--trusted-proxy", "127.0.0.1/32",
             "--port", "0", "--log-level", "warning",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from edge_node.config import EdgeNodeConfig
 from edge_node.errors import EdgeNodeError
 from edge_node.server import SERVICE_NAME, run
+from edge_node.workers import supervise
 from geo.errors import GeoError
 from geo.forwarding import parse_networks
 from iotwire.link import add_mqtt_flags, link_from_args
@@ -18,6 +20,7 @@ from runtime.durations import parse_duration
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
+from runtime.signing import KeyFileError, load_trusted_keys
 from tracing.errors import TracingError
 from wasm_host.errors import WasmHostError
 
@@ -73,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer token: the node's own (bound to its --node-id and --region) or a fleet-wide node token",
     )  # fmt: skip
     add_flag(
+        parser, "--trusted-key", env="EDGE_NODE_TRUSTED_KEYS", default=[], repeated=True, convert=Path,
+        metavar="PATH", help="Ed25519 public key (PEM) trusted to sign modules; with any, every module "
+        "from the control plane must be signed by one of them, else it is NACKed (repeatable)",
+    )  # fmt: skip
+    add_flag(
         parser, "--reconnect-max", env="EDGE_NODE_RECONNECT_MAX", default=10.0, convert=parse_duration,
         help="longest wait between reconnects to the control plane (e.g. 1s, 10s)",
     )  # fmt: skip
@@ -109,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         parser, "--ready-file", env="EDGE_NODE_READY_FILE", default=None, convert=Path,
         help="write a JSON ready report here once listening",
     )  # fmt: skip
+    add_flag(
+        parser, "--workers", env="EDGE_NODE_WORKERS", default=os.cpu_count() or 1, convert=int,
+        help="processes serving the port (SO_REUSEPORT), as nginx's worker_processes: one control-plane "
+        "session, one shared --cache-dir, metrics summed (default: the CPU count)",
+    )  # fmt: skip
+    # Set by the supervisor of --workers N on the workers it starts (edge_node.workers).
+    parser.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     add_mqtt_flags(
         parser,
         env_prefix="EDGE_NODE",
@@ -145,20 +161,31 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             cache_dir=args.cache_dir,
             cache_dir_bytes=args.cache_dir_bytes,
             mqtt=link_from_args(args),
+            trusted_keys=load_trusted_keys(args.trusted_key),
+            workers=1 if args.worker_fd is not None else args.workers,
+            worker_fd=args.worker_fd,
+            worker_index=args.worker_index,
         )
     except ConfigError as exc:
         fail(PROG, str(exc))
+    except KeyFileError as exc:
+        fail(PROG, f"--trusted-key: {exc}")
     except ValueError as exc:
         fail(PROG, f"--trusted-proxy: {exc}")
     return config, args.log_level
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config, log_level = parse_config(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    config, log_level = parse_config(arguments)
     configure_logging(log_level)
     ready = ready_file_reporter(SERVICE_NAME, config.ready_file)
     try:
-        serve_until_signalled(lambda stop: run(config, ready=ready, stop=stop), fast_loop=True)
+        if config.workers > 1:
+            serve_until_signalled(lambda stop: supervise(config, arguments, ready=ready, stop=stop))
+        else:  # a worker tells its supervisor, not a ready file, that it is listening
+            reporter = None if config.worker_fd is not None else ready
+            serve_until_signalled(lambda stop: run(config, ready=reporter, stop=stop), fast_loop=True)
     except (GeoError, EdgeNodeError, WasmHostError, TracingError, OSError) as exc:
         fail(PROG, str(exc), code=1)
     return 0

@@ -35,9 +35,18 @@ AdminEndpoint = Callable[[], AdminAnswer]
 
 
 def admin_endpoints(
-    *, node: NodeIdentity, state: NodeState, metrics: EdgeMetrics, iot: AdminEndpoint
+    *,
+    node: NodeIdentity,
+    state: NodeState,
+    metrics: EdgeMetrics,
+    iot: AdminEndpoint,
+    exposition: Callable[[], bytes] | None = None,
+    worker: Mapping[str, Any] | None = None,
 ) -> Mapping[str, AdminEndpoint]:
-    """Every admin path; ``iot`` answers ``/_edge/iot`` (edge_node.iot)."""
+    """Every admin path; ``iot`` answers ``/_edge/iot`` (edge_node.iot). A worker of
+    ``--workers N`` passes its ``exposition`` (the node's metrics summed) and says which
+    ``worker`` it is in ``/_edge/info``."""
+    render = exposition or metrics.exposition
 
     def healthz() -> AdminAnswer:
         return AdminAnswer.json({"status": "ok", "node": node.node_id})
@@ -49,10 +58,13 @@ def admin_endpoints(
         return AdminAnswer.json({"status": "ready", "app": app.name, "version": app.version})
 
     def metrics_text() -> AdminAnswer:
-        return AdminAnswer(200, metrics.content_type, metrics.exposition())
+        return AdminAnswer(200, metrics.content_type, render())
 
     def info() -> AdminAnswer:
-        return AdminAnswer.json(node_info(node, state))
+        document = node_info(node, state)
+        if worker is not None:
+            document["worker"] = dict(worker)
+        return AdminAnswer.json(document)
 
     return {
         "/healthz": healthz,

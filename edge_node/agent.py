@@ -5,7 +5,9 @@ verification, ACK/NACK, heartbeats); this module decides what applying means for
 build the whole app off the event loop (compile or load from the AOT cache, link), swap
 it in with one assignment, and write the assignment to disk so that after a restart the
 node serves it again even while the control plane is away. A module that does not
-compile is an ``ApplyError``, which the session NACKs while the node keeps its app.
+compile is an ``ApplyError``, which the session NACKs while the node keeps its app; so is
+one that no trusted key signed, when the node has any (checked before compiling, on
+restore from disk too).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from edge_node.metrics import AppFigures
 from edge_node.state import NodeState
 from protos.edgecdn.v1 import nodes_pb2
 from runtime.files import write_bytes_atomically
+from runtime.signing import ModuleSignatureError, TrustedKeys
 from wasm_host.cache import ModuleCache
 from wasm_host.engine import WasmEngine
 from wasm_host.executor import WasmExecutor
@@ -47,8 +50,10 @@ class AssignmentApplier:
         executor: WasmExecutor,
         data_dir: Path,
         figures: Callable[[str, str], AppFigures],
+        trusted: TrustedKeys | None = None,
     ) -> None:
         self._state = state
+        self._trusted = trusted or TrustedKeys()
         self._figures = figures
         self._engine = engine
         self._cache = cache
@@ -82,6 +87,11 @@ class AssignmentApplier:
         return AppliedState(version=assignment.version, app=assignment.app)
 
     def _build(self, assignment: nodes_pb2.Assignment, blobs: Mapping[str, bytes]) -> LoadedApp:
+        for ref in assignment.app.modules:
+            try:
+                self._trusted.check(sha256=ref.sha256, name=ref.name, signatures=ref.signatures)
+            except ModuleSignatureError as exc:
+                raise ApplyError(code=exc.code, reason=str(exc), sha256=ref.sha256) from exc
         manifest = manifest_from_app_version(assignment.app)
         sources = {name: blobs[spec.sha256 or ""] for name, spec in manifest.modules.items()}
         try:

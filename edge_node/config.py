@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from geo.forwarding import IPNetwork
 from iotwire.link import BrokerLink
 from runtime.errors import ConfigError
+from runtime.signing import TrustedKeys
 
 MAX_PORT = 65535
+MAX_WORKERS = 256
 MiB = 1024 * 1024
 
 
@@ -43,6 +45,15 @@ class EdgeNodeConfig:
     # The world's MQTT broker, as user control-plane: the node follows its region's gateways
     # and serves them at /_edge/iot (edge_node.iot). None: /_edge/iot answers 503.
     mqtt: BrokerLink | None = None
+    # Processes serving the node's port (SO_REUSEPORT), as nginx's worker_processes; above 1,
+    # this process supervises them and holds the node's one control-plane session.
+    workers: int = 1
+    # Set in a worker: the inherited socket to its supervisor (edge_node.worker_link).
+    worker_fd: int | None = None
+    worker_index: int = 0
+    # Public keys (--trusted-key) one of which must have signed every module the control plane
+    # assigns, checked before it is compiled; none: signatures are not required.
+    trusted_keys: TrustedKeys = field(default_factory=TrustedKeys)
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -67,6 +78,8 @@ class EdgeNodeConfig:
             raise ConfigError(field="--cache-bytes", reason="must not be negative")
         if self.cache_dir_bytes < 0:
             raise ConfigError(field="--cache-dir-bytes", reason="must not be negative")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(field="--workers", reason=f"must be within [1, {MAX_WORKERS}]")
 
     @property
     def module_cache_dir(self) -> Path:

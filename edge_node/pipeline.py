@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge_node.app import LoadedApp, LoadedModule
-from edge_node.cache_stage import CacheLookup, CacheThrough
+from edge_node.cache_stage import CacheLookup, CacheThrough, FreshHits
 from edge_node.errors import HandlerFailedError, HeadersTooLargeError, NoAppError, RouteNotFoundError
 from edge_node.exchange import Exchange, OriginFetcher, Stage
 from edge_node.geo_headers import NodeIdentity, edge_headers, geo_headers
@@ -189,6 +189,27 @@ class Pipeline:
     before_execute: tuple[Stage, ...]
     execute_wasm: ExecuteWasm
     through: CacheThrough
+
+    def fresh_hits(self) -> FreshHits | None:
+        """The cache's fast path over this pipeline's own stages; None unless they are the
+        standard four (client, geo, route, cache), the ones a replayed hit stands for."""
+        if len(self.before_execute) != 4:  # the four stages below
+            return None
+        client, geo, route, cache = self.before_execute
+        if not (
+            isinstance(client, ResolveClient)
+            and isinstance(geo, ResolveGeo)
+            and isinstance(route, Route)
+            and isinstance(cache, CacheLookup)
+        ):
+            return None
+        return FreshHits(
+            cache=cache.cache,
+            metrics=cache.metrics,
+            locate=geo.locate,
+            current_app=route.current_app,
+            max_header_bytes=client.max_header_bytes,
+        )
 
     def prepare(self, exchange: Exchange) -> None:
         """The stages before execution, in order: client, geo, route, cache."""

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from contextlib import AsyncExitStack
 
 import aiohttp
+from prometheus_client import generate_latest
 
-from cpclient import Backoff, DirectoryModuleStore, NodeSession, SessionSettings
+from cpclient import AppliedState, Backoff, DirectoryModuleStore, NodeSession, PurgeState, SessionSettings
 from cpclient import NodeIdentity as SessionIdentity
+from cpclient import purge_state as purge_state_file
+from cpclient.session import ApplyCallback, HeartbeatFigures, LoadProvider, PurgeCallback
 from edge_node.admin import admin_endpoints
 from edge_node.agent import AssignmentApplier
 from edge_node.app import load_app
@@ -37,12 +42,15 @@ from edge_node.pipeline import (
 )
 from edge_node.state import NodeState
 from edge_node.telemetry import start_telemetry
+from edge_node.worker_link import WorkerSide, WorkerStats
+from edge_node.worker_stats import MergedCollector, sample_rows
 from geo.lookup import GeoLocator
 from geo.world import load_world
 from httpcache.disk import DiskTier
 from httpcache.offloop import OffLoopDisk
 from httpcache.store import MemoryTier, TieredCache
 from httpfront.server import FrontendServer
+from protos.edgecdn.v1 import nodes_pb2
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
 from wasm_host.cache import ModuleCache
@@ -97,7 +105,7 @@ async def run(
                 metrics.module_cache.labels(module.compiled_from).inc()
             state.swap(app)
         applier = None
-        if config.control_plane is not None:
+        if config.control_plane is not None or config.worker_fd is not None:
             applier = AssignmentApplier(
                 state=state,
                 engine=engine,
@@ -114,6 +122,11 @@ async def run(
         )
         follower = _follow_gateways(stack, config, node, metrics)
         cache = _http_cache(stack, config)
+        worker = None
+        if config.worker_fd is not None and applier is not None:
+            worker = await _supervisor_link(
+                config, applier=applier, cache=cache, figures=figures, load=load, metrics=metrics
+            )
         handler = EdgeHttpHandler(
             pipeline=_pipeline(
                 config=config,
@@ -134,6 +147,8 @@ async def run(
                     state=state,
                     metrics=metrics,
                     iot=no_broker_answer if follower is None else follower.answer,
+                    exposition=None if worker is None else lambda: _node_exposition(metrics, worker),
+                    worker=None if worker is None else {"index": config.worker_index, "pid": os.getpid()},
                 )
             ),
             max_body_bytes=config.max_body_bytes,
@@ -144,30 +159,61 @@ async def run(
         logger.info("edge node %s (%s) serving on %s", node.node_id, node.region, url)
         if ready is not None:
             ready({"http": url})
+        if worker is not None:  # one of --workers N: the supervisor holds the session
+            worker.ready(url)
+            await _serve_supervisor(worker, stop)
+            return
         if applier is None or config.control_plane is None:
             await wait_for_stop(stop)
             return
-        session = NodeSession(
-            SessionSettings(
-                target=config.control_plane,
-                token=config.token,
-                backoff=Backoff(maximum_s=config.reconnect_max_s),
-            ),
-            SessionIdentity(
-                node_id=node.node_id,
-                region=node.region,
-                pop=node.pop,
-                address=url,
-                capacity_rps=config.capacity_rps,
-            ),
+        session = node_session(
+            config,
+            config.control_plane,
+            node,
+            url,
             apply=applier.apply,
-            store=DirectoryModuleStore(config.module_store_dir),
             initial=restored,
             load=load.snapshot,
             figures=figures,
             purge=cache.purge,
+            cached_on_disk=cache.disk is not None and cache.disk.stored(),
         )
         await session.run(stop)
+
+
+def node_session(
+    config: EdgeNodeConfig,
+    control_plane: str,
+    node: NodeIdentity,
+    url: str,
+    *,
+    apply: ApplyCallback,
+    initial: AppliedState,
+    load: LoadProvider,
+    figures: HeartbeatFigures,
+    purge: PurgeCallback,
+    cached_on_disk: bool,
+) -> NodeSession:
+    """The node's one control-plane session (a single process's, or ``--workers``' supervisor's)."""
+    return NodeSession(
+        SessionSettings(
+            target=control_plane, token=config.token, backoff=Backoff(maximum_s=config.reconnect_max_s)
+        ),
+        SessionIdentity(
+            node_id=node.node_id,
+            region=node.region,
+            pop=node.pop,
+            address=url,
+            capacity_rps=config.capacity_rps,
+        ),
+        apply=apply,
+        store=DirectoryModuleStore(config.module_store_dir),
+        initial=initial,
+        load=load,
+        figures=figures,
+        purge=purge,
+        purge_state=purge_state(config, cached_on_disk=cached_on_disk),
+    )
 
 
 def _follow_gateways(
@@ -227,17 +273,76 @@ def _pipeline(
     )
 
 
+def purge_state(config: EdgeNodeConfig, *, cached_on_disk: bool) -> PurgeState:
+    """Where the node's cache stands in the control plane's purge log: kept beside the disk
+    tier, which outlives the process; a cache in memory only starts empty."""
+    if config.cache_dir is None:
+        return PurgeState()
+    return PurgeState(config.cache_dir / purge_state_file.FILE_NAME, cache_empty=not cached_on_disk)
+
+
+async def _supervisor_link(
+    config: EdgeNodeConfig,
+    *,
+    applier: AssignmentApplier,
+    cache: EdgeCache,
+    figures: FiguresBook,
+    load: LoadTracker,
+    metrics: EdgeMetrics,
+) -> WorkerSide:
+    """A worker's link to its supervisor (``edge_node.workers``), on the inherited socket."""
+    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=config.worker_fd))
+    store = DirectoryModuleStore(config.module_store_dir)
+    pushed = [0, 0]  # requests and 5xx answered by the last push
+
+    def blobs_of(assignment: nodes_pb2.Assignment) -> dict[str, bytes]:
+        return {ref.sha256: store.get(ref.sha256) for ref in assignment.app.modules}
+
+    async def apply(assignment: nodes_pb2.Assignment) -> None:
+        await applier.apply(assignment, await asyncio.to_thread(blobs_of, assignment))
+
+    def stats() -> WorkerStats:
+        requests, errors = load.requests_total - pushed[0], load.errors_total - pushed[1]
+        pushed[:] = [load.requests_total, load.errors_total]
+        return WorkerStats(
+            heartbeat=figures.take(),
+            requests=requests,
+            errors=errors,
+            in_flight=load.in_flight,
+            samples=sample_rows(metrics.registry),
+        )
+
+    return WorkerSide(reader, writer, apply=apply, purge=cache.purge, stats=stats)
+
+
+def _node_exposition(metrics: EdgeMetrics, worker: WorkerSide) -> bytes:
+    """This worker's metrics plus its siblings' (as the supervisor last summed them)."""
+    return generate_latest(MergedCollector(metrics.registry, worker.others))
+
+
+async def _serve_supervisor(worker: WorkerSide, stop: StopEvent | None) -> None:
+    """Until ``stop``, or until the supervisor is gone (then this worker stops too)."""
+    link = asyncio.create_task(worker.run(), name="edge-worker-link")
+    stopped = asyncio.create_task(wait_for_stop(stop), name="edge-worker-stop")
+    await asyncio.wait({link, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (link, stopped):
+        task.cancel()
+    await asyncio.gather(link, stopped, return_exceptions=True)
+
+
 def _http_cache(stack: AsyncExitStack, config: EdgeNodeConfig) -> EdgeCache:
     """The node's HTTP cache: memory in front of the optional disk tier (--cache-dir), whose
     I/O runs on its own thread (closed after the listener, so queued writes finish)."""
     memory = MemoryTier(max_bytes=config.response_cache_bytes, max_entry_bytes=config.max_body_bytes)
     disk = None
     if config.cache_dir is not None:
-        disk = OffLoopDisk(
-            DiskTier(
-                config.cache_dir, max_bytes=config.cache_dir_bytes, max_entry_bytes=config.max_body_bytes
-            )
+        tier = DiskTier(
+            config.cache_dir,
+            max_bytes=config.cache_dir_bytes,
+            max_entry_bytes=config.max_body_bytes,
+            shared=config.worker_fd is not None,  # the node's other workers write there too
         )
+        disk = OffLoopDisk(tier)
         stack.callback(disk.close)
     return EdgeCache(TieredCache(memory), clock=time.time, disk=disk)
 
@@ -249,7 +354,7 @@ async def _listen(stack: AsyncExitStack, handler: EdgeHttpHandler, config: EdgeN
     server = FrontendServer(
         handler, fast_path=handler.serve_now, max_head_bytes=max(64 * 1024, 2 * config.max_header_bytes)
     )
-    host, port = await server.start(config.host, config.port)
+    host, port = await server.start(config.host, config.port, reuse_port=config.worker_fd is not None)
     stack.push_async_callback(server.close, SHUTDOWN_GRACE_S)  # LIFO: listeners stop first
     handler.server_port = port
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -1,7 +1,8 @@
 """On-disk storage tier of the shared HTTP cache, in the manner of nginx's proxy_cache.
 
-One file per variant, named by the sha256 of (key + vary) under a two-level fan-out
-(``ab/cd/abcd...``). A file is a header (magic, format version, metadata length, body
+One file per variant, named by hashes of its key and of its vary values (``KEYHASH-VARYHASH``)
+under a two-level fan-out of the key's hash (``ab/cd/abcd...-...``): every variant of a key
+is in one directory, under one prefix. A file is a header (magic, format version, metadata length, body
 length), a JSON metadata block holding every ``StoredResponse`` field but the body, then the
 body. A file that fails to parse, has another version or holds another key is deleted and
 skipped: a damaged cache must never crash the node or serve garbage.
@@ -14,13 +15,13 @@ the LRU order starts from the files' modification times.
 Every call does blocking file I/O on at most one file per variant touched, so the edge node
 may call it from a thread; it is not thread-safe itself (use one thread, or a lock).
 
-Several processes may share one directory: each write goes to a unique temp file, is fsynced
-and ``os.replace``d into place, so a reader sees a whole old or whole new file and concurrent
-writers of one file do not corrupt it (last writer wins). Not safe across processes: each
-process's index and byte bound are its own (a file another process wrote is seen only after a
-restart; the shared directory can exceed ``max_bytes`` by the sum of the processes' usage),
-and one process may evict or purge files another still indexes (it then finds them missing
-and drops them from its index).
+Several processes share one directory (an edge node's workers, ``shared=True``): each write
+goes to a unique temp file, is fsynced and ``os.replace``d into place, so a reader sees a
+whole old or whole new file and concurrent writers of one file do not corrupt it (last
+writer wins). A shared tier looks in the key's directory on every lookup (``_probe``), so a
+file another process wrote is found at once. Each process's index and byte bound are its
+own: the directory can hold up to ``max_bytes`` per process, and one process may evict or
+purge files another still indexes (that one then finds them missing and drops them).
 """
 
 from __future__ import annotations
@@ -100,8 +101,12 @@ def decode(data: bytes) -> StoredResponse:
         raise DamagedFileError(str(exc)) from exc
 
 
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 def file_name(key: str, vary: Vary) -> str:
-    return hashlib.sha256(json.dumps([key, vary]).encode()).hexdigest()
+    return f"{key_hash(key)}-{hashlib.sha256(json.dumps(vary).encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +121,16 @@ class DiskTier:
     """Files on disk, LRU over variants bounded by bytes on disk; same API as ``MemoryTier``."""
 
     def __init__(
-        self, directory: Path, *, max_bytes: int, max_entry_bytes: int, max_variants: int = 8
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        max_entry_bytes: int,
+        max_variants: int = 8,
+        shared: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self.shared = shared
         self.max_bytes = max_bytes
         self.max_entry_bytes = max_entry_bytes
         self.max_variants = max_variants
@@ -143,24 +155,46 @@ class DiskTier:
             if path.name.startswith(TMP_PREFIX):
                 _unlink(path)  # a write cut short by a crash
                 continue
-            try:
-                with path.open("rb") as f:
-                    head = f.read(_HEADER.size)
-                    meta_len = _HEADER.unpack(head)[2] if len(head) == _HEADER.size else 0
-                    fields, body_len = decode_meta(head + f.read(min(meta_len, _MAX_META)))
-                    st = os.fstat(f.fileno())
-                if st.st_size != _HEADER.size + meta_len + body_len:
-                    raise DamagedFileError("length differs")
-                meta = _Meta(fields["key"], fields["vary"], fields["tags"], st.st_size)
-                if file_name(meta.key, meta.vary) != path.name:
-                    raise DamagedFileError("misplaced")
-            except (OSError, DamagedFileError, struct.error):
-                self.damaged += 1
-                _unlink(path)
-                continue
-            found.append((st.st_mtime, path.name, meta))
+            read = self._read_meta(path)
+            if read is not None:
+                found.append((read[1], path.name, read[0]))
         for _, name, meta in sorted(found, key=lambda t: t[0]):
             self._index(name, meta)
+        self._evict()
+
+    def _read_meta(self, path: Path) -> tuple[_Meta, float] | None:
+        """A file's index entry and modification time; None (and the file deleted) if damaged."""
+        try:
+            with path.open("rb") as f:
+                head = f.read(_HEADER.size)
+                meta_len = _HEADER.unpack(head)[2] if len(head) == _HEADER.size else 0
+                fields, body_len = decode_meta(head + f.read(min(meta_len, _MAX_META)))
+                st = os.fstat(f.fileno())
+            if st.st_size != _HEADER.size + meta_len + body_len:
+                raise DamagedFileError("length differs")
+            meta = _Meta(fields["key"], fields["vary"], fields["tags"], st.st_size)
+            if file_name(meta.key, meta.vary) != path.name:
+                raise DamagedFileError("misplaced")
+        except FileNotFoundError:
+            return None  # gone meanwhile (another process evicted it)
+        except (OSError, DamagedFileError, struct.error):
+            self.damaged += 1
+            _unlink(path)
+            return None
+        return meta, st.st_mtime
+
+    def _probe(self, key: str) -> None:
+        """Index the files of ``key`` other processes wrote since this one looked."""
+        prefix = f"{key_hash(key)}-"
+        try:
+            names = os.listdir(self._path(prefix).parent)
+        except OSError:
+            return  # no directory yet: nothing stored under this key
+        for name in names:
+            if name.startswith(prefix) and name not in self._lru:
+                read = self._read_meta(self._path(name))
+                if read is not None and read[0].key == key:
+                    self._index(name, read[0])
         self._evict()
 
     def _index(self, name: str, meta: _Meta) -> None:
@@ -219,10 +253,13 @@ class DiskTier:
         return entry
 
     def holds(self, key: str) -> bool:
-        """Whether any variant of ``key`` is on disk, from the index alone."""
-        return key in self._by_key
+        """Whether any variant of ``key`` may be on disk, from the index alone (a shared tier
+        may hold any: another process may have written it)."""
+        return self.shared or key in self._by_key
 
     def variants(self, key: str) -> tuple[StoredResponse, ...]:
+        if self.shared:
+            self._probe(key)
         names = self._by_key.get(key)
         if names is None:
             return ()

@@ -33,6 +33,10 @@ class OffLoopDisk:
         self.disk = disk
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-cache-disk")
 
+    def stored(self) -> bool:
+        """Whether the disk tier held any entry when it was opened or since (its index)."""
+        return len(self.disk) > 0
+
     def holds(self, key: str) -> bool:
         """Whether the disk tier has any variant of ``key`` (from its index, no I/O)."""
         return self.disk.holds(key)

@@ -76,7 +76,10 @@ class Answer:
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Never stored: hop-by-hop (RFC 9110 7.6.1), Age (recomputed), our own targeted field.
-_NOT_STORED = HOP_BY_HOP | {"age", "edgecdn-cache-control"}
+# Purge tags are the CDN's, as Fastly's Surrogate-Key and Cloudflare's Cache-Tag: kept with
+# the entry (``StoredResponse.tags``), never sent on to clients.
+TAG_FIELDS = frozenset({"cache-tag", "surrogate-key"})
+_NOT_STORED = HOP_BY_HOP | {"age", "edgecdn-cache-control"} | TAG_FIELDS
 # RFC 9111 3.2: a 304 never updates these (Content-Length describes the stored body).
 _NOT_FRESHENED = _NOT_STORED | {"content-length"}
 # RFC 9110 15.4.5: what a 304 carries from the 200 it stands for.
@@ -110,38 +113,33 @@ def read_request(method: str, path: str, query: str, headers: Iterable[tuple[str
         elif name == "authorization":
             authorization = True
     hs = tuple(hs_list)
-    if not cc_lines and not pragma_no_cache:  # the common case: nothing to parse
-        return CacheRequest(
-            method=method,
-            key=primary_key(path, query),
-            headers=hs,
-            cacheable=method in ("GET", "HEAD"),
-            unsafe=method not in _SAFE,
-            authorization=authorization,
-        )
-    kw: dict[str, object] = {}
+    no_store = only_if_cached = False
+    no_cache = pragma_no_cache  # RFC 9111 5.4: Pragma only counts without Cache-Control
+    max_age: float | None = None
+    max_stale: float | None = None  # math.inf for a bare max-stale
+    min_fresh: float | None = None
     if cc_lines:
         d = directives.parse(cc_lines)
         if "max-stale" in d:
-            ms = d["max-stale"]
-            kw["max_stale"] = math.inf if ms is None else directives.delta(d, "max-stale")
-        kw.update(
-            no_store="no-store" in d,
-            no_cache="no-cache" in d,
-            max_age=directives.delta(d, "max-age"),
-            min_fresh=directives.delta(d, "min-fresh"),
-            only_if_cached="only-if-cached" in d,
-        )
-    else:
-        kw["no_cache"] = True  # RFC 9111 5.4: Pragma only counts without Cache-Control
+            max_stale = math.inf if d["max-stale"] is None else directives.delta(d, "max-stale")
+        no_store = "no-store" in d
+        no_cache = "no-cache" in d
+        max_age = directives.delta(d, "max-age")
+        min_fresh = directives.delta(d, "min-fresh")
+        only_if_cached = "only-if-cached" in d
     return CacheRequest(
         method=method,
         key=primary_key(path, query),
         headers=hs,
         cacheable=method in ("GET", "HEAD"),
         unsafe=method not in _SAFE,
+        no_store=no_store,
+        no_cache=no_cache,
+        max_age=max_age,
+        max_stale=max_stale,
+        min_fresh=min_fresh,
+        only_if_cached=only_if_cached,
         authorization=authorization,
-        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -259,6 +257,7 @@ def _build(
     response_time: float,
     age_values: list[str],
     edge: str | None,
+    tags: tuple[str, ...],
 ) -> StoredResponse:
     """Everything a hit needs, precomputed from stored (already stripped) headers and our own
     targeted field, which is not stored among them."""
@@ -271,9 +270,6 @@ def _build(
     if lifetime is None:
         lm = first(headers, "last-modified")
         lifetime = freshness.heuristic_lifetime(200 if "public" in d else status, lm, date_value)
-    tags = tuple(split_list(values(headers, "cache-tag"))) + tuple(
-        t for v in values(headers, "surrogate-key") for t in v.split()
-    )
     return StoredResponse(
         key=key,
         status=status,
@@ -295,11 +291,18 @@ def _build(
         must_revalidate=any(n in d for n in ("must-revalidate", "proxy-revalidate", "s-maxage")),
         no_cache="no-cache" in d and not directives.field_names(d, "no-cache"),
         vary=vary,
-        tags=tuple(dict.fromkeys(tags)),
+        tags=tags,
         etag=first(headers, "etag"),
         last_modified=first(headers, "last-modified"),
         edge_cache_control=edge,
     )
+
+
+def tags_of(headers: Headers) -> tuple[str, ...]:
+    """An answer's purge tags: ``Cache-Tag`` (comma-separated) and ``Surrogate-Key`` (space-separated)."""
+    tags = [*split_list(values(headers, "cache-tag"))]
+    tags += [t for v in values(headers, "surrogate-key") for t in v.split()]
+    return tuple(dict.fromkeys(tags))
 
 
 def _edge(headers: Headers) -> str | None:
@@ -349,6 +352,7 @@ def to_store(  # noqa: PLR0911 (one return per RFC 9111 3 rule)
         response_time=response_time,
         age_values=values(hs, "age"),
         edge=_edge(hs),
+        tags=tags_of(hs),
     )
 
 
@@ -374,6 +378,7 @@ def freshen(
         response_time=response_time,
         age_values=values(new, "age"),
         edge=_edge(new) or entry.edge_cache_control,
+        tags=tags_of(new) or entry.tags,
     )
     return replace(fresh, invalidated=False)
 
@@ -415,5 +420,8 @@ def invalidation_keys(
 
 
 def client_headers(headers: Iterable[tuple[str, str]]) -> Headers:
-    """The answer's headers for the client: our targeted field is for us only."""
-    return tuple((k, v) for k, v in headers if k.lower() != "edgecdn-cache-control")
+    """The answer's headers for the client: our targeted field and the purge tags are ours."""
+    return tuple((k, v) for k, v in headers if k.lower() not in _FOR_THE_CACHE_ONLY)
+
+
+_FOR_THE_CACHE_ONLY = TAG_FIELDS | {"edgecdn-cache-control"}

@@ -4,6 +4,11 @@ Stores only hold entries; what may be stored or served is ``policy``'s business.
 keyed by ``StoredResponse.key`` with several variants per key told apart by ``vary``.
 ``variants`` is on every request's path, so it is one dict lookup and allocates nothing on a
 miss. Eviction is LRU over variants, bounded by the total ``StoredResponse.size``.
+
+A reader may attach a note to a key whose only variant is a given entry (``note``): the edge
+node keeps there the entry's answer pre-encoded for the wire, so that a fresh hit is replayed
+rather than rebuilt. Any change to the key's variants drops its note, so a note never
+outlives, nor holds in memory, the entry it was made from.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class MemoryTier:
         # (key, vary) -> entry, least recently used first; the eviction order.
         self._lru: OrderedDict[tuple[str, Vary], StoredResponse] = OrderedDict()
         self._by_tag: dict[str, set[str]] = {}
+        self._notes: dict[str, object] = {}
         self.size_bytes = 0
         self.evictions = 0
 
@@ -70,11 +76,26 @@ class MemoryTier:
             lru.move_to_end((key, entry.vary))
         return found
 
+    def note(self, key: str, entry: StoredResponse, note: object) -> None:
+        """Attach ``note`` to ``key`` if ``entry`` is its only variant (else nothing): kept
+        until the key's variants change."""
+        found = self._by_key.get(key)
+        if found is not None and len(found) == 1 and found[0] is entry:
+            self._notes[key] = note
+
+    def noted(self, key: str) -> object | None:
+        """The note on ``key``, its entry used (as ``variants`` uses it); None without one."""
+        note = self._notes.get(key)
+        if note is not None:
+            self._lru.move_to_end((key, self._by_key[key][0].vary))
+        return note
+
     def put(self, entry: StoredResponse) -> bool:
         size = entry.size
         if size > self.max_entry_bytes or size > self.max_bytes:
             return False
         key = entry.key
+        self._notes.pop(key, None)
         old = self._by_key.get(key, _NONE)
         kept = tuple(v for v in old if v.vary != entry.vary)
         for gone in old:
@@ -98,6 +119,8 @@ class MemoryTier:
     def replace(self, old: StoredResponse, new: StoredResponse) -> None:
         """Swap ``new`` in for ``old`` (a revalidated entry); stores ``new`` if ``old`` is gone."""
         current = self._lru.get((old.key, old.vary))
+        self._notes.pop(old.key, None)
+        self._notes.pop(new.key, None)
         if current is not None and (new.key, new.vary) == (old.key, old.vary):
             variants = self._by_key[old.key]
             self._by_key[old.key] = tuple(new if v is current else v for v in variants)
@@ -133,6 +156,7 @@ class MemoryTier:
         return matched
 
     def _drop(self, entry: StoredResponse) -> None:
+        self._notes.pop(entry.key, None)
         remaining = tuple(v for v in self._by_key.get(entry.key, _NONE) if v.vary != entry.vary)
         if remaining:
             self._by_key[entry.key] = remaining

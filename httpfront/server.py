@@ -63,6 +63,8 @@ LINGER_S = 5.0
 INTERNAL_ERROR = b'{"error": "internal_error", "message": "the server failed unexpectedly"}'
 UPGRADE_REFUSED = "CONNECT and protocol upgrades (Upgrade: websocket, h2c, ...) are not supported"
 HTTP09_REFUSED = "HTTP/0.9 requests are not supported: send HTTP/1.0 or HTTP/1.1"
+# The lengths of the fields that say whether a request has a body and how it comes.
+_BODY_FIELD_LENGTHS = frozenset(len(name) for name in (b"content-length", b"transfer-encoding", b"expect"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,6 +194,8 @@ class _ClientConnection(WriteFlowControl):
         request.version = version
         request.keep_alive = self._parser.should_keep_alive()
         for name, value in self._headers:
+            if len(name) not in _BODY_FIELD_LENGTHS:
+                continue  # not one of the three below: no need to lower-case it
             lower = name.lower()
             if lower == b"content-length":
                 request.content_length = int(value)
@@ -440,9 +444,13 @@ class FrontendServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> tuple[str, int]:
+        """Listen on ``host:port``; ``reuse_port``: beside other processes' listeners on the same
+        port (SO_REUSEPORT: the kernel spreads connections over them, as nginx's workers)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _ClientConnection(self), host, port, backlog=1024)
+        self._server = await loop.create_server(
+            lambda: _ClientConnection(self), host, port, backlog=1024, reuse_port=reuse_port or None
+        )
         self._sweeper = loop.create_task(self._sweep(), name="router-client-deadlines")
         # uvloop's Server.sockets is a list where typeshed says tuple; read untyped, so that
         # the compiled module (tools.accel) does not check the annotation.

@@ -54,10 +54,23 @@ def with_flag(argv: Sequence[str], flag: str, value: str) -> tuple[str, ...]:
 
 
 def pin_flag(flag: str, address_key: str) -> PinArgv:
-    """On restart, ``flag`` gets the port the process reported under ``address_key``."""
+    """On restart, ``flag`` gets the port the process reported under ``address_key`` (if it
+    reported one: then the flag keeps its value)."""
 
     def pin(argv: Sequence[str], report: ReadyReport) -> Sequence[str]:
-        return with_flag(argv, flag, str(port_of(report.addresses[address_key])))
+        address = report.addresses.get(address_key)
+        return argv if address is None else with_flag(argv, flag, str(port_of(address)))
+
+    return pin
+
+
+def pin_flags(*pins: PinArgv) -> PinArgv:
+    """Every one of ``pins``, one after the other."""
+
+    def pin(argv: Sequence[str], report: ReadyReport) -> Sequence[str]:
+        for each in pins:
+            argv = each(argv, report)
+        return argv
 
     return pin
 
@@ -106,10 +119,12 @@ def control_plane_spec(
         name="control-plane",
         argv=(
             sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0",
+            "--metrics-port", "0",
             "--data-dir", str(data_dir), "--tokens", str(tokens_file), *world, *forward, *extra.argv,
         ),
         env={**WORLD_TRACE_ENV, **extra.env},
-        pin=pin_flag("--port", "grpc"),
+        # A restart keeps both ports: nodes dial the gRPC one, Prometheus scrapes the other.
+        pin=pin_flags(pin_flag("--port", "grpc"), pin_flag("--metrics-port", "metrics")),
     )  # fmt: skip
 
 
@@ -172,6 +187,7 @@ def edge_node_plans(
                 "--geo-cache-dir", str(geo_cache_dir),
                 "--host", "127.0.0.1",
                 "--port", "0",
+                "--workers", str(region.node_workers),
                 # The router (on 127.0.0.1) tells the node who the client is; simulated
                 # clients use 127.N.x.x addresses, so only 127.0.0.1 itself is trusted.
                 "--trusted-proxy", ROUTER_ADDRESS,

@@ -13,6 +13,7 @@ or SIGTERM stops it all.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
@@ -30,7 +31,8 @@ from runtime.errors import WorldStateError
 from runtime.events import events_path
 from runtime.process import StopEvent, serve_until_signalled
 from runtime.world_state import STATE_FILE_NAME, EdgeNodeEntry, GatewayEntry, read_world_state
-from simulator.errors import SimulatorError, WorldAlreadyRunningError
+from simulator import world_origin
+from simulator.errors import ChildFailedError, SimulatorError, WorldAlreadyRunningError
 from simulator.iot_layout import (
     ENGINE_CHOICES,
     BrokerEngine,
@@ -42,18 +44,21 @@ from simulator.iot_layout import (
 )
 from simulator.layout import (
     FAULT_RELAY_NAME,
+    ExtraFlags,
     control_plane_link,
     control_plane_spec,
     edge_node_plans,
     fault_relay_spec,
     node_regions,
+    port_of,
     router_spec,
+    world_origin_spec,
 )
 from simulator.restarts import RestartPolicy
-from simulator.supervisor import Supervisor
+from simulator.supervisor import ChildSpec, Supervisor
 from simulator.world_app import ensure_default_app, wait_until_nodes_serve
 from simulator.world_publish import StartedWorld, WorldStatePublisher
-from simulator.world_tokens import WorldTokens, ensure_world_tokens
+from simulator.world_tokens import WorldTokens, ensure_signing_key, ensure_world_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +113,7 @@ def _handle(args: argparse.Namespace) -> int:
         if args.fresh:
             for leftover in ("control-plane", "nodes", "gateways"):
                 shutil.rmtree(args.state_dir / leftover, ignore_errors=True)
+            (args.state_dir / world_origin.PORT_FILE).unlink(missing_ok=True)
     except (GeoError, SimulatorError) as exc:
         fail(PROG, str(exc))
     outcome: list[int] = []
@@ -201,6 +207,9 @@ async def _start_world(
     mqtt_engine: BrokerEngine,
 ) -> StartedWorld:
     geo_cache_dir = state_directory / "geo"
+    # The world signs what it registers, and its nodes and gateways trust only its key.
+    signing = ensure_signing_key(state_directory)
+    trust = ("--trusted-key", str(signing.public))
     mqtt = await _start_broker(supervisor, state_directory, mqtt_engine)
     control_plane = await supervisor.start(
         control_plane_spec(
@@ -221,8 +230,13 @@ async def _start_world(
             state_file=state_directory / "run" / "fault-relay-state.json",
         )
     )
+    origin = await _start_origin(supervisor, state_directory)
     deployed = await ensure_default_app(
-        control_plane=cp_address, operator_token=tokens.roles["operator"], manifest_path=app
+        control_plane=cp_address,
+        operator_token=tokens.roles["operator"],
+        manifest_path=app,
+        sign=signing.key,
+        extra_routes=(world_origin.origin_route(origin),),
     )
     if deployed is None:
         Console().print(
@@ -235,14 +249,15 @@ async def _start_world(
         for region in world.regions
         if region.edge_nodes
     }
+    # The edge answers /_edge/iot from its region's gateways (docs/edge-node.md).
+    mqtt_flags = mqtt.client_flags("control-plane", env_prefix="EDGE_NODE")
     plans = edge_node_plans(
         world,
         control_plane=region_links,
         node_tokens=tokens.nodes,
         state_dir=state_directory,
         geo_cache_dir=geo_cache_dir,
-        # The edge answers /_edge/iot from its region's gateways (docs/edge-node.md).
-        extra=mqtt.client_flags("control-plane", env_prefix="EDGE_NODE"),
+        extra=ExtraFlags(argv=(*mqtt_flags.argv, *trust), env=mqtt_flags.env),
     )
     nodes = await supervisor.start_group([plan.spec for plan in plans])
     await wait_until_nodes_serve(
@@ -258,7 +273,7 @@ async def _start_world(
         gateway_token=tokens.roles["gateway"],
         state_dir=state_directory,
     )
-    await supervisor.start_group([plan.spec for plan in gateways])
+    await supervisor.start_group([_with_argv(plan.spec, trust) for plan in gateways])
     router = await supervisor.start(
         router_spec(
             world,
@@ -284,6 +299,29 @@ async def _start_world(
             for gateway_id in plan.gateway_ids
         ),
     )
+
+
+async def _start_origin(supervisor: Supervisor, state_directory: Path) -> str:
+    """The world's origin (the app's /shop/... route), on the port the last run's had."""
+    port = world_origin.remembered_port(state_directory)
+    try:
+        child = await supervisor.start(world_origin_spec(port=port))
+    except ChildFailedError as exc:
+        if not port:
+            raise
+        kept_in = state_directory / world_origin.PORT_FILE
+        raise SimulatorError(
+            f"the world's origin cannot listen on 127.0.0.1:{port}, where the deployed app's "
+            f"{world_origin.ROUTE_PATH} route expects it (kept in {kept_in}): "
+            f"free the port, or start afresh with `edgecdn up --fresh` ({exc})"
+        ) from exc
+    url = child.report.addresses["http"]
+    world_origin.remember_port(state_directory, port_of(url))
+    return url
+
+
+def _with_argv(spec: ChildSpec, extra: tuple[str, ...]) -> ChildSpec:
+    return dataclasses.replace(spec, argv=(*spec.argv, *extra))
 
 
 async def _start_broker(supervisor: Supervisor, state_directory: Path, engine: BrokerEngine) -> MqttPlan:

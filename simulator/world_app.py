@@ -10,18 +10,21 @@ world never undoes what an operator deployed since.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from cpclient import ControlPlaneCallError
 from cpclient.operator import OperatorClient, publish_app
 from manifest import ManifestError, load_manifest
+from manifest.model import Route
 from protos.edgecdn.v1 import apps_pb2, common_pb2, nodes_pb2
 from runtime.files import write_bytes_atomically
+from runtime.signing import SigningKey
 from simulator.errors import SimulatorError
 
 MIN_TOKEN_LENGTH = 8
@@ -46,7 +49,12 @@ def ensure_secrets(path: Path, names: Collection[str]) -> dict[str, str]:
 
 
 async def ensure_default_app(
-    *, control_plane: str, operator_token: str, manifest_path: Path
+    *,
+    control_plane: str,
+    operator_token: str,
+    manifest_path: Path,
+    sign: SigningKey | None = None,
+    extra_routes: Sequence[Route] = (),
 ) -> apps_pb2.AppVersion | None:
     """Publish and deploy the default app to a control plane that has none; None when it has
     apps already (its deployments stand as the operator left them)."""
@@ -57,22 +65,33 @@ async def ensure_default_app(
     except ControlPlaneCallError as exc:
         raise SimulatorError(f"asking the control plane for its apps: {exc.message}") from exc
     return await publish_and_deploy(
-        control_plane=control_plane, operator_token=operator_token, manifest_path=manifest_path
+        control_plane=control_plane,
+        operator_token=operator_token,
+        manifest_path=manifest_path,
+        sign=sign,
+        extra_routes=extra_routes,
     )
 
 
 async def publish_and_deploy(
-    *, control_plane: str, operator_token: str, manifest_path: Path
+    *,
+    control_plane: str,
+    operator_token: str,
+    manifest_path: Path,
+    sign: SigningKey | None = None,
+    extra_routes: Sequence[Route] = (),
 ) -> apps_pb2.AppVersion:
-    """Register the app of ``manifest_path`` (uploading modules the registry lacks) and deploy it
-    to every node, present and future."""
+    """Register the app of ``manifest_path`` (uploading modules the registry lacks, signed with
+    ``sign`` when given) and deploy it to every node, present and future."""
     try:
         manifest = load_manifest(manifest_path)
     except ManifestError as exc:
         raise SimulatorError(f"--app: {exc}") from exc
+    # The world's own routes (its origin's /shop/...), checked by the control plane as any.
+    manifest = dataclasses.replace(manifest, routes=(*manifest.routes, *extra_routes))
     try:
         async with OperatorClient(control_plane, operator_token) as client:
-            app = await publish_app(client, manifest)
+            app = await publish_app(client, manifest, sign=sign)
             await client.deploy(app.name, app.version, common_pb2.Selector(all=True))
     except ControlPlaneCallError as exc:
         raise SimulatorError(f"deploying {manifest.name}@{manifest.version}: {exc.message}") from exc

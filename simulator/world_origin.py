@@ -31,17 +31,40 @@ from pathlib import Path
 
 from aiohttp import web
 
+from manifest.model import Route
 from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, new_parser
+from runtime.files import write_bytes_atomically
 from runtime.process import StopEvent, serve_until_signalled, wait_for_stop
 from runtime.ready import ReadyCallback, ready_file_reporter
 
 PROG = "world-origin"
 SERVICE_NAME = "world-origin"
 PRODUCTS = 100
+# The route the world adds to the app it deploys, and where the origin's port is kept: the
+# control plane keeps that app across runs of the world, so the origin comes back on it.
+ROUTE_PATH = "/shop/..."
+PORT_FILE = "origin.json"
 # What clients in each language read; anything else gets English.
 NAMES = {"ko": "우산", "ja": "傘", "en": "Umbrella"}
 PRODUCT_CACHING = "public, max-age=60, stale-while-revalidate=30, stale-if-error=86400"
 NEWS_CACHING = "public, max-age=10, stale-while-revalidate=20"
+
+
+def origin_route(url: str) -> Route:
+    return Route(path=ROUTE_PATH, origin=url)
+
+
+def remembered_port(state_dir: Path) -> int:
+    """The port of the last run's origin (0: none kept, or unreadable)."""
+    try:
+        port = json.loads((state_dir / PORT_FILE).read_text(encoding="utf-8"))["port"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return port if isinstance(port, int) and 0 < port < 65536 else 0
+
+
+def remember_port(state_dir: Path, port: int) -> None:
+    write_bytes_atomically(state_dir / PORT_FILE, json.dumps({"port": port}).encode())
 
 
 def language(accept_language: str) -> str:

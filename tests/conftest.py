@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,9 @@ from simulator.supervisor import ChildSpec, RunningChild, Supervisor
 from tools import accel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Every edge node a test starts is one process (its --workers default is the CPU count),
+# unless the test asks for workers: tests/edge_node/test_workers.py.
+os.environ["EDGE_NODE_WORKERS"] = "1"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -180,3 +180,55 @@ def test_tiered_promotes_disk_hit(tmp_path: Path) -> None:
     assert t2.purge(PurgeSelector(tags=("t",)), soft=False) == 1
     assert len(disk) == 0
     assert t2.variants("/a") == ()
+
+
+def test_a_note_is_kept_only_beside_the_one_variant_it_was_made_for() -> None:
+    m = MemoryTier(max_bytes=10_000, max_entry_bytes=10_000)
+    a = resp()
+    m.note("/a", a, "nothing stored yet")
+    assert m.noted("/a") is None
+    m.put(a)
+    m.note("/a", resp(), "another entry")
+    assert m.noted("/a") is None
+    m.note("/a", a, "plan")
+    assert m.noted("/a") == "plan"
+    m.put(resp(vary=(("accept-language", "fr"),)))  # a second variant: no note at all
+    m.note("/a", a, "plan")
+    assert m.noted("/a") is None
+
+
+def test_every_change_to_a_keys_variants_drops_its_note() -> None:
+    def noted_after(change: str) -> object | None:
+        m = MemoryTier(max_bytes=10_000, max_entry_bytes=10_000)
+        a = resp()
+        m.put(a)
+        m.note("/a", a, "plan")
+        if change == "put":
+            m.put(resp(body=b"new"))
+        elif change == "replace":
+            m.replace(a, resp(body=b"revalidated"))
+        elif change == "remove":
+            m.remove_key("/a")
+        elif change == "purge":
+            m.purge(PurgeSelector(urls=("/a",)), soft=False)
+        elif change == "soft purge":
+            m.purge(PurgeSelector(everything=True), soft=True)
+        elif change == "evicted":
+            m.put(resp(key="/big", body=b"x" * 9_600))
+        return m.noted("/a")
+
+    for change in ("put", "replace", "remove", "purge", "soft purge", "evicted"):
+        assert noted_after(change) is None, change
+
+
+def test_reading_a_note_uses_its_entry_as_a_read_does() -> None:
+    entry_size = resp().size
+    m = MemoryTier(max_bytes=entry_size * 2, max_entry_bytes=10_000)
+    a, b = resp(key="/a"), resp(key="/b")
+    m.put(a)
+    m.put(b)
+    m.note("/a", a, "plan")
+    assert m.noted("/a") == "plan"  # /a is now the most recently used: /b goes first
+    m.put(resp(key="/c"))
+    assert m.variants("/b") == ()
+    assert m.variants("/a") == (a,)

@@ -24,6 +24,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from geo.world import load_world
 from runtime.world_state import WorldState, read_world_state
@@ -188,6 +189,20 @@ async def test_readme_tour_through_the_router(
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_readme_cache_tour_the_worlds_origin_through_the_edge_cache(shared_world: RunningWorld) -> None:
+    # README "Cache it": the world's origin behind /shop/..., a MISS then a HIT from Seoul's node.
+    assert shared_world.state.router_url is not None
+    url = f"{shared_world.state.router_url}/shop/products/42"
+    status, text, first = await get_from("KR", url)
+    assert (status, first["x-cache"]) == (200, "MISS"), text
+    status, text, second = await get_from("KR", url)
+    assert (status, second["x-cache"]) == (200, "HIT"), text
+    assert second["x-origin-requests"] == first["x-origin-requests"]  # the hit never reached it
+    assert json.loads(text)["name"] == "Umbrella"  # no accept-language: English
+    assert "ap-northeast-2" in second["x-edge-route"]
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_router_follows_the_control_planes_inventory(shared_world: RunningWorld) -> None:
     assert shared_world.state.router_url is not None
     async with (
@@ -233,6 +248,24 @@ async def test_world_state_points_at_a_serving_control_plane(shared_world: Runni
     async with grpc.aio.insecure_channel(shared_world.state.control_plane_address) as channel:
         response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_control_planes_metrics_count_every_nodes_session(shared_world: RunningWorld) -> None:
+    entry = shared_world.state.process("control-plane")
+    assert entry is not None
+    url = entry.addresses["metrics"]  # recorded like every process's addresses
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200
+        text = await response.text()
+    samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+    sessions = {s.labels["region"]: s.value for s in samples if s.name == "control_plane_node_sessions"}
+    expected: dict[str, float] = {}
+    for node in shared_world.state.edge_nodes:
+        expected[node.region] = expected.get(node.region, 0) + 1
+    assert sessions == expected
+    started = {s.labels["method"]: s.value for s in samples if s.name == "control_plane_rpcs_started_total"}
+    assert started["/edgecdn.v1.NodeService/WatchNodes"] >= 1  # the router follows the inventory
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -345,6 +378,7 @@ async def node_versions(state_dir: Path) -> dict[str, str]:
     return {node["region"]: node["app_version"] for node in json.loads(out)}
 
 
+@pytest.mark.timeout(3 * 60)  # three whole worlds, one after another (each ~15 s on 2 cores)
 async def test_a_restarted_world_keeps_what_the_operator_deployed(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     first = await start_world(state_dir)
@@ -357,10 +391,13 @@ async def test_a_restarted_world_keeps_what_the_operator_deployed(tmp_path: Path
     # Started again without --fresh: the control plane's state stands, Seoul keeps 1.1.0.
     second = await start_world(state_dir)
     try:
-        await wait_for_state(second, state_dir)
+        state = await wait_for_state(second, state_dir)
         versions = await node_versions(state_dir)
         assert versions.pop("ap-northeast-2") == "1.1.0"
         assert set(versions.values()) == {"1.0.0"}
+        # The app the control plane kept names the origin's port: the origin is back on it.
+        status, text, _ = await get_from("DE", f"{state.router_url}/shop/products/1")
+        assert status == 200, text
     finally:
         second.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(second.communicate(), STOP_BUDGET_S)
