@@ -11,7 +11,7 @@ HTTP cache has a real origin to cache, validate, collapse, purge and fall back f
 - ``POST /shop/products/N``: a new version of the product (the node invalidates what it
   stored for that URL, RFC 9111 4.4);
 - ``GET /shop/news``: fresh for 10 s only, tagged ``news``;
-- ``GET /shop/``: what it serves.
+- ``GET /shop/``: what it serves; ``GET /healthz``: that it runs (``edgecdn status``).
 
 Every answer says how many requests the origin has served (``x-origin-requests``): a cache
 hit never reaches it, so the number does not move.
@@ -128,6 +128,10 @@ class Shop:
         return self.counted(_json(body, headers={"cache-control": NEWS_CACHING, "cache-tag": "news"}))
 
 
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
 def _product_number(request: web.Request) -> int:
     text = request.match_info["number"]
     if not text.isdigit() or not 1 <= int(text) <= PRODUCTS:
@@ -146,6 +150,7 @@ def _now() -> str:
 
 def application(shop: Shop) -> web.Application:
     app = web.Application()
+    app.router.add_get("/healthz", _healthz)  # what `edgecdn status` asks every process
     app.router.add_get("/shop/", shop.index)
     app.router.add_get("/shop/news", shop.news)
     app.router.add_get("/shop/products/{number}", shop.product)

@@ -57,6 +57,11 @@ async def test_a_product_carries_what_the_cache_needs(origin: str) -> None:
             assert int(response.headers["x-origin-requests"]) == 4
 
 
+async def test_it_answers_the_worlds_health_probe(origin: str) -> None:
+    async with aiohttp.ClientSession() as client, client.get(f"{origin}/healthz") as response:
+        assert (response.status, await response.json()) == (200, {"status": "ok"})
+
+
 async def test_unknown_products_are_404_with_a_reason(origin: str) -> None:
     async with aiohttp.ClientSession() as client:
         for path in ("/shop/products/0", "/shop/products/101", "/shop/products/x"):
