@@ -83,6 +83,9 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+_SET_PROGRESS = "UPDATE deployment_nodes SET state = ?, error = ? WHERE deployment_id = ? AND node_id = ?"
+
+
 class Database:
     """The control plane's SQLite database; one connection, used from the event-loop thread."""
 
@@ -270,15 +273,17 @@ class Database:
 
     def set_progress(self, deployment_id: int, node_id: str, state: str, error: bytes | None) -> None:
         with self._tx() as conn:
-            conn.execute(
-                "UPDATE deployment_nodes SET state = ?, error = ? WHERE deployment_id = ? AND node_id = ?",
-                (state, error, deployment_id, node_id),
-            )
+            conn.execute(_SET_PROGRESS, (state, error, deployment_id, node_id))
 
     # -- nodes ---------------------------------------------------------------------------
 
-    def put_node(self, node: NodeRecord) -> None:
+    def put_node(self, node: NodeRecord, *, progress: tuple[int, str, bytes | None] | None = None) -> None:
+        """Write ``node``; with ``progress`` (deployment id, state, error), the node's progress in
+        that deployment too, in the same commit (an ACK is one commit, not two)."""
         with self._tx() as conn:
+            if progress is not None:
+                deployment_id, state, error = progress
+                conn.execute(_SET_PROGRESS, (state, error, deployment_id, node.node_id))
             conn.execute(
                 "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (

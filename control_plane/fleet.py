@@ -293,12 +293,26 @@ class Fleet:
         state: Progress.State.ValueType,
         error: common_pb2.ErrorDetail | None,
     ) -> None:
+        change = self._progress(deployment_id, node_id, state, error)
+        if change is not None:
+            self._db.set_progress(change[0], node_id, change[1], change[2])
+
+    def _progress(
+        self,
+        deployment_id: int,
+        node_id: str,
+        state: Progress.State.ValueType,
+        error: common_pb2.ErrorDetail | None,
+    ) -> tuple[int, str, bytes | None] | None:
+        """Set a node's progress in memory; what to write to the database (None: unchanged)."""
         deployment = self._deployments.get(deployment_id)
         if deployment is None or not deployment.set(node_id, state, error):
-            return
-        self._db.set_progress(
-            deployment_id, node_id, STATE_NAMES[state], None if error is None else error.SerializeToString()
-        )
+            return None
+        return deployment_id, STATE_NAMES[state], None if error is None else error.SerializeToString()
+
+    def regions(self) -> frozenset[str]:
+        """Every region a node has reported (without building each node's NodeInfo)."""
+        return frozenset(node.record.region for node in self._nodes.values())
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -412,8 +426,8 @@ class Fleet:
             app_version=session.sent_app.version,
             last_error=None,
         )
-        self._set_progress(session.sent_deployment, node.record.node_id, Progress.STATE_ACKED, None)
-        self._db.put_node(node.record)
+        progress = self._progress(session.sent_deployment, node.record.node_id, Progress.STATE_ACKED, None)
+        self._db.put_node(node.record, progress=progress)
         node.last_heard = time.monotonic()
         node.status = nodes_pb2.NODE_STATUS_READY
         self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
@@ -428,8 +442,10 @@ class Fleet:
         node.record = dataclasses.replace(
             node.record, assignment_version=nack.version, last_error=nack.error.SerializeToString()
         )
-        self._set_progress(session.sent_deployment, node.record.node_id, Progress.STATE_NACKED, nack.error)
-        self._db.put_node(node.record)
+        progress = self._progress(
+            session.sent_deployment, node.record.node_id, Progress.STATE_NACKED, nack.error
+        )
+        self._db.put_node(node.record, progress=progress)
         node.last_heard = time.monotonic()
         self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
 

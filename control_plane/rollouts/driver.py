@@ -126,7 +126,7 @@ class RolloutDriver:
         return next((r for r in self._rollouts.values() if r.spec.app == app and not r.state.terminal), None)
 
     def known_regions(self) -> frozenset[str]:
-        return fleetview.known_regions(self._fleet.list_nodes(), self._world_regions)
+        return self._fleet.regions() | frozenset(self._world_regions)
 
     def check_regions(self, regions: Iterable[str], *, allow_empty: bool, field: str) -> None:
         """Refuse regions no node has reported and the world does not name (unless allowed)."""

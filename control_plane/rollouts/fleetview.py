@@ -64,11 +64,6 @@ def region_versions(
     }
 
 
-def known_regions(nodes: Iterable[nodes_pb2.NodeInfo], named: Iterable[str]) -> frozenset[str]:
-    """Regions a node has reported, and those the world names."""
-    return frozenset(node.region for node in nodes) | frozenset(named)
-
-
 def baseline_version(initial_versions: Mapping[str, str], regions: Iterable[str]) -> str | None:
     """The version most of ``regions`` ran before the rollout (the canary baseline), if any."""
     counts = Counter(initial_versions.get(region, NOTHING) for region in regions)
