@@ -10,21 +10,19 @@ by the others included, and counts it by method and code (``control_plane.metric
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 
 from control_plane.auth import Denial, TokenTable
+from control_plane.grpc_handlers import Handler, outcome_code, rewrap
 from control_plane.metrics import UNKNOWN_METHOD, ControlPlaneMetrics
 
 logger = logging.getLogger(__name__)
-
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
@@ -76,17 +74,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             else grpc.StatusCode.PERMISSION_DENIED
         )
         return _denying(handler, code, decision.message)
-
-
-def outcome_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
-    """The status a call ended with: what the context says (an abort sets it), else what the
-    escaping exception means to grpc (cancelled, or UNKNOWN), else OK."""
-    code = context.code() if hasattr(context, "code") else None
-    if isinstance(code, grpc.StatusCode):
-        return code
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -146,18 +133,4 @@ def _counted(handler: Handler, metrics: ControlPlaneMetrics, method: str) -> Han
 
         return single
 
-    kinds = (
-        ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    )
-    for attribute, factory in kinds:
-        behavior = getattr(handler, attribute)
-        if behavior is not None:
-            return factory(
-                wrap(behavior, timed=attribute == "unary_unary"),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-    return handler
+    return rewrap(handler, lambda behavior, kind: wrap(behavior, timed=kind == "unary_unary"))

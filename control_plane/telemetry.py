@@ -15,7 +15,7 @@ import inspect
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -23,12 +23,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from control_plane.grpc_handlers import Handler, outcome_code, rewrap
 from control_plane.traces.collector import Collector, LocalSpanExporter
 from tracing.exporter import EXPORT_METHOD
 from tracing.sdk import otlp_exporter, sdk_provider
 from tracing.settings import export_settings, resource_attributes
 
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 SERVICE_NAME = "control-plane"
 SHUTDOWN_EXPORT_S = 2.0
 # Not traced: span export itself, health and reflection; a node's session stream, which lives
@@ -103,7 +103,7 @@ def _traced(handler: Handler, tracer: Tracer, method: str, carrier: dict[str, st
         )
 
     def finish(span_: trace.Span, context: Any, exc: BaseException | None) -> None:
-        code = _code(context, exc)
+        code = outcome_code(context, exc)
         span_.set_attribute("rpc.grpc.status_code", code.value[0])
         if code != grpc.StatusCode.OK:
             span_.set_status(Status(StatusCode.ERROR, code.name))
@@ -141,27 +141,4 @@ def _traced(handler: Handler, tracer: Tracer, method: str, carrier: dict[str, st
 
         return single
 
-    kinds = (
-        ("unary_unary", grpc.unary_unary_rpc_method_handler),
-        ("unary_stream", grpc.unary_stream_rpc_method_handler),
-        ("stream_unary", grpc.stream_unary_rpc_method_handler),
-        ("stream_stream", grpc.stream_stream_rpc_method_handler),
-    )
-    for attribute, factory in kinds:
-        behavior = getattr(handler, attribute)
-        if behavior is not None:
-            return factory(
-                wrap(behavior),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-    return handler
-
-
-def _code(context: Any, exc: BaseException | None) -> grpc.StatusCode:
-    code = context.code() if hasattr(context, "code") else None
-    if isinstance(code, grpc.StatusCode):
-        return code
-    if isinstance(exc, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.OK if exc is None else grpc.StatusCode.UNKNOWN
+    return rewrap(handler, lambda behavior, kind: wrap(behavior))
