@@ -28,6 +28,10 @@ from iotwire.topics import Kind, topic
 
 logger = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 10.0
+# The last word of a gateway that is stopping ("offline: stopped"): a broker that is gone (the
+# world stopping together, or killed) must not hold the gateway's exit for PUBLISH_TIMEOUT_S;
+# its last will says "offline" anyway.
+GOODBYE_TIMEOUT_S = 1.0
 # The sampler wakes at least this often, so a set_interval takes effect soon, and at most
 # this often, so a fast interval costs one wake-up per tick, not one per sample.
 MAX_TICK_S = 1.0
@@ -127,13 +131,22 @@ class GatewaySession:
                     if not task.cancelled() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
                 if stop.is_set():
-                    await self._publish("status", gateway.offline("stopped"), qos=1, retain=True)
+                    await self._publish(
+                        "status", gateway.offline("stopped"), qos=1, retain=True, timeout_s=GOODBYE_TIMEOUT_S
+                    )
             finally:
                 self._client = None
                 self._metrics.connected.dec()
 
     async def _publish(
-        self, kind: Kind, body: dict[str, Any], *, qos: int, retain: bool = False, traceparent: str = ""
+        self,
+        kind: Kind,
+        body: dict[str, Any],
+        *,
+        qos: int,
+        retain: bool = False,
+        traceparent: str = "",
+        timeout_s: float = PUBLISH_TIMEOUT_S,
     ) -> None:
         client = self._client
         if client is None:
@@ -146,7 +159,7 @@ class GatewaySession:
                 body = {**body, "traceparent": traceparent}
         await client.publish(
             self._topic(kind), encode(body), qos=qos, retain=retain, properties=properties,
-            timeout=PUBLISH_TIMEOUT_S,
+            timeout=timeout_s,
         )  # fmt: skip
 
     async def publish_status(self) -> None:

@@ -123,3 +123,22 @@ async def test_broker_restart_resumes_and_sends_buffered_readings(
         assert after["batches_total"] * per_batch + after["readings_buffered"] == after["readings_total"]
         assert after["readings_total"] >= before["readings_total"] + 10 * 2
         await watch.wait(partial(watch.of, "gw-2", "results"), "results of gw-2 after the restart")
+
+
+async def test_a_gateway_stopping_beside_an_unanswering_broker_exits_at_once(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    # As when a whole world stops: the broker stops answering while the gateway says goodbye.
+    broker = await start_broker(supervisor, tmp_path, "mosquitto")
+    async with watching(broker) as watch:
+        gateway = await start_gateway(supervisor, broker, tmp_path)
+        await watch.status("gw", lambda s: s["online"], "online")
+    os.killpg(broker.child.pid, signal.SIGSTOP)  # frozen: connections open, nothing answered
+    try:
+        gateway.process.terminate()
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(gateway.process.wait(), 15)
+        # Its goodbye ("offline: stopped") waits 1 s at most, not a publish's 10 s.
+        assert asyncio.get_running_loop().time() - started < 5  # ~1.1 s; 10 s before
+    finally:
+        os.killpg(broker.child.pid, signal.SIGCONT)
