@@ -66,10 +66,15 @@ def replay(
 
 
 class PurgeLog:
-    """The purge log of one control plane's database."""
+    """The purge log of one control plane's database. Its bounds are read once and then kept
+    in memory: this process is the log's only writer (one control plane per data directory),
+    and every node's new session asks for them."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        with db.transaction() as conn:
+            oldest, newest = conn.execute("SELECT MIN(sequence), MAX(sequence) FROM purge_log").fetchone()
+        self._bounds = (int(oldest or 0), int(newest or 0))
 
     def append(self, target: common_pb2.Selector, purge: nodes_pb2.CachePurge) -> int:
         """Log ``purge`` (its ``sequence`` is set here) and return its sequence."""
@@ -84,13 +89,13 @@ class PurgeLog:
                 "UPDATE purge_log SET purge = ? WHERE sequence = ?", (purge.SerializeToString(), sequence)
             )
             conn.execute("DELETE FROM purge_log WHERE sequence <= ?", (sequence - RETAINED,))
+        # Sequences are consecutive (AUTOINCREMENT, one writer): the trim leaves the newest RETAINED.
+        self._bounds = (max(self._bounds[0] or sequence, sequence - RETAINED + 1), sequence)
         return sequence
 
     def bounds(self) -> tuple[int, int]:
         """(oldest, newest) sequence retained; (0, 0) when none."""
-        with self._db.transaction() as conn:
-            oldest, newest = conn.execute("SELECT MIN(sequence), MAX(sequence) FROM purge_log").fetchone()
-        return int(oldest or 0), int(newest or 0)
+        return self._bounds
 
     def after(self, sequence: int) -> list[LoggedPurge]:
         """The purges after ``sequence``, oldest first."""

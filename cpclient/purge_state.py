@@ -35,6 +35,11 @@ class PurgeState:
             except (OSError, ValueError) as exc:  # unreadable: as if never purged (a full replay)
                 logger.warning("ignoring unreadable purge state %s: %s", file, exc)
 
+    @property
+    def persisted(self) -> bool:
+        """Whether ``save`` writes anything (a file beside the disk tier)."""
+        return self._file is not None
+
     def adopt(self, newest: int) -> bool:
         """A session opened with the log at ``newest``: an empty cache is as current as the log.
         True when the state changed (``save`` it)."""

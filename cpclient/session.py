@@ -279,7 +279,8 @@ class NodeSession:
                     kind = message.WhichOneof("message")
                     if kind == "params":
                         self.params = message.params
-                        if self.purge_state.adopt(message.params.purge_sequence):
+                        adopted = self.purge_state.adopt(message.params.purge_sequence)
+                        if adopted and self.purge_state.persisted:
                             await asyncio.to_thread(self.purge_state.save)
                         self.stats.connects += 1
                         self.connected = True
@@ -380,7 +381,7 @@ class NodeSession:
             except Exception:  # a failing cache must not end the session
                 logger.exception("node %s: purge %s failed", self.identity.node_id, purge.purge_id)
         self.stats.purges += 1
-        if self.purge_state.carried_out(purge.sequence):
+        if self.purge_state.carried_out(purge.sequence) and self.purge_state.persisted:
             await asyncio.to_thread(self.purge_state.save)
         done = nodes_pb2.PurgeDone(purge_id=purge.purge_id, entries_removed=removed)
         await self._write(call, nodes_pb2.NodeMessage(purge_done=done))
