@@ -11,7 +11,7 @@ Process packages never import each other, so these live here.
 """
 
 from cpclient.backoff import Backoff
-from cpclient.channel import TlsSettings, auth_metadata, open_channel
+from cpclient.channel import TlsSettings, auth_metadata, open_channel, tls_settings
 from cpclient.errors import ApplyError, ControlPlaneCallError, CpClientError, ModuleFetchError
 from cpclient.purge_state import PurgeState
 from cpclient.session import AppliedState, NodeIdentity, NodeSession, SessionSettings, SessionStats
@@ -35,4 +35,5 @@ __all__ = [
     "TlsSettings",
     "auth_metadata",
     "open_channel",
+    "tls_settings",
 ]

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from runtime.tls import ClientTlsFiles
+
 # Keepalive pings detect a dead connection within ~15 s even when no message is due:
 # that is the deadline on a session stream's otherwise unbounded reads.
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
@@ -33,6 +35,18 @@ class TlsSettings:
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
             raise ValueError("give both a client certificate and its key, or neither")
+
+    @classmethod
+    def from_files(cls, files: ClientTlsFiles) -> TlsSettings:
+        """The settings a process's ``--control-plane-*`` TLS flags name, read and checked
+        now (``runtime.errors.ConfigError`` naming the flag when a file is wrong)."""
+        pem = files.load()
+        return cls(ca=pem.ca, cert=pem.cert, key=pem.key, server_name=pem.server_name)
+
+
+def tls_settings(files: ClientTlsFiles | None) -> TlsSettings | None:
+    """``TlsSettings.from_files`` for a process's optional TLS flags (None: plain gRPC)."""
+    return None if files is None else TlsSettings.from_files(files)
 
 
 def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channel:

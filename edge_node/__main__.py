@@ -21,6 +21,7 @@ from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
 from runtime.signing import KeyFileError, load_trusted_keys
+from runtime.tls import add_control_plane_tls_flags, control_plane_tls_from_args
 from tracing.errors import TracingError
 from wasm_host.errors import WasmHostError
 
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser, "--token", env="EDGE_NODE_TOKEN", default="",
         help="bearer token: the node's own (bound to its --node-id and --region) or a fleet-wide node token",
     )  # fmt: skip
+    add_control_plane_tls_flags(parser, env_prefix="EDGE_NODE")
     add_flag(
         parser, "--trusted-key", env="EDGE_NODE_TRUSTED_KEYS", default=[], repeated=True, convert=Path,
         metavar="PATH", help="Ed25519 public key (PEM) trusted to sign modules; with any, every module "
@@ -138,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
     args = build_parser().parse_args(argv)
     try:
+        control_plane_tls = control_plane_tls_from_args(args)
+        if control_plane_tls is not None:
+            control_plane_tls.load()  # a wrong file is refused now, naming its flag
         config = EdgeNodeConfig(
             app=args.app,
             region=args.region,
@@ -153,6 +158,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             geo_cache_dir_override=args.geo_cache_dir,
             control_plane=args.control_plane,
             token=args.token,
+            control_plane_tls=control_plane_tls,
             reconnect_max_s=args.reconnect_max,
             capacity_rps=args.capacity_rps,
             trace_sample_ratio=args.trace_sample_ratio,

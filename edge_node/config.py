@@ -9,6 +9,7 @@ from geo.forwarding import IPNetwork
 from iotwire.link import BrokerLink
 from runtime.errors import ConfigError
 from runtime.signing import TrustedKeys
+from runtime.tls import ClientTlsFiles, check_tls_needs_control_plane
 
 MAX_PORT = 65535
 MAX_WORKERS = 256
@@ -36,6 +37,9 @@ class EdgeNodeConfig:
     geo_cache_dir_override: Path | None = None
     control_plane: str | None = None
     token: str = ""
+    # TLS (mutual, with a client certificate) to the control plane: the session, module
+    # downloads and span export; None: plain gRPC (runtime.tls).
+    control_plane_tls: ClientTlsFiles | None = None
     # Longest wait between reconnects to the control plane (exponential back-off with jitter
     # up to this); a small world can afford a short one, a fleet of thousands wants the default.
     reconnect_max_s: float = 10.0
@@ -66,8 +70,7 @@ class EdgeNodeConfig:
             raise ConfigError(field="--max-body-bytes", reason="must not be negative")
         if self.max_header_bytes < 1024:
             raise ConfigError(field="--max-header-bytes", reason="must be at least 1024")
-        if self.control_plane is not None and not self.token:
-            raise ConfigError(field="--token", reason="is required with --control-plane")
+        self._check_control_plane()
         if self.capacity_rps <= 0:
             raise ConfigError(field="--capacity-rps", reason="must be positive")
         if not 0.2 <= self.reconnect_max_s <= 3600:
@@ -80,6 +83,11 @@ class EdgeNodeConfig:
             raise ConfigError(field="--cache-dir-bytes", reason="must not be negative")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(field="--workers", reason=f"must be within [1, {MAX_WORKERS}]")
+
+    def _check_control_plane(self) -> None:
+        if self.control_plane is not None and not self.token:
+            raise ConfigError(field="--token", reason="is required with --control-plane")
+        check_tls_needs_control_plane(self.control_plane_tls, self.control_plane)
 
     @property
     def module_cache_dir(self) -> Path:

@@ -15,7 +15,15 @@ from contextlib import AsyncExitStack
 import aiohttp
 from prometheus_client import generate_latest
 
-from cpclient import AppliedState, Backoff, DirectoryModuleStore, NodeSession, PurgeState, SessionSettings
+from cpclient import (
+    AppliedState,
+    Backoff,
+    DirectoryModuleStore,
+    NodeSession,
+    PurgeState,
+    SessionSettings,
+    tls_settings,
+)
 from cpclient import NodeIdentity as SessionIdentity
 from cpclient import purge_state as purge_state_file
 from cpclient.session import ApplyCallback, HeartbeatFigures, LoadProvider, PurgeCallback
@@ -81,6 +89,7 @@ async def run(
             node,
             control_plane=config.control_plane,
             token=config.token,
+            control_plane_tls=config.control_plane_tls,
             sample_ratio=config.trace_sample_ratio,
         )
         figures = FiguresBook(spans_dropped=_no_spans if telemetry is None else telemetry.spans_dropped)
@@ -197,7 +206,10 @@ def node_session(
     """The node's one control-plane session (a single process's, or ``--workers``' supervisor's)."""
     return NodeSession(
         SessionSettings(
-            target=control_plane, token=config.token, backoff=Backoff(maximum_s=config.reconnect_max_s)
+            target=control_plane,
+            token=config.token,
+            tls=tls_settings(config.control_plane_tls),
+            backoff=Backoff(maximum_s=config.reconnect_max_s),
         ),
         SessionIdentity(
             node_id=node.node_id,

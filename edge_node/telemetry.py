@@ -21,6 +21,7 @@ from edge_node.app import LoadedModule
 from edge_node.errors import EdgeNodeError
 from edge_node.geo_headers import NodeIdentity
 from edge_node.pipeline import Exchange
+from runtime.tls import ClientTlsFiles
 from tracing.attributes import (
     CLIENT_ADDRESS,
     CLIENT_COUNTRY,
@@ -242,13 +243,16 @@ async def start_telemetry(
     control_plane: str | None,
     token: str,
     sample_ratio: float,
+    control_plane_tls: ClientTlsFiles | None = None,
     settings: ExportSettings | None = None,
 ) -> EdgeTelemetry | None:
     """Tracing for this process until ``stack`` closes; None when tracing is off.
 
     What ``tracing.lean.start_lean_tracer`` does, but keeping the exporter, whose count of
     dropped spans the node reports with its heartbeats."""
-    settings = settings or export_settings(os.environ, control_plane=control_plane, token=token or None)
+    settings = settings or export_settings(
+        os.environ, control_plane=control_plane, token=token or None, control_plane_tls=control_plane_tls
+    )
     if settings is None:
         logger.info("tracing off: no --control-plane and no OTEL_EXPORTER_OTLP_ENDPOINT")
         return None

@@ -16,6 +16,7 @@ from runtime.durations import parse_duration
 from runtime.entry import serve_process
 from runtime.errors import ConfigError
 from runtime.signing import KeyFileError, load_trusted_keys
+from runtime.tls import add_control_plane_tls_flags, control_plane_tls_from_args
 
 PROG = "iot-gateway"
 ENV = "IOT_GATEWAY"
@@ -43,6 +44,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[GatewayConfig, str]:
     add_flag(
         parser, "--token", env=f"{ENV}_TOKEN", default="", help="control-plane token of the gateway role"
     )
+    add_control_plane_tls_flags(parser, env_prefix=ENV)
     add_flag(parser, "--region", env=f"{ENV}_REGION", default="local", help="region id")
     add_flag(
         parser,
@@ -92,8 +94,12 @@ def parse_config(argv: Sequence[str] | None) -> tuple[GatewayConfig, str]:
         if link is None:
             raise ConfigError(field="--mqtt", reason="the broker URL is required")
         sensors: tuple[SensorName, ...] = split_csv([args.sensors])  # type: ignore[assignment]
+        control_plane_tls = control_plane_tls_from_args(args)
+        if control_plane_tls is not None:
+            control_plane_tls.load()  # a wrong file is refused now, naming its flag
         config = GatewayConfig(
-            link=link, control_plane=args.control_plane, token=args.token, region=args.region,
+            link=link, control_plane=args.control_plane, token=args.token,
+            control_plane_tls=control_plane_tls, region=args.region,
             gateway_id=args.gateway_id, count=args.count, module=args.module, sensors=sensors,
             interval_s=args.interval, batch=args.batch, seed=args.seed, heat_wave=args.heat_wave,
             labels=tuple(args.label), state_dir=args.state_dir, http_port=args.http_port,

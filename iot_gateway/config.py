@@ -10,6 +10,7 @@ from iotwire.link import BrokerLink
 from iotwire.topics import valid_id
 from runtime.errors import ConfigError
 from runtime.signing import TrustedKeys
+from runtime.tls import ClientTlsFiles, check_tls_needs_control_plane
 
 DEFAULT_MODULE = Path("handlers/sensor-stats/sensor_stats.wasm")
 MAX_COUNT = 5000
@@ -22,6 +23,8 @@ class GatewayConfig:
     gateway_id: str
     control_plane: str | None = None
     token: str = field(default="", repr=False)
+    # TLS (mutual, with a client certificate) for module downloads and span export; None: plain.
+    control_plane_tls: ClientTlsFiles | None = None
     count: int = 1
     module: Path = DEFAULT_MODULE
     sensors: tuple[SensorName, ...] = ("temperature", "humidity")
@@ -64,6 +67,7 @@ class GatewayConfig:
             raise ConfigError(
                 field="--token", reason="downloading modules from the control plane needs a token"
             )
+        check_tls_needs_control_plane(self.control_plane_tls, self.control_plane)
         if not 0 <= self.http_port <= 65535:
             raise ConfigError(field="--http-port", reason="must be 0..65535")
         if not 0 <= self.probation <= 1000:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 
-from cpclient.channel import auth_metadata, open_channel
+from cpclient.channel import TlsSettings, auth_metadata, open_channel
 from cpclient.errors import ModuleFetchError
 from cpclient.fetch import fetch_signed_module
 from iot_gateway.errors import ModuleRefusedError
@@ -64,6 +64,7 @@ class ModuleLibrary:
         env: dict[str, str],
         on_download: Callable[[], None] = lambda: None,
         trusted: TrustedKeys | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         self._engine = engine
         self._trusted = trusted or TrustedKeys()
@@ -72,6 +73,7 @@ class ModuleLibrary:
         self._cache = ModuleCache(engine)
         self._control_plane = control_plane
         self._token = token
+        self._tls = tls
         self._limits = limits
         self._env = env
         self._loaded: dict[str, LoadedModule] = {}
@@ -148,7 +150,7 @@ class ModuleLibrary:
                 sha256=digest, reason="fetch_failed", detail="no --control-plane to fetch from"
             )
         if self._channel is None:
-            self._channel = open_channel(self._control_plane)
+            self._channel = open_channel(self._control_plane, self._tls)
         stub = modules_pb2_grpc.ModuleServiceStub(self._channel)
         try:
             fetched = await fetch_signed_module(

@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from cpclient.backoff import Backoff
+from cpclient.channel import tls_settings
 from iot_gateway.config import GatewayConfig
 from iot_gateway.gateway import Gateway
 from iot_gateway.metrics import GatewayMetrics, metrics_app
@@ -43,6 +44,7 @@ async def run(
         stack.callback(executor.close)
         library = ModuleLibrary(
             engine, state_dir=config.state_dir, control_plane=config.control_plane, token=config.token,
+            tls=tls_settings(config.control_plane_tls),
             limits=Limits(memory_bytes=config.module_memory_bytes, timeout_s=config.module_timeout_s,
                           max_output_bytes=48 * 1024),
             env={"WARNING_ABOVE_C": f"{config.warning_above_c:g}"}, on_download=metrics.downloads.inc,
@@ -51,7 +53,7 @@ async def run(
         stack.push_async_callback(library.close)
         telemetry = await start_telemetry(
             stack, instance=config.gateway_id, region=config.region, control_plane=config.control_plane,
-            token=config.token, sample_ratio=1.0,
+            token=config.token, control_plane_tls=config.control_plane_tls, sample_ratio=1.0,
         )  # fmt: skip
         configured = await asyncio.to_thread(library.load_file, config.module)
         start_ts, started = time.time(), time.monotonic()

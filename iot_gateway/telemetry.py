@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 from iotwire.payloads import BadCommand, Command
+from runtime.tls import ClientTlsFiles
 from tracing.lean import LeanTracer, RequestTrace, start_lean_tracer
 from tracing.settings import edgecdn_version, resource_attributes
 from tracing.wire import AttributeKey, SpanKind, SpanName, StatusCode, status_field
@@ -92,6 +93,7 @@ async def start_telemetry(
     control_plane: str | None,
     token: str,
     sample_ratio: float,
+    control_plane_tls: ClientTlsFiles | None = None,
 ) -> GatewayTelemetry:
     resource = resource_attributes(
         os.environ,
@@ -110,5 +112,6 @@ async def start_telemetry(
         control_plane=control_plane,
         token=token,
         sample_ratio=sample_ratio,
+        control_plane_tls=control_plane_tls,
     )
     return GatewayTelemetry(tracer)

@@ -18,6 +18,7 @@ from runtime.cli import add_flag, add_logging_flags, configure_logging, fail, ne
 from runtime.errors import ConfigError
 from runtime.process import serve_until_signalled
 from runtime.ready import ready_file_reporter
+from runtime.tls import add_control_plane_tls_flags, control_plane_tls_from_args
 from tracing.errors import TracingError
 
 PROG = "edge-router"
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="bearer token of the router role (a fleet-wide node token works too)",
     )
+    add_control_plane_tls_flags(parser, env_prefix="EDGE_ROUTER")
     add_flag(
         parser,
         "--wan",
@@ -218,6 +220,9 @@ def parse_config(argv: Sequence[str] | None) -> tuple[RouterConfig, str]:
     except ValueError as exc:
         fail(PROG, f"--trusted-proxy: {exc}")
     try:
+        control_plane_tls = control_plane_tls_from_args(args)
+        if control_plane_tls is not None:
+            control_plane_tls.load()  # a wrong file is refused now, naming its flag
         config = RouterConfig(
             world=args.world,
             router_id=args.router_id,
@@ -227,6 +232,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[RouterConfig, str]:
             edges_file=args.edges_file,
             control_plane=args.control_plane,
             token=args.token,
+            control_plane_tls=control_plane_tls,
             admin_token=args.admin_token,
             wan=args.wan,
             trusted_proxies=trusted,

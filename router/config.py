@@ -10,6 +10,7 @@ from geo.forwarding import IPNetwork
 from httpfront.server import ClientTimeouts
 from router.health import HealthSettings
 from runtime.errors import ConfigError
+from runtime.tls import ClientTlsFiles, check_tls_needs_control_plane
 
 MAX_PORT = 65535
 WanMode = Literal["model", "off"]
@@ -27,6 +28,8 @@ class RouterConfig:
     edges_file: Path | None = None
     control_plane: str | None = None
     token: str = ""
+    # TLS (mutual, with a client certificate) for the inventory watch and span export; None: plain.
+    control_plane_tls: ClientTlsFiles | None = None
     admin_token: str = ""  # empty: the fault-injection endpoints are disabled
     wan: WanMode = "model"
     trusted_proxies: tuple[IPNetwork, ...] = ()
@@ -55,6 +58,7 @@ class RouterConfig:
             )
         if self.control_plane is not None and not self.token:
             raise ConfigError(field="--token", reason="is required with --control-plane")
+        check_tls_needs_control_plane(self.control_plane_tls, self.control_plane)
         if any(char.isspace() or not char.isprintable() for char in self.admin_token):
             raise ConfigError(
                 field="--admin-token",

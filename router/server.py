@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 
 import aiohttp
 
+from cpclient.channel import tls_settings
 from cpclient.inventory import NodeInventory
 from geo.latency import LatencyModel
 from geo.lookup import GeoLocator
@@ -106,6 +107,7 @@ async def run(
             config.router_id,
             control_plane=config.control_plane,
             token=config.token,
+            control_plane_tls=config.control_plane_tls,
             sample_ratio=config.trace_sample_ratio,
         )
         proxy = RouterHandler(
@@ -168,6 +170,7 @@ async def _follow_inventory(
     watch = NodeInventory(
         config.control_plane,
         config.token,
+        tls=tls_settings(config.control_plane_tls),
         on_change=lambda nodes: inventory.replace(entries_from_control_plane(nodes, world)),
     )
     group.create_task(watch.run(stop), name="router-node-inventory")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from geo.lookup import Location
 from router.policy import Candidate, NodeView
+from runtime.tls import ClientTlsFiles
 from tracing.attributes import (
     CLIENT_ADDRESS,
     CLIENT_COUNTRY,
@@ -169,6 +170,7 @@ async def start_telemetry(
     control_plane: str | None,
     token: str,
     sample_ratio: float,
+    control_plane_tls: ClientTlsFiles | None = None,
     settings: ExportSettings | None = None,
 ) -> RouterTelemetry | None:
     """Tracing for this process until ``stack`` closes; None when tracing is off."""
@@ -179,6 +181,7 @@ async def start_telemetry(
         control_plane=control_plane,
         token=token,
         sample_ratio=sample_ratio,
+        control_plane_tls=control_plane_tls,
         settings=settings,
     )
     return None if tracer is None else RouterTelemetry(tracer=tracer)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from pathlib import Path
 from types import TracebackType
 
 import grpc
@@ -38,12 +39,30 @@ LOG_EVERY_S = 30.0
 CLOSE_DEADLINE_S = 1.0  # a stopping process must not wait long for a collector
 
 
+def export_credentials(settings: ExportSettings) -> grpc.ChannelCredentials:
+    """TLS credentials for a ``tls`` destination: its CA (else the system's roots) and, for
+    mutual TLS, our certificate and key."""
+
+    def read(path: Path | None) -> bytes | None:
+        return None if path is None else path.read_bytes()
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(settings.ca_file),
+        private_key=read(settings.client_key_file),
+        certificate_chain=read(settings.client_cert_file),
+    )
+
+
 def open_export_channel(settings: ExportSettings) -> grpc.aio.Channel:
-    options = [("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_permit_without_calls", 0)]
+    options: list[tuple[str, int | str]] = [
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_permit_without_calls", 0),
+    ]
     if not settings.tls:
         return grpc.aio.insecure_channel(settings.target, options=options)
-    ca = settings.ca_file.read_bytes() if settings.ca_file is not None else None
-    return grpc.aio.secure_channel(settings.target, grpc.ssl_channel_credentials(ca), options=options)
+    if settings.server_name is not None:
+        options.append(("grpc.ssl_target_name_override", settings.server_name))
+    return grpc.aio.secure_channel(settings.target, export_credentials(settings), options=options)
 
 
 class OtlpBatchExporter:

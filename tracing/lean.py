@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import Protocol
 
+from runtime.tls import ClientTlsFiles
 from tracing.context import TraceParent, format_traceparent, new_span_id, new_trace_id, parse_traceparent
 from tracing.exporter import OtlpBatchExporter
 from tracing.sampling import ParentBasedRatioSampler
@@ -173,12 +174,15 @@ async def start_lean_tracer(
     control_plane: str | None,
     token: str,
     sample_ratio: float,
+    control_plane_tls: ClientTlsFiles | None = None,
     settings: ExportSettings | None = None,
 ) -> LeanTracer | None:
     """A tracer whose spans go, batched over OTLP/gRPC, to the control plane (with ``token``) or
     to ``OTEL_EXPORTER_OTLP_ENDPOINT``, until ``stack`` closes; None when there is nowhere to
     send spans or OTEL_SDK_DISABLED is set. Shared by the edge node and the router."""
-    settings = settings or export_settings(os.environ, control_plane=control_plane, token=token or None)
+    settings = settings or export_settings(
+        os.environ, control_plane=control_plane, token=token or None, control_plane_tls=control_plane_tls
+    )
     if settings is None:
         logger.info("tracing off: no --control-plane and no OTEL_EXPORTER_OTLP_ENDPOINT")
         return None

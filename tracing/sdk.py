@@ -14,17 +14,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from tracing.exporter import export_credentials
 from tracing.settings import ExportSettings
 from tracing.wire import AttributeValue
 
 
 def otlp_exporter(settings: ExportSettings) -> OTLPSpanExporter:
-    import grpc  # noqa: PLC0415 - only needed for TLS credentials
-
-    credentials = None
-    if settings.tls:
-        ca = settings.ca_file.read_bytes() if settings.ca_file is not None else None
-        credentials = grpc.ssl_channel_credentials(ca)
+    credentials = export_credentials(settings) if settings.tls else None
     return OTLPSpanExporter(
         endpoint=settings.target,
         insecure=not settings.tls,

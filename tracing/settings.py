@@ -4,8 +4,10 @@ Precedence, as in the OpenTelemetry SDKs: ``OTEL_SDK_DISABLED=true`` or
 ``OTEL_TRACES_EXPORTER=none`` turn export off; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, then
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` name the collector (``http://`` plain, ``https://`` TLS,
 a bare ``host:port`` plain), with ``OTEL_EXPORTER_OTLP[_TRACES]_HEADERS`` (``k=v,k2=v2``,
-URL-encoded values); otherwise the process's default, the control plane, which gets the
-process's bearer token. The token is never sent to any other endpoint. Pure code.
+URL-encoded values) and, for TLS, ``OTEL_EXPORTER_OTLP_CERTIFICATE`` (the CA) and
+``OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE``/``_CLIENT_KEY`` (mutual TLS); otherwise the
+process's default, the control plane, which gets the process's bearer token and its
+``--control-plane-*`` TLS files. The token is never sent to any other endpoint. Pure code.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from runtime.tls import ClientTlsFiles
 from tracing.errors import ExportSettingsError
 
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
@@ -29,6 +32,9 @@ class ExportSettings:
     target: str
     tls: bool = False
     ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    server_name: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     batch_size: int = 512
     max_queue_spans: int = 16_384
@@ -43,6 +49,11 @@ class ExportSettings:
             raise ExportSettingsError(setting="batch", reason="need 1 <= batch size <= queue size")
         if self.interval_s <= 0 or self.timeout_s <= 0:
             raise ExportSettingsError(setting="interval/timeout", reason="must be positive")
+        if (self.client_cert_file is None) != (self.client_key_file is None):
+            raise ExportSettingsError(
+                setting="OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE/OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                reason="give both a client certificate and its key, or neither",
+            )
 
 
 def parse_endpoint(value: str, *, setting: str = "OTEL_EXPORTER_OTLP_ENDPOINT") -> tuple[str, bool]:
@@ -97,7 +108,11 @@ def sample_ratio_from(environ: Mapping[str, str], default: float) -> float:
 
 
 def export_settings(
-    environ: Mapping[str, str], *, control_plane: str | None, token: str | None
+    environ: Mapping[str, str],
+    *,
+    control_plane: str | None,
+    token: str | None,
+    control_plane_tls: ClientTlsFiles | None = None,
 ) -> ExportSettings | None:
     """Where this process exports, or None when export is off or there is nowhere to send."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() in TRUE_VALUES:
@@ -112,18 +127,34 @@ def export_settings(
         if endpoint:
             target, tls = parse_endpoint(endpoint, setting=endpoint_var)
             headers_raw = environ.get(headers_var) or environ.get("OTEL_EXPORTER_OTLP_HEADERS", "")
-            ca = environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE", "").strip()
             insecure = environ.get("OTEL_EXPORTER_OTLP_INSECURE", "").strip().lower() in TRUE_VALUES
             return ExportSettings(
                 target=target,
                 tls=tls and not insecure,
-                ca_file=Path(ca) if ca else None,
+                ca_file=_path(environ, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+                client_cert_file=_path(environ, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+                client_key_file=_path(environ, "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
                 headers=parse_headers(headers_raw, setting=headers_var),
             )
     if control_plane is None:
         return None
     headers = (("authorization", f"Bearer {token}"),) if token else ()
-    return ExportSettings(target=control_plane, headers=headers)
+    if control_plane_tls is None:
+        return ExportSettings(target=control_plane, headers=headers)
+    return ExportSettings(
+        target=control_plane,
+        headers=headers,
+        tls=True,
+        ca_file=control_plane_tls.ca,
+        client_cert_file=control_plane_tls.cert,
+        client_key_file=control_plane_tls.key,
+        server_name=control_plane_tls.server_name,
+    )
+
+
+def _path(environ: Mapping[str, str], name: str) -> Path | None:
+    value = environ.get(name, "").strip()
+    return Path(value) if value else None
 
 
 def resource_attributes(environ: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:

@@ -3,6 +3,7 @@
     edgecdn k8s render                          every manifest as one YAML stream on stdout
     edgecdn k8s render --out deploy/k8s         one file per part (what is committed)
     edgecdn k8s render --image REG/edgecdn:TAG --namespace cdn --mqtt mqtt://broker:1883
+    edgecdn k8s pki --out pki                   a CA and the certificates for mutual TLS
 
 The rendering names Secrets and never holds their values; docs/kubernetes.md shows how to
 create them, build the image and apply the manifests.
@@ -18,7 +19,8 @@ from geo.errors import GeoError
 from geo.world import World, load_world
 from runtime.cli import HelpFormatter, add_flag, fail
 from runtime.errors import ConfigError
-from simulator.k8s.options import DEFAULT_IMAGE, DEFAULT_NAMESPACE, DEFAULT_POD_CIDR, RenderOptions
+from simulator.k8s import pki
+from simulator.k8s.options import DEFAULT_IMAGE, DEFAULT_NAMESPACE, DEFAULT_POD_CIDR, DNS_LABEL, RenderOptions
 from simulator.k8s.render import Manifest, render, to_stream, to_yaml
 
 PROG = "edgecdn k8s"
@@ -42,6 +44,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     _add_render_flags(render_parser)
     render_parser.set_defaults(handler=_render)
+    pki_parser = commands.add_parser(
+        "pki",
+        help="make a CA and the certificates for mutual TLS to the control plane",
+        description=pki.__doc__,
+        formatter_class=HelpFormatter,
+    )
+    pki_parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write the files")
+    add_flag(
+        pki_parser, "--namespace", env="EDGECDN_NAMESPACE", default=DEFAULT_NAMESPACE,
+        help="namespace the control plane's Service is in (its certificate names it)",
+    )  # fmt: skip
+    pki_parser.add_argument(
+        "--san", action="append", default=[], metavar="NAME",
+        help="another DNS name or IP address for the control plane's certificate (repeatable)",
+    )  # fmt: skip
+    pki_parser.add_argument("--force", action="store_true", help="replace an existing CA and certificates")
+    pki_parser.set_defaults(handler=_pki)
 
 
 def _add_render_flags(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +142,12 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
         help="the autoscaler grows a region's edge nodes up to this many times its world-file count",
     )
     parser.add_argument(
+        "--plain-grpc",
+        action="store_true",
+        help="no TLS between the control plane and its clients (only where a service mesh "
+        "already gives pods mutual TLS)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -144,6 +169,7 @@ def _render(args: argparse.Namespace) -> int:
             storage_size=args.storage_size,
             router_replicas=args.router_replicas,
             max_scale=args.max_scale,
+            control_plane_tls=not args.plain_grpc,
         )
         world = load_world(args.world)
         world_text = args.world.read_text(encoding="utf-8")
@@ -159,6 +185,21 @@ def _render(args: argparse.Namespace) -> int:
         return 0
     try:
         written = write_manifests(manifests, args.out, world_name=world_name)
+    except OSError as exc:
+        fail(prog, f"cannot write into {args.out}: {exc.strerror or exc}")
+    for path in written:
+        sys.stderr.write(f"wrote {path}\n")
+    return 0
+
+
+def _pki(args: argparse.Namespace) -> int:
+    prog = f"{PROG} pki"
+    try:
+        if not DNS_LABEL.match(args.namespace):
+            raise ConfigError(field="--namespace", reason=f"{args.namespace!r} is not a DNS-1123 label")
+        written = pki.make_pki(args.out, namespace=args.namespace, extra_names=args.san, force=args.force)
+    except ConfigError as exc:
+        fail(prog, str(exc))
     except OSError as exc:
         fail(prog, f"cannot write into {args.out}: {exc.strerror or exc}")
     for path in written:

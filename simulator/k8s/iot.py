@@ -32,7 +32,7 @@ from simulator.k8s.pods import (
     secret_volume,
     template,
 )
-from simulator.k8s.workloads import signing_key_volume
+from simulator.k8s.workloads import client_tls, signing_key_volume
 
 GATEWAY = "iot-gateway"
 GATEWAY_USER = "gateway"
@@ -114,10 +114,12 @@ def _gateway_region(world: World, region: Region, options: RenderOptions) -> Doc
     gateway_id = ids[0] if len(ids) == 1 else f"{region.id}-gw"
     selector = labels(GATEWAY, region.id)
     heat_wave = ["--heat-wave", region.heat_wave] if region.heat_wave else []
+    tls_args, tls_volumes = client_tls(options)
     args = [
         "--mqtt", options.mqtt_url,
         "--mqtt-user", GATEWAY_USER,
         "--control-plane", options.control_plane_address,
+        *tls_args,
         "--region", region.id,
         "--gateway-id", gateway_id,
         "--count", str(len(ids)),
@@ -138,7 +140,7 @@ def _gateway_region(world: World, region: Region, options: RenderOptions) -> Doc
             secret_env("IOT_GATEWAY_TOKEN", TOKENS_SECRET, GATEWAY_USER),
             secret_env("IOT_GATEWAY_MQTT_PASSWORD", MQTT_SECRET, GATEWAY_USER),
         ],
-        volumes=[signing_key_volume(), scratch_volume("data", DATA_DIR, size="256Mi")],
+        volumes=[signing_key_volume(), scratch_volume("data", DATA_DIR, size="256Mi"), *tls_volumes],
         resources=resources(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="512Mi"),
         probes={
             "livenessProbe": {

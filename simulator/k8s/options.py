@@ -23,7 +23,7 @@ DEFAULT_NAMESPACE = "edgecdn"
 # ranges of GKE, EKS (VPC CNI in a 10.x VPC), AKS and kubeadm with Calico or Flannel.
 DEFAULT_POD_CIDR = "10.0.0.0/8"
 # A DNS-1123 label: what Kubernetes accepts as a namespace name.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]*$", re.IGNORECASE)
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -47,6 +47,10 @@ TOKENS_SECRET = "edgecdn-tokens"  # noqa: S105 - a Secret\'s name, not a value
 MQTT_SECRET = "edgecdn-mqtt"  # noqa: S105 - a Secret\'s name, not a value
 SIGNING_SECRET = "edgecdn-signing-key"  # noqa: S105 - a Secret\'s name, not a value
 OTLP_SECRET = "edgecdn-otlp"  # noqa: S105 - a Secret\'s name, not a value
+# cert-manager's shape (keys tls.crt, tls.key, ca.crt); `edgecdn k8s pki` makes the files.
+SERVER_TLS_SECRET = "edgecdn-control-plane-tls"  # noqa: S105 - a Secret\'s name, not a value
+CLIENT_TLS_SECRET = "edgecdn-client-tls"  # noqa: S105 - a Secret\'s name, not a value
+TLS_KEYS = ("tls.crt", "tls.key", "ca.crt")
 SERVICE_ACCOUNT = "edgecdn"
 
 # Paths inside the containers (the image's WORKDIR is /app; its root filesystem is read-only).
@@ -57,6 +61,8 @@ TOKENS_DIR = "/etc/edgecdn/tokens"
 MQTT_USERS_DIR = "/etc/edgecdn/mqtt"
 KEYS_DIR = "/etc/edgecdn/keys"
 TRUSTED_KEY = f"{KEYS_DIR}/signing.pub"
+SERVER_TLS_DIR = "/etc/edgecdn/tls"
+CLIENT_TLS_DIR = "/etc/edgecdn/client-tls"
 DATA_DIR = "/var/lib/edgecdn"
 
 
@@ -77,11 +83,14 @@ class RenderOptions:
     router_replicas: int = 2
     # The HorizontalPodAutoscaler may grow a region to this many times its world-file size.
     max_scale: int = 4
+    # Mutual TLS between the control plane and every process that dials it; off only where
+    # a service mesh (Istio, Linkerd) already gives pods mutual TLS (--plain-grpc).
+    control_plane_tls: bool = True
 
     def __post_init__(self) -> None:
         if not _IMAGE.match(self.image):
             raise ConfigError(field="--image", reason=f"{self.image!r} is not an image reference")
-        if not _DNS_LABEL.match(self.namespace):
+        if not DNS_LABEL.match(self.namespace):
             raise ConfigError(
                 field="--namespace",
                 reason=f"{self.namespace!r} is not a DNS-1123 label (lower case, digits, '-', 1-63)",

@@ -18,10 +18,13 @@ import yaml
 from geo.world import World
 from simulator.k8s.iot import broker, gateways
 from simulator.k8s.options import (
+    CLIENT_TLS_SECRET,
     MQTT_SECRET,
     OTLP_SECRET,
+    SERVER_TLS_SECRET,
     SERVICE_ACCOUNT,
     SIGNING_SECRET,
+    TLS_KEYS,
     TOKENS_SECRET,
     WORLD_CONFIGMAP,
     RenderOptions,
@@ -38,6 +41,8 @@ SECRETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         MQTT_SECRET: ("users.json", "control-plane", "gateway"),
         SIGNING_SECRET: ("signing.pub",),
         OTLP_SECRET: ("headers",),
+        SERVER_TLS_SECRET: TLS_KEYS,
+        CLIENT_TLS_SECRET: TLS_KEYS,
     }
 )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from geo.world import Region, World
 from simulator.k8s.options import (
+    CLIENT_TLS_DIR,
+    CLIENT_TLS_SECRET,
     CONTROL_PLANE,
     CONTROL_PLANE_GRPC_PORT,
     CONTROL_PLANE_METRICS_PORT,
@@ -20,7 +22,10 @@ from simulator.k8s.options import (
     ROUTER,
     ROUTER_HTTP_PORT,
     ROUTER_PUBLIC_PORT,
+    SERVER_TLS_DIR,
+    SERVER_TLS_SECRET,
     SIGNING_SECRET,
+    TLS_KEYS,
     TOKENS_DIR,
     TOKENS_SECRET,
     TRUSTED_KEY,
@@ -63,6 +68,37 @@ def signing_key_volume() -> Volume:
     return secret_volume("signing-key", SIGNING_SECRET, KEYS_DIR, {"signing.pub": "signing.pub"})
 
 
+def client_tls(options: RenderOptions) -> tuple[list[str], list[Volume]]:
+    """The flags and the volume with which a process dials the control plane over mutual TLS
+    (runtime.tls), or nothing with ``--plain-grpc``."""
+    if not options.control_plane_tls:
+        return [], []
+    volume = secret_volume("client-tls", CLIENT_TLS_SECRET, CLIENT_TLS_DIR, {key: key for key in TLS_KEYS})
+    args = [
+        "--control-plane-ca", f"{CLIENT_TLS_DIR}/ca.crt",
+        "--control-plane-cert", f"{CLIENT_TLS_DIR}/tls.crt",
+        "--control-plane-key", f"{CLIENT_TLS_DIR}/tls.key",
+    ]  # fmt: skip
+    return args, [volume]
+
+
+def _control_plane_probes(options: RenderOptions) -> dict[str, Doc]:
+    """Kubernetes' gRPC probe speaks plain gRPC only, so with TLS the kubelet asks the
+    metrics port's /healthz instead (the same process, answering while it serves)."""
+    if options.control_plane_tls:
+        return {
+            # Opening SQLite and migrating may take a while on a slow volume.
+            "startupProbe": http_probe("/healthz", CONTROL_PLANE_METRICS_PORT, period_s=2, failures=60),
+            "readinessProbe": http_probe("/healthz", CONTROL_PLANE_METRICS_PORT, period_s=5, failures=2),
+            "livenessProbe": http_probe("/healthz", CONTROL_PLANE_METRICS_PORT, period_s=10, failures=3),
+        }
+    return {
+        "startupProbe": grpc_probe(CONTROL_PLANE_GRPC_PORT, period_s=2, failures=60),
+        "readinessProbe": grpc_probe(CONTROL_PLANE_GRPC_PORT, period_s=5, failures=2),
+        "livenessProbe": grpc_probe(CONTROL_PLANE_GRPC_PORT, period_s=10, failures=3),
+    }
+
+
 def control_plane(world: World, options: RenderOptions) -> list[Doc]:
     """A one-replica StatefulSet (SQLite and the module store on its PVC), its Services."""
     selector = labels(CONTROL_PLANE)
@@ -83,23 +119,30 @@ def control_plane(world: World, options: RenderOptions) -> list[Doc]:
         # is forwarded from there; the collector's credentials, if any, come from a Secret.
         args += ["--otlp-forward", options.otlp_endpoint]
         env.append(secret_env("OTEL_EXPORTER_OTLP_HEADERS", OTLP_SECRET, "headers", optional=True))
+    volumes = [
+        world_volume(),
+        secret_volume("tokens", TOKENS_SECRET, TOKENS_DIR, {"tokens.json": "tokens.json"}),
+    ]
+    if options.control_plane_tls:
+        # Mutual TLS: a client must present a certificate of the deployment's CA (and then
+        # its bearer token, which says who it is).
+        args += [
+            "--tls-cert", f"{SERVER_TLS_DIR}/tls.crt",
+            "--tls-key", f"{SERVER_TLS_DIR}/tls.key",
+            "--client-ca", f"{SERVER_TLS_DIR}/ca.crt",
+        ]  # fmt: skip
+        volumes.append(
+            secret_volume("tls", SERVER_TLS_SECRET, SERVER_TLS_DIR, {key: key for key in TLS_KEYS})
+        )
     container = Container(
         name=CONTROL_PLANE,
         command="control-plane",
         args=args,
         ports={"grpc": CONTROL_PLANE_GRPC_PORT, "metrics": CONTROL_PLANE_METRICS_PORT},
         env=env,
-        volumes=[
-            world_volume(),
-            secret_volume("tokens", TOKENS_SECRET, TOKENS_DIR, {"tokens.json": "tokens.json"}),
-        ],
+        volumes=volumes,
         resources=resources(cpu="500m", memory="512Mi", cpu_limit="2", memory_limit="2Gi"),
-        probes={
-            # Opening SQLite and migrating may take a while on a slow volume.
-            "startupProbe": grpc_probe(CONTROL_PLANE_GRPC_PORT, period_s=2, failures=60),
-            "readinessProbe": grpc_probe(CONTROL_PLANE_GRPC_PORT, period_s=5, failures=2),
-            "livenessProbe": grpc_probe(CONTROL_PLANE_GRPC_PORT, period_s=10, failures=3),
-        },
+        probes=_control_plane_probes(options),
     )
     spec = pod_spec(options.image, container)
     # The claim from volumeClaimTemplates below: the pod's state survives rescheduling.
@@ -164,12 +207,14 @@ def _edge_region(world: World, region: Region, options: RenderOptions) -> list[D
     name = edge_node_name(region)
     selector = labels(EDGE_NODE, region.id)
     ns = options.namespace
+    tls_args, tls_volumes = client_tls(options)
     args = [
         "--region", region.id,
         "--world", WORLD_FILE,
         "--port", str(EDGE_HTTP_PORT),
         "--data-dir", DATA_DIR,
         "--control-plane", options.control_plane_address,
+        *tls_args,
         # The router's pods are the only peers the NetworkPolicy admits: believe their
         # X-Forwarded-For (the client the router saw), from the pod network only.
         "--trusted-proxy", options.pod_cidr,
@@ -200,6 +245,7 @@ def _edge_region(world: World, region: Region, options: RenderOptions) -> list[D
             # Compiled modules, the geo database, the last good assignment: rebuilt or
             # fetched again by a new pod, so scratch space is enough.
             scratch_volume("data", DATA_DIR, size="2Gi"),
+            *tls_volumes,
         ],
         resources=resources(
             cpu="500m", memory="512Mi", cpu_limit=str(EDGE_NODE_CPU_LIMIT), memory_limit="2Gi"
@@ -257,11 +303,13 @@ def router(world: World, options: RenderOptions) -> list[Doc]:
     """The front door: a Deployment following the control plane's inventory, a LoadBalancer."""
     selector = labels(ROUTER)
     ns = options.namespace
+    tls_args, tls_volumes = client_tls(options)
     args = [
         "--world", WORLD_FILE,
         "--host", "0.0.0.0",
         "--port", str(ROUTER_HTTP_PORT),
         "--control-plane", options.control_plane_address,
+        *tls_args,
         # The network between clients and PoPs is real here: nothing to emulate.
         "--wan", "off",
         "--geo-cache-dir", f"{DATA_DIR}/geo",
@@ -272,7 +320,7 @@ def router(world: World, options: RenderOptions) -> list[Doc]:
         args=args,
         ports={"http": ROUTER_HTTP_PORT},
         env=[secret_env("EDGE_ROUTER_TOKEN", TOKENS_SECRET, "router")],
-        volumes=[world_volume(), scratch_volume("data", DATA_DIR, size="256Mi")],
+        volumes=[world_volume(), scratch_volume("data", DATA_DIR, size="256Mi"), *tls_volumes],
         resources=resources(cpu="500m", memory="256Mi", cpu_limit="2", memory_limit="1Gi"),
         probes={
             "startupProbe": http_probe("/healthz", ROUTER_HTTP_PORT, period_s=2, failures=60),

@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.signing import generate_key_pair, public_key_path
-from simulator.k8s.options import APP_DIR, MQTT_SECRET, SIGNING_SECRET, TOKENS_SECRET
+from simulator.k8s.options import (
+    APP_DIR,
+    CLIENT_TLS_SECRET,
+    DEFAULT_NAMESPACE,
+    MQTT_SECRET,
+    SERVER_TLS_SECRET,
+    SIGNING_SECRET,
+    TOKENS_SECRET,
+)
+from simulator.k8s.pki import make_pki
 from tests.simulator.k8s.manifests import REPO_ROOT, Doc
 
 PORT_FLAGS = ("--port", "--metrics-port", "--http-port")
@@ -106,10 +115,21 @@ def make_secrets(root: Path) -> dict[str, dict[str, str]]:
     mqtt = {user: secrets.token_urlsafe(24) for user in ("control-plane", "gateway")}
     key = root / "signing.key"
     generate_key_pair(key)
+    make_pki(root / "pki", namespace=DEFAULT_NAMESPACE)  # as `edgecdn k8s pki --out pki` does
+
+    def tls_secret(stem: str) -> dict[str, str]:  # kubectl create secret generic ... (docs)
+        pem = {
+            name: (root / "pki" / name).read_text(encoding="utf-8") for name in (f"{stem}.crt", f"{stem}.key")
+        }
+        ca = (root / "pki" / "ca.crt").read_text(encoding="utf-8")
+        return {"tls.crt": pem[f"{stem}.crt"], "tls.key": pem[f"{stem}.key"], "ca.crt": ca}
+
     return {
         TOKENS_SECRET: {"tokens.json": json.dumps(tokens), **tokens},
         MQTT_SECRET: {"users.json": json.dumps(mqtt), **mqtt},
         SIGNING_SECRET: {"signing.pub": public_key_path(key).read_text(encoding="utf-8")},
+        SERVER_TLS_SECRET: tls_secret("control-plane"),
+        CLIENT_TLS_SECRET: tls_secret("client"),
     }
 
 

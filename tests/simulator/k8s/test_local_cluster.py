@@ -101,6 +101,30 @@ async def test_one_rendered_region_serves_a_signed_app_through_its_router(
         assert await status(router_url + _probe_path(pods["edge-router"], "readinessProbe")) == 200
         async with http.get(control.report.addresses["metrics"]) as metrics:
             assert metrics.status == 200
+
+        async def router_and_node_spans() -> bool:  # exported over mutual TLS
+            found = []
+            for service in ("edge-router", "edge-node"):
+                code, out, err = await _edgectl(
+                    control, secrets, tmp_path, "traces", "list", "--service", service
+                )
+                assert code == 0, err
+                found.append("no traces" not in out.lower() and len(out.strip().splitlines()) > 1)
+            return all(found)
+
+        await eventually(router_and_node_spans, timeout_s=20, what="the router's and node's spans")
+        # With mutual TLS, the kubelet probes the control plane's /healthz on its metrics port.
+        metrics_base = control.report.addresses["metrics"].rsplit("/", 1)[0]
+        assert await status(metrics_base + _probe_path(pods["control-plane"], "readinessProbe")) == 200
+    # Mutual TLS: a caller without the deployment's client certificate does not get in, token or not.
+    returncode, _out, err = await _run(
+        [sys.executable, "-m", "control_plane.edgectl", "--ca-cert", str(tmp_path / "pki" / "ca.crt"),
+         "nodes", "list"],
+        env={**os.environ, "EDGECTL_SERVER": control.report.addresses["grpc"],
+             "EDGECTL_TOKEN": secrets[TOKENS_SECRET]["viewer"]},
+    )  # fmt: skip
+    assert returncode == 1
+    assert "cannot reach the control plane" in err
     # The gateway's liveness probe runs in its container: here, beside the process.
     probe = GATEWAY_HEALTH_CHECK.replace(f":{GATEWAY_METRICS_PORT}/", f":{_port(gateway)}/")
     returncode, _out, err = await _run([sys.executable, "-c", probe], env=dict(os.environ))
@@ -124,20 +148,31 @@ async def _run(argv: list[str], *, env: dict[str, str]) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def _deploy_signed_app(
-    control: RunningChild, secrets: dict[str, dict[str, str]], tmp_path: Path
-) -> None:
-    """What an operator does (docs/kubernetes.md, step 4): register signed, deploy to all."""
+async def _edgectl(
+    control: RunningChild, secrets: dict[str, dict[str, str]], tmp_path: Path, *argv: str
+) -> tuple[int, str, str]:
+    """edgectl as an operator runs it: the operator token and client certificate (`edgecdn k8s pki`)."""
     env = {
         **os.environ,
         "EDGECTL_SERVER": control.report.addresses["grpc"],
         "EDGECTL_TOKEN": secrets[TOKENS_SECRET]["operator"],
     }
-    edgectl = [sys.executable, "-m", "control_plane.edgectl"]
+    pki = tmp_path / "pki"
+    edgectl = [
+        sys.executable, "-m", "control_plane.edgectl", "--ca-cert", str(pki / "ca.crt"),
+        "--client-cert", str(pki / "operator.crt"), "--client-key", str(pki / "operator.key"),
+    ]  # fmt: skip
+    return await _run([*edgectl, *argv], env=env)
+
+
+async def _deploy_signed_app(
+    control: RunningChild, secrets: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """What an operator does (docs/kubernetes.md, step 4): register signed, deploy to all."""
     app = str(REPO_ROOT / "handlers" / "geo-hello" / "app.toml")
     for argv in (
         ["apps", "register", app, "--sign", str(tmp_path / "signing.key")],
         ["deploy", "geo-hello@1.0.0", "--all", "--timeout", "30"],
     ):
-        returncode, _out, err = await _run([*edgectl, *argv], env=env)
+        returncode, _out, err = await _edgectl(control, secrets, tmp_path, *argv)
         assert returncode == 0, err

@@ -4,6 +4,7 @@ Kubernetes API's schemas, restricted on every pod, fenced by NetworkPolicies."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
@@ -165,7 +166,7 @@ def test_each_region_gets_a_deployment_on_its_nodes_with_probes_a_budget_and_an_
         assert gateway["spec"]["template"]["spec"]["affinity"] == spec["affinity"]
 
 
-def test_the_control_plane_keeps_its_state_on_a_volume_and_is_probed_over_grpc() -> None:
+def test_the_control_plane_keeps_its_state_on_a_volume_and_is_probed() -> None:
     docs = documents(rendered(VARIANT))
     (statefulset,) = of_kind(docs, "StatefulSet")
     (claim,) = statefulset["spec"]["volumeClaimTemplates"]
@@ -173,8 +174,13 @@ def test_the_control_plane_keeps_its_state_on_a_volume_and_is_probed_over_grpc()
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
     assert {"name": "data", "mountPath": "/var/lib/edgecdn"} in container["volumeMounts"]
     assert container["args"][container["args"].index("--data-dir") + 1].startswith("/var/lib/edgecdn/")
+    # The kubelet's gRPC probe cannot speak TLS: with mutual TLS it asks the metrics port.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"] == {"port": 7000}
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": 9100}
+    (plain,) = of_kind(documents(rendered(replace(VARIANT, control_plane_tls=False))), "StatefulSet")
+    (plain_container,) = plain["spec"]["template"]["spec"]["containers"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert plain_container[probe]["grpc"] == {"port": 7000}
     services = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "Service")}
     assert services["control-plane"]["spec"]["ports"][0]["port"] == 7000
     assert services["edge-router"]["spec"]["type"] == "LoadBalancer"
@@ -247,3 +253,43 @@ def test_bad_options_are_refused_with_the_flag_named(changes: dict[str, object],
     with pytest.raises(ConfigError) as caught:
         RenderOptions(**changes)  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args else None
+
+
+def _mounted_secrets(spec: Doc) -> dict[str, str]:
+    """Mount path -> Secret name, of the pod's container."""
+    secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    (container,) = spec["containers"]
+    return {m["mountPath"]: secrets[m["name"]] for m in container["volumeMounts"] if m["name"] in secrets}
+
+
+@pytest.mark.parametrize("options", [RenderOptions(), VARIANT], ids=["default", "variant"])
+def test_every_process_reaches_the_control_plane_over_mutual_tls(options: RenderOptions) -> None:
+    docs = documents(rendered(options))
+    dialers = 0
+    for name, spec in pod_specs(docs):
+        (container,) = spec["containers"]
+        args, mounted = container["args"], _mounted_secrets(spec)
+        if container["command"] == ["control-plane"]:
+            for flag in ("--tls-cert", "--tls-key", "--client-ca"):
+                path = _flag(args, flag)
+                assert path is not None, (name, flag)
+                assert mounted[path.rsplit("/", 1)[0]] == "edgecdn-control-plane-tls", (name, flag)
+        elif "--control-plane" in args:
+            dialers += 1
+            for flag in ("--control-plane-ca", "--control-plane-cert", "--control-plane-key"):
+                path = _flag(args, flag)
+                assert path is not None, (name, flag)
+                assert mounted[path.rsplit("/", 1)[0]] == "edgecdn-client-tls", (name, flag)
+    assert dialers >= 3  # edge nodes, the router, gateways
+    plain = documents(rendered(replace(options, control_plane_tls=False)))
+    for name, spec in pod_specs(plain):
+        args = spec["containers"][0]["args"]
+        assert not any(
+            arg.startswith(("--control-plane-c", "--control-plane-k", "--tls-", "--client-ca"))
+            for arg in args
+        ), name
+        assert "edgecdn-client-tls" not in _mounted_secrets(spec).values()
