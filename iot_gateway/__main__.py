@@ -78,6 +78,8 @@ def parse_config(argv: Sequence[str] | None) -> tuple[GatewayConfig, str]:
     add_flag(
         parser, "--http-port", env=f"{ENV}_HTTP_PORT", default=0, convert=int, help="/metrics port (0: free)"
     )
+    add_flag(parser, "--http-host", env=f"{ENV}_HTTP_HOST", default="127.0.0.1",
+             help="address of /metrics and /healthz (0.0.0.0 in a pod: kubelet, Prometheus)")  # fmt: skip
     add_flag(parser, "--trusted-key", env=f"{ENV}_TRUSTED_KEYS", default=[], repeated=True, convert=Path,
              metavar="PATH", help="Ed25519 public key (PEM) trusted to sign modules; with any, a module "
              "sent over the air must be signed by one of them, else it is refused (repeatable)")  # fmt: skip
@@ -103,6 +105,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[GatewayConfig, str]:
             gateway_id=args.gateway_id, count=args.count, module=args.module, sensors=sensors,
             interval_s=args.interval, batch=args.batch, seed=args.seed, heat_wave=args.heat_wave,
             labels=tuple(args.label), state_dir=args.state_dir, http_port=args.http_port,
+            http_host=args.http_host,
             ready_file=args.ready_file, probation=args.probation, buffer_readings=args.buffer,
             trusted_keys=load_trusted_keys(args.trusted_key),
         )  # fmt: skip

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_control_plane_tls_flags(parser, env_prefix="EDGE_ROUTER")
     add_flag(
+        parser, "--admin-port", env="EDGE_ROUTER_ADMIN_PORT", default=None, convert=int,
+        help="serve /metrics and /_router/... on this port (0: any free) instead of --port, which then "
+        "keeps only /healthz: what a public load balancer may reach",
+    )  # fmt: skip
+    add_flag(
         parser,
         "--wan",
         env="EDGE_ROUTER_WAN",
@@ -228,6 +233,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[RouterConfig, str]:
             router_id=args.router_id,
             host=args.host,
             port=args.port,
+            admin_port=args.admin_port,
             edges=tuple(args.edge),
             edges_file=args.edges_file,
             control_plane=args.control_plane,

@@ -17,6 +17,8 @@ from httpfront.messages import FrontRequest
 
 ADMIN_PREFIXES = (b"/_router/", b"/metrics", b"/healthz")
 JSON = b"application/json"
+PUBLIC_PATHS = ("/healthz",)
+ADMIN_ELSEWHERE = "the router's admin endpoints are served on its --admin-port, not here"
 MAX_BODY = 64 * 1024  # admin bodies are a few fields of JSON
 
 
@@ -73,6 +75,12 @@ class AdminRoutes:
                 if path.startswith(prefix):
                     return candidate
         return methods
+
+
+def public_routes(admin: AdminRoutes) -> AdminRoutes:
+    """What the public port keeps when the admin endpoints have a port of their own: the
+    health check load balancers probe, nothing that shows or changes the router's state."""
+    return AdminRoutes({path: methods for path in PUBLIC_PATHS if (methods := admin.get(path))}, {})
 
 
 async def answer_admin(methods: AdminMethods, request: FrontRequest) -> AdminAnswer:

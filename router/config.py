@@ -24,6 +24,9 @@ class RouterConfig:
     router_id: str = "router"
     host: str = "127.0.0.1"
     port: int = 0
+    # A port of their own for /metrics and /_router/... (the public port keeps /healthz);
+    # None: everything on --port, as on one machine.
+    admin_port: int | None = None
     edges: tuple[str, ...] = ()
     edges_file: Path | None = None
     control_plane: str | None = None
@@ -44,6 +47,12 @@ class RouterConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= MAX_PORT:
             raise ConfigError(field="--port", reason=f"{self.port} is not a TCP port (0..{MAX_PORT})")
+        if self.admin_port is not None and not 0 <= self.admin_port <= MAX_PORT:
+            raise ConfigError(
+                field="--admin-port", reason=f"{self.admin_port} is not a TCP port (0..{MAX_PORT})"
+            )
+        if self.admin_port is not None and self.admin_port == self.port != 0:
+            raise ConfigError(field="--admin-port", reason="must differ from --port")
         if not self.router_id:
             raise ConfigError(field="--router-id", reason="must not be empty")
         sources = sum((bool(self.edges), self.edges_file is not None, self.control_plane is not None))

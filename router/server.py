@@ -20,10 +20,17 @@ from cpclient.inventory import NodeInventory
 from geo.latency import LatencyModel
 from geo.lookup import GeoLocator
 from geo.world import World, load_world
-from httpfront.messages import ClientLink, FrontRequest, ResponseWriter
+from httpfront.messages import ClientLink, FastPath, FrontRequest, Handler, ResponseWriter
 from httpfront.server import FrontendServer
 from router.admin import admin_endpoints
-from router.admin_http import ADMIN_PREFIXES, AdminRoutes, answer_admin
+from router.admin_http import (
+    ADMIN_ELSEWHERE,
+    ADMIN_PREFIXES,
+    AdminAnswer,
+    AdminRoutes,
+    answer_admin,
+    public_routes,
+)
 from router.checker import run_health_checks
 from router.config import RouterConfig
 from router.faults import FaultTable
@@ -54,19 +61,29 @@ INVENTORY_SYNC_TIMEOUT_S = 10.0
 
 
 class _Dispatch:
-    """Admin paths, else the proxy (one prefix test per proxied request)."""
+    """Admin paths, else the proxy (one prefix test per proxied request).
 
-    def __init__(self, proxy: RouterHandler, admin: AdminRoutes) -> None:
+    With ``--admin-port`` the public port keeps only ``/healthz`` (for load balancers) and
+    answers 404 on the other reserved paths, never proxying them: an edge node's own
+    ``/metrics`` must not leak through the front door either."""
+
+    def __init__(self, proxy: RouterHandler, admin: AdminRoutes, *, admin_elsewhere: bool = False) -> None:
         self._proxy = proxy
         self._admin = admin
+        self._admin_elsewhere = admin_elsewhere
 
     async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
-        admin = self._admin.get(request.path) if request.target.startswith(ADMIN_PREFIXES) else None
-        if admin is None:
+        if not request.target.startswith(ADMIN_PREFIXES):
             await self._proxy(request, writer)
             return
-        answer = await answer_admin(admin, request)
-        await writer.respond(answer.status, answer.head(), answer.body)
+        admin = self._admin.get(request.path)
+        if admin is None:
+            if self._admin_elsewhere:
+                await _respond(writer, AdminAnswer.error(404, "not_found", ADMIN_ELSEWHERE))
+            else:
+                await self._proxy(request, writer)
+            return
+        await _respond(writer, await answer_admin(admin, request))
 
     def serve_now(self, request: FrontRequest, link: ClientLink) -> bool:
         """The proxy's fast path (``router.fastpath``), never for admin paths."""
@@ -141,13 +158,36 @@ async def run(
             try:
                 await _follow_inventory(config, world, inventory, group, background_stop)
                 async with AsyncExitStack() as listening:  # started last, stopped first
-                    url = await _listen(listening, _Dispatch(proxy, admin), config)
-                    logger.info("router serving on %s with %d edge nodes", url, len(inventory.entries))
+                    addresses = await _listen_all(listening, proxy, admin, config)
+                    logger.info(
+                        "router serving on %s with %d edge nodes", addresses["http"], len(inventory.entries)
+                    )
                     if ready is not None:
-                        ready({"http": url})
+                        ready(addresses)
                     await wait_for_stop(stop)
             finally:
                 background_stop.set()
+
+
+class _AdminOnly:
+    """The ``--admin-port`` listener: the admin endpoints, nothing proxied."""
+
+    def __init__(self, admin: AdminRoutes) -> None:
+        self._admin = admin
+
+    async def __call__(self, request: FrontRequest, writer: ResponseWriter) -> None:
+        admin = self._admin.get(request.path)
+        if admin is None:
+            answer = AdminAnswer.error(
+                404, "not_found", f"{request.path} is not an admin endpoint of the router"
+            )
+        else:
+            answer = await answer_admin(admin, request)
+        await _respond(writer, answer)
+
+
+async def _respond(writer: ResponseWriter, answer: AdminAnswer) -> None:
+    await writer.respond(answer.status, answer.head(), answer.body)
 
 
 def _initial_inventory(config: RouterConfig, world: World) -> Inventory:
@@ -183,9 +223,30 @@ async def _follow_inventory(
         )
 
 
-async def _listen(stack: AsyncExitStack, dispatch: _Dispatch, config: RouterConfig) -> str:
-    """Bind the listener (stopped when ``stack`` closes) and return its URL."""
-    server = FrontendServer(dispatch, config.client_timeouts, fast_path=dispatch.serve_now)
-    host, port = await server.start(config.host, config.port)
+async def _listen_all(
+    stack: AsyncExitStack, proxy: RouterHandler, admin: AdminRoutes, config: RouterConfig
+) -> dict[str, str]:
+    """The public listener and, with ``--admin-port``, the admin one: name -> URL."""
+    if config.admin_port is None:
+        dispatch = _Dispatch(proxy, admin)
+        return {"http": await _listen(stack, dispatch, config.port, config, fast_path=dispatch.serve_now)}
+    public = _Dispatch(proxy, public_routes(admin), admin_elsewhere=True)
+    return {
+        "http": await _listen(stack, public, config.port, config, fast_path=public.serve_now),
+        "admin": await _listen(stack, _AdminOnly(admin), config.admin_port, config),
+    }
+
+
+async def _listen(
+    stack: AsyncExitStack,
+    handler: Handler,
+    port: int,
+    config: RouterConfig,
+    *,
+    fast_path: FastPath | None = None,
+) -> str:
+    """Bind a listener (stopped when ``stack`` closes) and return its URL."""
+    server = FrontendServer(handler, config.client_timeouts, fast_path=fast_path)
+    host, bound = await server.start(config.host, port)
     stack.push_async_callback(server.close, SHUTDOWN_GRACE_S)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"

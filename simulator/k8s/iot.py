@@ -22,6 +22,7 @@ from simulator.k8s.options import (
 from simulator.k8s.pods import (
     Container,
     Doc,
+    http_probe,
     labels,
     metadata,
     pod_spec,
@@ -36,13 +37,6 @@ from simulator.k8s.workloads import client_tls, signing_key_volume
 
 GATEWAY = "iot-gateway"
 GATEWAY_USER = "gateway"
-# The gateway serves /healthz on 127.0.0.1 only (iot-gateway has no flag for its HTTP
-# address), out of the kubelet's reach: the probe runs inside the container.
-GATEWAY_HEALTH_CHECK = (
-    "import sys, urllib.request; "
-    f"answer = urllib.request.urlopen('http://127.0.0.1:{GATEWAY_METRICS_PORT}/healthz', timeout=2); "
-    "sys.exit(answer.status != 200)"
-)
 
 
 def gateway_name(region: Region) -> str:
@@ -127,6 +121,7 @@ def _gateway_region(world: World, region: Region, options: RenderOptions) -> Doc
         "--seed", str(world.seed),
         *heat_wave,
         "--state-dir", DATA_DIR,
+        "--http-host", "0.0.0.0",
         "--http-port", str(GATEWAY_METRICS_PORT),
         "--trusted-key", TRUSTED_KEY,
     ]  # fmt: skip
@@ -134,23 +129,14 @@ def _gateway_region(world: World, region: Region, options: RenderOptions) -> Doc
         name=GATEWAY,
         command="iot-gateway",
         args=args,
-        # Its /metrics listens on 127.0.0.1 only (iot-gateway has no address flag): no port to name.
-        ports={},
+        ports={"metrics": GATEWAY_METRICS_PORT},
         env=[
             secret_env("IOT_GATEWAY_TOKEN", TOKENS_SECRET, GATEWAY_USER),
             secret_env("IOT_GATEWAY_MQTT_PASSWORD", MQTT_SECRET, GATEWAY_USER),
         ],
         volumes=[signing_key_volume(), scratch_volume("data", DATA_DIR, size="256Mi"), *tls_volumes],
         resources=resources(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="512Mi"),
-        probes={
-            "livenessProbe": {
-                "exec": {"command": ["python", "-c", GATEWAY_HEALTH_CHECK]},
-                "initialDelaySeconds": 10,
-                "periodSeconds": 30,
-                "timeoutSeconds": 5,
-                "failureThreshold": 3,
-            }
-        },
+        probes={"livenessProbe": http_probe("/healthz", GATEWAY_METRICS_PORT, period_s=30, failures=3)},
     )
     spec = pod_spec(options.image, container, affinity=region_affinity(region.id))
     return {

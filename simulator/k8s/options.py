@@ -34,6 +34,8 @@ CONTROL_PLANE_METRICS_PORT = 9100
 EDGE_HTTP_PORT = 8080
 ROUTER_HTTP_PORT = 8080
 ROUTER_PUBLIC_PORT = 80
+# The router's /metrics and /_router/... (its --admin-port): never behind the LoadBalancer.
+ROUTER_ADMIN_PORT = 9101
 MQTT_PORT = 1883
 GATEWAY_METRICS_PORT = 9102
 

@@ -4,7 +4,9 @@
   labelled as ``edgectl``, for operators working from inside the cluster);
 - only the router reaches the edge nodes;
 - the control plane, the edge nodes and the gateways reach the broker;
-- anyone reaches the router (it is the front door) and the control plane's /metrics.
+- anyone reaches the router (it is the front door) and the control plane's /metrics;
+  pods of the cluster (Prometheus) reach the router's admin port (/metrics, /_router/...)
+  and the gateways' /metrics.
 
 Egress is left open: nodes fetch from origins anywhere and the control plane may forward
 spans to a collector outside. Kubelet probes are not subject to NetworkPolicies.
@@ -22,8 +24,10 @@ from simulator.k8s.options import (
     CONTROL_PLANE_GRPC_PORT,
     CONTROL_PLANE_METRICS_PORT,
     EDGE_HTTP_PORT,
+    GATEWAY_METRICS_PORT,
     MQTT_PORT,
     ROUTER,
+    ROUTER_ADMIN_PORT,
     ROUTER_HTTP_PORT,
     RenderOptions,
 )
@@ -45,6 +49,11 @@ def _from_components(components: Sequence[str]) -> Doc:
 
 def _port(port: int) -> Doc:
     return {"protocol": "TCP", "port": port}
+
+
+def _from_cluster(port: int) -> Doc:
+    """Any pod of the cluster (a Prometheus in its own namespace), on ``port`` only."""
+    return {"from": [{"namespaceSelector": {}}], "ports": [_port(port)]}
 
 
 def _policy(name: str, namespace: str, selector: Doc, ingress: list[Doc]) -> Doc:
@@ -73,13 +82,23 @@ def network_policies(options: RenderOptions) -> list[Doc]:
                 {"ports": [_port(CONTROL_PLANE_METRICS_PORT)]},
             ],
         ),
+        # Their /metrics, for Prometheus anywhere in the cluster (the kubelet's probes pass anyway).
+        _policy(GATEWAY, ns, {"matchLabels": labels(GATEWAY)}, [_from_cluster(GATEWAY_METRICS_PORT)]),
         _policy(
             EDGE_NODE,
             ns,
             {"matchLabels": labels(EDGE_NODE)},
             [{"from": [_from_components([ROUTER])], "ports": [_port(EDGE_HTTP_PORT)]}],
         ),
-        _policy(ROUTER, ns, {"matchLabels": labels(ROUTER)}, [{"ports": [_port(ROUTER_HTTP_PORT)]}]),
+        _policy(
+            ROUTER,
+            ns,
+            {"matchLabels": labels(ROUTER)},
+            [
+                {"ports": [_port(ROUTER_HTTP_PORT)]},
+                _from_cluster(ROUTER_ADMIN_PORT),
+            ],
+        ),
     ]
     if options.external_mqtt is None:
         policies.append(

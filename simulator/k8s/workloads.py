@@ -20,6 +20,7 @@ from simulator.k8s.options import (
     MQTT_SECRET,
     OTLP_SECRET,
     ROUTER,
+    ROUTER_ADMIN_PORT,
     ROUTER_HTTP_PORT,
     ROUTER_PUBLIC_PORT,
     SERVER_TLS_DIR,
@@ -308,6 +309,9 @@ def router(world: World, options: RenderOptions) -> list[Doc]:
         "--world", WORLD_FILE,
         "--host", "0.0.0.0",
         "--port", str(ROUTER_HTTP_PORT),
+        # /metrics and /_router/... on a port the LoadBalancer does not expose (the public
+        # port keeps /healthz for the load balancer's checks).
+        "--admin-port", str(ROUTER_ADMIN_PORT),
         "--control-plane", options.control_plane_address,
         *tls_args,
         # The network between clients and PoPs is real here: nothing to emulate.
@@ -318,7 +322,7 @@ def router(world: World, options: RenderOptions) -> list[Doc]:
         name=ROUTER,
         command="edge-router",
         args=args,
-        ports={"http": ROUTER_HTTP_PORT},
+        ports={"http": ROUTER_HTTP_PORT, "admin": ROUTER_ADMIN_PORT},
         env=[secret_env("EDGE_ROUTER_TOKEN", TOKENS_SECRET, "router")],
         volumes=[world_volume(), scratch_volume("data", DATA_DIR, size="256Mi"), *tls_volumes],
         resources=resources(cpu="500m", memory="256Mi", cpu_limit="2", memory_limit="1Gi"),

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from geo.latency import LatencyModel
 from geo.world import World
+from router.admin_http import ADMIN_ELSEWHERE
 from simulator.supervisor import RunningChild, Supervisor
 from tests.router.conftest import (
     KOREAN_HELLO,
@@ -70,6 +71,7 @@ class Origin:
 class Routers:
     plain: RunningChild  # geo-hello nodes and af-south-1/origin, --wan off, trusts 127.0.0.1
     wan: RunningChild  # the geo-hello nodes, --wan model
+    split: RunningChild  # the geo-hello nodes, --wan off, admin endpoints on --admin-port
 
 
 def origin_app(big: bytes, releases: dict[str, asyncio.Event]) -> web.Application:
@@ -144,13 +146,14 @@ async def routers(
         edges = edge_flags(REGIONS, nodes)
         trust = ("--trusted-proxy", "127.0.0.1/32")
         origin_edge = ("--edge", f"{ORIGIN_REGION}/{ORIGIN_NODE}={origin.url}")
-        plain, wan = await supervisor.start_group(
+        plain, wan, split = await supervisor.start_group(
             [
                 router_spec(geo_cache_dir, *edges, *origin_edge, "--wan", "off", *trust, name="router-plain"),
                 router_spec(geo_cache_dir, *edges, "--wan", "model", name="router-wan"),
+                router_spec(geo_cache_dir, *edges, "--wan", "off", "--admin-port", "0", name="router-split"),
             ]
         )
-        yield Routers(plain=plain, wan=wan)
+        yield Routers(plain=plain, wan=wan, split=split)
 
 
 def modeled_rtt(world: World, country: str, region: str) -> float:
@@ -533,6 +536,29 @@ async def test_the_routers_own_healthz_is_not_proxied(routers: Routers) -> None:
     assert health == {"status": "ok", "router": "router"}
 
 
+async def test_an_admin_port_keeps_state_and_metrics_off_the_public_port(
+    routers: Routers, world: World
+) -> None:
+    public, admin = url_of(routers.split), routers.split.report.addresses["admin"]
+    async with client_from(world, "DE") as client:
+        async with client.get(f"{public}/healthz") as health:
+            assert health.status == 200  # what a load balancer probes
+        for path in ("/metrics", "/_router/status", "/_router/resolve?ip=1.2.3.4", "/_router/faults"):
+            async with client.get(public + path) as hidden:
+                # Answered by the router itself, never proxied to an edge node's own /metrics.
+                assert hidden.status == 404, path
+                assert (await hidden.json())["message"] == ADMIN_ELSEWHERE
+        async with client.get(f"{public}/hello") as served:
+            assert served.status == 200
+        async with client.get(f"{admin}/metrics") as metrics:
+            assert metrics.status == 200
+            assert "router_requests_total" in await metrics.text()
+        async with client.get(f"{admin}/_router/status") as status:
+            assert status.status == 200
+        async with client.get(f"{admin}/hello") as not_proxied:
+            assert not_proxied.status == 404
+
+
 # Bad command lines: `edge-router: message`, non-zero, no traceback.
 
 BAD_COMMAND_LINES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -545,6 +571,10 @@ BAD_COMMAND_LINES: dict[str, tuple[tuple[str, ...], str]] = {
     "bad-trusted-proxy": (
         ("--edge", "ap-northeast-2=http://127.0.0.1:9", "--trusted-proxy", "bogus"),
         "--trusted-proxy",
+    ),
+    "admin-port-out-of-range": (
+        ("--edge", "ap-northeast-2=http://127.0.0.1:9", "--admin-port", "70000"),
+        "--admin-port: 70000 is not a TCP port",
     ),
     "admin-token-with-a-space": (
         ("--edge", "ap-northeast-2=http://127.0.0.1:9", "--admin-token", "two words"),

@@ -28,7 +28,7 @@ from simulator.k8s.options import (
 from simulator.k8s.pki import make_pki
 from tests.simulator.k8s.manifests import REPO_ROOT, Doc
 
-PORT_FLAGS = ("--port", "--metrics-port", "--http-port")
+PORT_FLAGS = ("--port", "--metrics-port", "--http-port", "--admin-port")
 POD_IP = "127.0.0.1"
 
 
