@@ -14,7 +14,8 @@ from cpclient.backoff import Backoff
 from cpclient.channel import TlsSettings, auth_metadata, open_channel, tls_settings
 from cpclient.errors import ApplyError, ControlPlaneCallError, CpClientError, ModuleFetchError
 from cpclient.purge_state import PurgeState
-from cpclient.session import AppliedState, NodeIdentity, NodeSession, SessionSettings, SessionStats
+from cpclient.session import NodeSession
+from cpclient.session_model import AppliedState, NodeIdentity, SessionSettings, SessionStats
 from cpclient.store import DirectoryModuleStore, MemoryModuleStore, ModuleStore
 
 __all__ = [

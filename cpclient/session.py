@@ -17,131 +17,35 @@ import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import grpc
 
-from cpclient.backoff import Backoff
-from cpclient.channel import TlsSettings, auth_metadata, open_channel
+from cpclient.channel import auth_metadata, open_channel
 from cpclient.errors import ApplyError, ModuleFetchError
 from cpclient.fetch import fetch_module
 from cpclient.purge_state import PurgeState
+from cpclient.reconnect import plan_reconnect
+from cpclient.session_model import (
+    AppliedState,
+    HeartbeatFigures,
+    NodeIdentity,
+    SessionSettings,
+    SessionStats,
+)
 from cpclient.store import ModuleStore
 from httpcache.model import PurgeSelector
 from protos.edgecdn.v1 import apps_pb2, common_pb2, modules_pb2_grpc, nodes_pb2, nodes_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-AGENT_VERSION = "cpclient/0.1"
 ApplyCallback = Callable[[nodes_pb2.Assignment, Mapping[str, bytes]], Awaitable[None] | None]
 LoadProvider = Callable[[], common_pb2.Load]
 # (selector, soft) -> entries removed (or invalidated); the node's cache purge (awaited when
 # it returns an awaitable: the node's disk tier is purged off the event loop).
 PurgeCallback = Callable[[PurgeSelector, bool], int | Awaitable[int]]
 WRITE_TIMEOUT_S = 10.0
-# Refusals the control plane repeats until an operator changes something (the node's token,
-# node id or region, or the control plane's tokens file): retried at the slowest pace, and
-# said loudly once, not logged like a dropped connection.
-PERMANENT_REFUSALS = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
 MAX_REMEMBERED_REFUSALS = 64  # distinct refusal texts already logged at ERROR (bounded)
 LAST_HEARTBEAT_TIMEOUT_S = 1.0  # a stopping node does not wait longer to say goodbye
-
-
-class HeartbeatFigures(Protocol):
-    """Where a node's heartbeat figures come from (``edge_node.figures.FiguresBook``)."""
-
-    def take(self) -> nodes_pb2.Heartbeat:
-        """A heartbeat carrying the figures not reported yet (they count as reported now)."""
-        ...
-
-    def give_back(self, heartbeat: nodes_pb2.Heartbeat) -> None:
-        """``heartbeat`` was not written: its figures go with the next one."""
-        ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NodeIdentity:
-    """Who the node is, as its hello says."""
-
-    node_id: str
-    region: str
-    pop: str = ""
-    address: str = ""
-    capacity_rps: float = 0.0
-    agent_version: str = AGENT_VERSION
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionSettings:
-    """Where the control plane is and how to reach it."""
-
-    target: str
-    token: str
-    tls: TlsSettings | None = None
-    backoff: Backoff = field(default_factory=Backoff)
-    fetch_timeout_s: float = 30.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppliedState:
-    """What the node runs: the assignment version in effect and its app (None: nothing)."""
-
-    version: str = ""
-    app: apps_pb2.AppVersion | None = None
-
-
-@dataclass(slots=True)
-class SessionStats:
-    """Counters, for tests, benchmarks and the node's admin endpoint."""
-
-    connects: int = 0
-    purges: int = 0
-    assignments: int = 0
-    acks: int = 0
-    nacks: int = 0
-    modules_downloaded: int = 0
-    bytes_downloaded: int = 0
-    last_error: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reconnect:
-    """What to do after a session ended: wait ``delay_s``, and log ``message`` at ``level``.
-    ``refused``: the control plane refused this node for good (until someone fixes it)."""
-
-    delay_s: float
-    level: int
-    message: str
-    refused: bool
-
-
-def plan_reconnect(
-    *,
-    identity: NodeIdentity,
-    code: grpc.StatusCode | None,
-    error: str,
-    attempt: int,
-    backoff: Backoff,
-    rng: random.Random,
-    told: frozenset[str],
-) -> Reconnect:
-    """After a session ended with ``error`` (gRPC ``code``, None when it was no RPC error):
-    a transient end backs off from ``attempt`` and is logged at INFO; a refusal goes to the
-    maximum interval at once (the operator may fix the tokens file: keep trying, slowly) and
-    is logged at ERROR the first time its text is seen (``told``), at DEBUG after."""
-    if code not in PERMANENT_REFUSALS:
-        delay = backoff.delay(attempt, rng)
-        message = f"node {identity.node_id}: session ended ({error}); retry in {delay:.2f} s"
-        return Reconnect(delay_s=delay, level=logging.INFO, message=message, refused=False)
-    delay = backoff.delay(64, rng)  # the maximum interval (less its jitter)
-    message = (
-        f"node {identity.node_id}: the control plane refuses this node ({error}): the credential"
-        f" does not allow node id {identity.node_id!r} in region {identity.region!r};"
-        f" check --token / --node-id / --region (or the control plane's tokens file); retry in {delay:.2f} s"
-    )
-    level = logging.DEBUG if error in told else logging.ERROR
-    return Reconnect(delay_s=delay, level=level, message=message, refused=True)
 
 
 class NodeSession:

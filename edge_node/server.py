@@ -26,7 +26,8 @@ from cpclient import (
 )
 from cpclient import NodeIdentity as SessionIdentity
 from cpclient import purge_state as purge_state_file
-from cpclient.session import ApplyCallback, HeartbeatFigures, LoadProvider, PurgeCallback
+from cpclient.session import ApplyCallback, LoadProvider, PurgeCallback
+from cpclient.session_model import HeartbeatFigures
 from edge_node.admin import admin_endpoints
 from edge_node.agent import AssignmentApplier
 from edge_node.app import load_app

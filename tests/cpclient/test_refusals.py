@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cpclient import MemoryModuleStore, NodeIdentity, NodeSession, SessionSettings
 from cpclient.backoff import Backoff
-from cpclient.session import PERMANENT_REFUSALS, plan_reconnect
+from cpclient.reconnect import PERMANENT_REFUSALS, plan_reconnect
 from tests.control_plane.support import control_plane_in_process
 
 NODE = NodeIdentity(node_id="eu-1-a", region="eu-1")
