@@ -137,6 +137,10 @@ class GatewaySession:
             finally:
                 self._client = None
                 self._metrics.connected.dec()
+                if stop.is_set():
+                    # Leaving ``async with`` waits for the DISCONNECT to go out, by default for
+                    # the client's whole timeout (10 s): a frozen broker held the exit that long.
+                    client.timeout = GOODBYE_TIMEOUT_S
 
     async def _publish(
         self,

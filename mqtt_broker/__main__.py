@@ -33,6 +33,12 @@ def parse_config(argv: Sequence[str] | None) -> tuple[BrokerConfig, str]:
              help="which broker: mosquitto when installed (auto), or amqtt")  # fmt: skip
     add_flag(parser, "--ready-file", env="MQTT_BROKER_READY_FILE", default=None, convert=Path,
              help="write a JSON ready report here once listening")  # fmt: skip
+    add_flag(parser, "--tls-cert", env="MQTT_BROKER_TLS_CERT", default=None, convert=Path,
+             help="serve mqtts:// with this certificate (PEM; Mosquitto only)")  # fmt: skip
+    add_flag(parser, "--tls-key", env="MQTT_BROKER_TLS_KEY", default=None, convert=Path,
+             help="the certificate's private key (PEM)")  # fmt: skip
+    add_flag(parser, "--client-ca", env="MQTT_BROKER_CLIENT_CA", default=None, convert=Path,
+             help="require client certificates signed by this CA (mutual TLS), and passwords")  # fmt: skip
     add_logging_flags(parser, env_prefix="MQTT_BROKER")
     args = parser.parse_args(argv)
     users: dict[str, str] = {}
@@ -47,7 +53,8 @@ def parse_config(argv: Sequence[str] | None) -> tuple[BrokerConfig, str]:
     try:
         config = BrokerConfig(
             host=args.host, port=args.port, users=users, data_dir=args.data_dir, engine=args.engine,
-            ready_file=args.ready_file,
+            ready_file=args.ready_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
+            client_ca=args.client_ca,
         )  # fmt: skip
     except ConfigError as exc:
         fail(PROG, str(exc))

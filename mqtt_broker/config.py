@@ -22,6 +22,11 @@ class BrokerConfig:
     data_dir: Path = Path(".edgecdn/mqtt")
     engine: Engine = "auto"
     ready_file: Path | None = None
+    # TLS (mqtts://) with this certificate and key; with ``client_ca`` too, clients must
+    # present a certificate it signed (mutual TLS), besides their password.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= MAX_PORT:
@@ -34,3 +39,24 @@ class BrokerConfig:
             raise ConfigError(
                 field="--users", reason="a JSON file of user -> password is required (no anonymous access)"
             )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError(
+                field="--tls-cert/--tls-key", reason="give both a certificate and its key, or neither"
+            )
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ConfigError(field="--client-ca", reason="needs --tls-cert and --tls-key")
+        for path, flag in (
+            (self.tls_cert, "--tls-cert"),
+            (self.tls_key, "--tls-key"),
+            (self.client_ca, "--client-ca"),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(field=flag, reason=f"{path} is not a readable file")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def scheme(self) -> str:
+        return "mqtts" if self.tls else "mqtt"

@@ -51,11 +51,25 @@ def write_mosquitto_files(config: BrokerConfig, port: int) -> Path:
     # the current user keeps it as it is.
     write_atomically(
         conf,
-        f"user {getpass.getuser()}\nlistener {port} {config.host}\nallow_anonymous false\n"
+        f"user {getpass.getuser()}\nlistener {port} {config.host}\n{_tls_lines(config)}"
+        "allow_anonymous false\n"
         f"password_file {passwords}\npersistence false\nlog_dest stdout\nlog_type error\nlog_type warning\n"
         "max_packet_size 1048576\n",
     )
     return conf
+
+
+def _tls_lines(config: BrokerConfig) -> str:
+    """The listener's TLS settings: a certificate and key, and with a client CA, mutual TLS
+    (a client certificate is required; the password still names the user)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return ""
+    lines = f"certfile {config.tls_cert.resolve()}\nkeyfile {config.tls_key.resolve()}\n"
+    if config.client_ca is not None:
+        lines += (
+            f"cafile {config.client_ca.resolve()}\nrequire_certificate true\nuse_identity_as_username false\n"
+        )
+    return lines
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -73,7 +87,7 @@ def exec_mosquitto(binary: str, config: BrokerConfig, port: int) -> NoReturn:
     """Become mosquitto on ``host:port``; returns only by raising when the exec fails."""
     check_port_free(config.host, port)
     conf = write_mosquitto_files(config, port)
-    url = f"mqtt://{config.host}:{port}"
+    url = f"{config.scheme}://{config.host}:{port}"
     broker_pid = os.getpid()
     if config.ready_file is not None:
         _fork_ready_helper(config.host, port, broker_pid, config.ready_file, {"mqtt": url})

@@ -46,6 +46,9 @@ def mosquitto_for(config: BrokerConfig) -> str | None:
     binary = mosquitto_binary() if config.engine in ("auto", "mosquitto") else None
     if binary is None and config.engine == "mosquitto":
         raise BrokerFailedError("--engine mosquitto: no mosquitto binary (apt-get install mosquitto)")
+    if binary is None and config.tls:
+        # amqtt cannot require client certificates: refuse rather than serve weaker TLS.
+        raise BrokerFailedError("--tls-cert: TLS is served by Mosquitto only (apt-get install mosquitto)")
     return binary
 
 

@@ -142,7 +142,7 @@ def _add_render_flags(parser: argparse.ArgumentParser) -> None:
         help="the autoscaler grows a region's edge nodes up to this many times its world-file count",
     )
     parser.add_argument(
-        "--plain-grpc",
+        "--no-tls",
         action="store_true",
         help="no TLS between the control plane and its clients (only where a service mesh "
         "already gives pods mutual TLS)",
@@ -169,7 +169,7 @@ def _render(args: argparse.Namespace) -> int:
             storage_size=args.storage_size,
             router_replicas=args.router_replicas,
             max_scale=args.max_scale,
-            control_plane_tls=not args.plain_grpc,
+            tls=not args.no_tls,
         )
         world = load_world(args.world)
         world_text = args.world.read_text(encoding="utf-8")

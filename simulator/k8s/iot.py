@@ -10,11 +10,13 @@ from simulator.iot_layout import SENSOR_STATS, gateway_ids
 from simulator.k8s.options import (
     APP_DIR,
     BROKER,
+    BROKER_TLS_SECRET,
     DATA_DIR,
     GATEWAY_METRICS_PORT,
-    MQTT_PORT,
     MQTT_SECRET,
     MQTT_USERS_DIR,
+    SERVER_TLS_DIR,
+    TLS_KEYS,
     TOKENS_SECRET,
     TRUSTED_KEY,
     RenderOptions,
@@ -33,7 +35,7 @@ from simulator.k8s.pods import (
     secret_volume,
     template,
 )
-from simulator.k8s.workloads import client_tls, signing_key_volume
+from simulator.k8s.workloads import client_tls, mqtt_client_args, signing_key_volume
 
 GATEWAY = "iot-gateway"
 GATEWAY_USER = "gateway"
@@ -49,27 +51,39 @@ def broker(world: World, options: RenderOptions) -> list[Doc]:
         return []
     selector = labels(BROKER)
     ns = options.namespace
+    port = options.mqtt_port
     args = [
         "--host", "0.0.0.0",
-        "--port", str(MQTT_PORT),
+        "--port", str(port),
         "--users", f"{MQTT_USERS_DIR}/users.json",
         # Its configuration and hashed password file are written here at start.
         "--data-dir", f"{DATA_DIR}/mqtt",
         "--engine", "mosquitto",
     ]  # fmt: skip
+    volumes = [
+        secret_volume("mqtt-users", MQTT_SECRET, MQTT_USERS_DIR, {"users.json": "users.json"}),
+        scratch_volume("data", DATA_DIR, size="64Mi"),
+    ]
+    if options.tls:
+        # mqtts:// only, and a client certificate of the deployment's CA besides the password.
+        args += [
+            "--tls-cert", f"{SERVER_TLS_DIR}/tls.crt",
+            "--tls-key", f"{SERVER_TLS_DIR}/tls.key",
+            "--client-ca", f"{SERVER_TLS_DIR}/ca.crt",
+        ]  # fmt: skip
+        volumes.append(
+            secret_volume("tls", BROKER_TLS_SECRET, SERVER_TLS_DIR, {key: key for key in TLS_KEYS})
+        )
     container = Container(
         name=BROKER,
         command="mqtt-broker",
         args=args,
-        ports={"mqtt": MQTT_PORT},
-        volumes=[
-            secret_volume("mqtt-users", MQTT_SECRET, MQTT_USERS_DIR, {"users.json": "users.json"}),
-            scratch_volume("data", DATA_DIR, size="64Mi"),
-        ],
+        ports={"mqtt": port},
+        volumes=volumes,
         resources=resources(cpu="100m", memory="64Mi", cpu_limit="1", memory_limit="256Mi"),
         probes={
-            "readinessProbe": {"tcpSocket": {"port": MQTT_PORT}, "periodSeconds": 5, "failureThreshold": 2},
-            "livenessProbe": {"tcpSocket": {"port": MQTT_PORT}, "periodSeconds": 10, "failureThreshold": 3},
+            "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 5, "failureThreshold": 2},
+            "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10, "failureThreshold": 3},
         },
     )
     deployment = {
@@ -91,7 +105,7 @@ def broker(world: World, options: RenderOptions) -> list[Doc]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
-            "ports": [{"name": "mqtt", "port": MQTT_PORT, "targetPort": "mqtt", "appProtocol": "mqtt"}],
+            "ports": [{"name": "mqtt", "port": port, "targetPort": "mqtt", "appProtocol": "mqtt"}],
         },
     }
     return [service, deployment]
@@ -110,8 +124,7 @@ def _gateway_region(world: World, region: Region, options: RenderOptions) -> Doc
     heat_wave = ["--heat-wave", region.heat_wave] if region.heat_wave else []
     tls_args, tls_volumes = client_tls(options)
     args = [
-        "--mqtt", options.mqtt_url,
-        "--mqtt-user", GATEWAY_USER,
+        *mqtt_client_args(options, GATEWAY_USER),
         "--control-plane", options.control_plane_address,
         *tls_args,
         "--region", region.id,

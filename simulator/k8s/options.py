@@ -37,6 +37,7 @@ ROUTER_PUBLIC_PORT = 80
 # The router's /metrics and /_router/... (its --admin-port): never behind the LoadBalancer.
 ROUTER_ADMIN_PORT = 9101
 MQTT_PORT = 1883
+MQTTS_PORT = 8883
 GATEWAY_METRICS_PORT = 9102
 
 # Object names.
@@ -52,6 +53,7 @@ OTLP_SECRET = "edgecdn-otlp"  # noqa: S105 - a Secret\'s name, not a value
 # cert-manager's shape (keys tls.crt, tls.key, ca.crt); `edgecdn k8s pki` makes the files.
 SERVER_TLS_SECRET = "edgecdn-control-plane-tls"  # noqa: S105 - a Secret\'s name, not a value
 CLIENT_TLS_SECRET = "edgecdn-client-tls"  # noqa: S105 - a Secret\'s name, not a value
+BROKER_TLS_SECRET = "edgecdn-mqtt-tls"  # noqa: S105 - a Secret\'s name, not a value
 TLS_KEYS = ("tls.crt", "tls.key", "ca.crt")
 SERVICE_ACCOUNT = "edgecdn"
 
@@ -85,9 +87,9 @@ class RenderOptions:
     router_replicas: int = 2
     # The HorizontalPodAutoscaler may grow a region to this many times its world-file size.
     max_scale: int = 4
-    # Mutual TLS between the control plane and every process that dials it; off only where
-    # a service mesh (Istio, Linkerd) already gives pods mutual TLS (--plain-grpc).
-    control_plane_tls: bool = True
+    # Mutual TLS inside the cluster (gRPC to the control plane, MQTT to the in-cluster
+    # broker); off only where a service mesh (Istio, Linkerd) gives pods mutual TLS (--no-tls).
+    tls: bool = True
 
     def __post_init__(self) -> None:
         if not _IMAGE.match(self.image):
@@ -123,8 +125,14 @@ class RenderOptions:
         return f"{CONTROL_PLANE}.{self.namespace}.svc:{CONTROL_PLANE_GRPC_PORT}"
 
     @property
+    def mqtt_port(self) -> int:
+        """The in-cluster broker's port: MQTT over TLS's own with ``tls``."""
+        return MQTTS_PORT if self.tls else MQTT_PORT
+
+    @property
     def mqtt_url(self) -> str:
-        return self.external_mqtt or f"mqtt://{BROKER}.{self.namespace}.svc:{MQTT_PORT}"
+        scheme = "mqtts" if self.tls else "mqtt"
+        return self.external_mqtt or f"{scheme}://{BROKER}.{self.namespace}.svc:{self.mqtt_port}"
 
 
 def _check_mqtt_url(url: str) -> None:
@@ -133,5 +141,5 @@ def _check_mqtt_url(url: str) -> None:
         port = parsed.port
     except ValueError as exc:
         raise ConfigError(field="--mqtt", reason=f"{url!r}: {exc}") from exc
-    if parsed.scheme != "mqtt" or not parsed.hostname or port is None:
-        raise ConfigError(field="--mqtt", reason=f"{url!r} is not an mqtt://host:port URL")
+    if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname or port is None:
+        raise ConfigError(field="--mqtt", reason=f"{url!r} is not an mqtt:// or mqtts://host:port URL")

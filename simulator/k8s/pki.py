@@ -1,13 +1,14 @@
 """``edgecdn k8s pki``: the certificates for mutual TLS between the cluster's processes and
 its control plane, made with ``cryptography`` (no openssl needed).
 
-One private CA signs three leaf certificates, each an ECDSA P-256 key:
+One private CA signs four leaf certificates, each an ECDSA P-256 key:
 
 - ``control-plane.crt`` (server): the names the control plane's Service answers to
   (``control-plane``, ``control-plane.NS``, ``control-plane.NS.svc``, ``...svc.cluster.local``)
   plus ``localhost`` and ``127.0.0.1`` for ``kubectl port-forward``, plus any ``--san``;
-- ``client.crt`` (client): what edge nodes, the router and gateways present (the Secret
-  ``edgecdn-client-tls``);
+- ``mqtt-broker.crt`` (server): the same for the broker's Service (``mqtt-broker...``);
+- ``client.crt`` (client): what the control plane, edge nodes, the router and gateways
+  present to the control plane and the broker (the Secret ``edgecdn-client-tls``);
 - ``operator.crt`` (client): what ``edgectl`` presents, kept off the cluster.
 
 Who a caller *is* and what it may do stays with its bearer token (docs/control-plane.md):
@@ -31,7 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from runtime.errors import ConfigError
 from runtime.files import write_bytes_atomically
-from simulator.k8s.options import CONTROL_PLANE
+from simulator.k8s.options import BROKER, CONTROL_PLANE
 
 CA_DAYS = 5 * 365
 LEAF_DAYS = 365
@@ -42,6 +43,8 @@ FILES = (
     "ca.key",
     "control-plane.crt",
     "control-plane.key",
+    "mqtt-broker.crt",
+    "mqtt-broker.key",
     "client.crt",
     "client.key",
     "operator.crt",
@@ -57,7 +60,11 @@ class _Issued:
 
 def control_plane_names(namespace: str, extra: Iterable[str] = ()) -> list[str]:
     """The names (and addresses) the control plane's certificate is valid for."""
-    service = CONTROL_PLANE
+    return service_names(CONTROL_PLANE, namespace, extra)
+
+
+def service_names(service: str, namespace: str, extra: Iterable[str] = ()) -> list[str]:
+    """The names (and addresses) a Service's certificate is valid for."""
     names = [
         service,
         f"{service}.{namespace}",
@@ -94,6 +101,14 @@ def make_pki(
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
         names=control_plane_names(namespace, extra_names),
     )
+    broker = _issue(
+        BROKER,
+        issuer=ca,
+        now=now,
+        days=LEAF_DAYS,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        names=service_names(BROKER, namespace, extra_names),
+    )
     client = _issue(
         "edgecdn-client", issuer=ca, now=now, days=LEAF_DAYS, usage=ExtendedKeyUsageOID.CLIENT_AUTH
     )
@@ -102,7 +117,8 @@ def make_pki(
     )
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for stem, issued in (("ca", ca), ("control-plane", server), ("client", client), ("operator", operator)):
+    leaves = (("control-plane", server), ("mqtt-broker", broker), ("client", client), ("operator", operator))
+    for stem, issued in (("ca", ca), *leaves):
         written.append(
             _write(out / f"{stem}.crt", issued.certificate.public_bytes(serialization.Encoding.PEM))
         )

@@ -25,7 +25,6 @@ from simulator.k8s.options import (
     CONTROL_PLANE_METRICS_PORT,
     EDGE_HTTP_PORT,
     GATEWAY_METRICS_PORT,
-    MQTT_PORT,
     ROUTER,
     ROUTER_ADMIN_PORT,
     ROUTER_HTTP_PORT,
@@ -109,7 +108,7 @@ def network_policies(options: RenderOptions) -> list[Doc]:
                 [
                     {
                         "from": [_from_components([CONTROL_PLANE, EDGE_NODE, GATEWAY])],
-                        "ports": [_port(MQTT_PORT)],
+                        "ports": [_port(options.mqtt_port)],
                     }
                 ],
             )

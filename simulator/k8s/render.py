@@ -18,6 +18,7 @@ import yaml
 from geo.world import World
 from simulator.k8s.iot import broker, gateways
 from simulator.k8s.options import (
+    BROKER_TLS_SECRET,
     CLIENT_TLS_SECRET,
     MQTT_SECRET,
     OTLP_SECRET,
@@ -43,6 +44,7 @@ SECRETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         OTLP_SECRET: ("headers",),
         SERVER_TLS_SECRET: TLS_KEYS,
         CLIENT_TLS_SECRET: TLS_KEYS,
+        BROKER_TLS_SECRET: TLS_KEYS,
     }
 )
 

@@ -71,22 +71,40 @@ def signing_key_volume() -> Volume:
 
 def client_tls(options: RenderOptions) -> tuple[list[str], list[Volume]]:
     """The flags and the volume with which a process dials the control plane over mutual TLS
-    (runtime.tls), or nothing with ``--plain-grpc``."""
-    if not options.control_plane_tls:
+    (runtime.tls), or nothing with ``--no-tls``."""
+    if not options.tls:
         return [], []
-    volume = secret_volume("client-tls", CLIENT_TLS_SECRET, CLIENT_TLS_DIR, {key: key for key in TLS_KEYS})
     args = [
         "--control-plane-ca", f"{CLIENT_TLS_DIR}/ca.crt",
         "--control-plane-cert", f"{CLIENT_TLS_DIR}/tls.crt",
         "--control-plane-key", f"{CLIENT_TLS_DIR}/tls.key",
     ]  # fmt: skip
-    return args, [volume]
+    return args, [client_tls_volume()]
+
+
+def client_tls_volume() -> Volume:
+    """The deployment's client certificate, its key and the CA (``edgecdn k8s pki``)."""
+    return secret_volume("client-tls", CLIENT_TLS_SECRET, CLIENT_TLS_DIR, {key: key for key in TLS_KEYS})
+
+
+def mqtt_client_args(options: RenderOptions, user: str) -> list[str]:
+    """``--mqtt`` and its user, and for the in-cluster broker over TLS, the client certificate
+    it requires (from the client-tls volume). An external ``mqtts://`` broker is verified
+    against the system's roots and gets no certificate of ours."""
+    args = ["--mqtt", options.mqtt_url, "--mqtt-user", user]
+    if options.tls and options.external_mqtt is None:
+        args += [
+            "--mqtt-ca", f"{CLIENT_TLS_DIR}/ca.crt",
+            "--mqtt-cert", f"{CLIENT_TLS_DIR}/tls.crt",
+            "--mqtt-key", f"{CLIENT_TLS_DIR}/tls.key",
+        ]  # fmt: skip
+    return args
 
 
 def _control_plane_probes(options: RenderOptions) -> dict[str, Doc]:
     """Kubernetes' gRPC probe speaks plain gRPC only, so with TLS the kubelet asks the
     metrics port's /healthz instead (the same process, answering while it serves)."""
-    if options.control_plane_tls:
+    if options.tls:
         return {
             # Opening SQLite and migrating may take a while on a slow volume.
             "startupProbe": http_probe("/healthz", CONTROL_PLANE_METRICS_PORT, period_s=2, failures=60),
@@ -111,8 +129,7 @@ def control_plane(world: World, options: RenderOptions) -> list[Doc]:
         "--data-dir", f"{DATA_DIR}/control-plane",
         "--tokens", f"{TOKENS_DIR}/tokens.json",
         "--world", WORLD_FILE,
-        "--mqtt", options.mqtt_url,
-        "--mqtt-user", MQTT_CLIENT_USER,
+        *mqtt_client_args(options, MQTT_CLIENT_USER),
     ]  # fmt: skip
     env = [secret_env("CONTROL_PLANE_MQTT_PASSWORD", MQTT_SECRET, MQTT_CLIENT_USER)]
     if options.otlp_endpoint is not None:
@@ -124,7 +141,7 @@ def control_plane(world: World, options: RenderOptions) -> list[Doc]:
         world_volume(),
         secret_volume("tokens", TOKENS_SECRET, TOKENS_DIR, {"tokens.json": "tokens.json"}),
     ]
-    if options.control_plane_tls:
+    if options.tls:
         # Mutual TLS: a client must present a certificate of the deployment's CA (and then
         # its bearer token, which says who it is).
         args += [
@@ -135,6 +152,8 @@ def control_plane(world: World, options: RenderOptions) -> list[Doc]:
         volumes.append(
             secret_volume("tls", SERVER_TLS_SECRET, SERVER_TLS_DIR, {key: key for key in TLS_KEYS})
         )
+        if options.external_mqtt is None:  # its client certificate for the in-cluster broker
+            volumes.append(client_tls_volume())
     container = Container(
         name=CONTROL_PLANE,
         command="control-plane",
@@ -220,8 +239,7 @@ def _edge_region(world: World, region: Region, options: RenderOptions) -> list[D
         # X-Forwarded-For (the client the router saw), from the pod network only.
         "--trusted-proxy", options.pod_cidr,
         "--trusted-key", TRUSTED_KEY,
-        "--mqtt", options.mqtt_url,
-        "--mqtt-user", MQTT_CLIENT_USER,
+        *mqtt_client_args(options, MQTT_CLIENT_USER),
         # One worker per core of the pod's CPU limit (the CPU count the process sees is the
         # machine's, not the pod's).
         "--workers", str(EDGE_NODE_CPU_LIMIT),

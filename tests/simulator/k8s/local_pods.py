@@ -18,6 +18,7 @@ from pathlib import Path
 from runtime.signing import generate_key_pair, public_key_path
 from simulator.k8s.options import (
     APP_DIR,
+    BROKER_TLS_SECRET,
     CLIENT_TLS_SECRET,
     DEFAULT_NAMESPACE,
     MQTT_SECRET,
@@ -130,6 +131,7 @@ def make_secrets(root: Path) -> dict[str, dict[str, str]]:
         SIGNING_SECRET: {"signing.pub": public_key_path(key).read_text(encoding="utf-8")},
         SERVER_TLS_SECRET: tls_secret("control-plane"),
         CLIENT_TLS_SECRET: tls_secret("client"),
+        BROKER_TLS_SECRET: tls_secret("mqtt-broker"),
     }
 
 

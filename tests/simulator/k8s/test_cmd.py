@@ -58,7 +58,7 @@ def test_render_out_writes_files_and_removes_only_its_own_stale_ones(tmp_path: P
         ),
         (
             ["--world", WORLD, "--mqtt", "http://broker"],
-            "--mqtt: 'http://broker' is not an mqtt://host:port URL",
+            "--mqtt: 'http://broker' is not an mqtt:// or mqtts://host:port URL",
         ),
     ],
 )

@@ -6,6 +6,7 @@ the router, and every probe the manifests name answers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 
 from mqtt_broker.server import mosquitto_binary
-from simulator.k8s.options import MQTT_PORT, TOKENS_SECRET, RenderOptions
+from simulator.k8s.options import TOKENS_SECRET, RenderOptions
 from simulator.layout import WORLD_TRACE_ENV
 from simulator.supervisor import ChildSpec, RunningChild, Supervisor
 from tests.simulator.k8s.local_pods import LocalCluster, config_maps, make_secrets
@@ -63,9 +64,11 @@ async def test_one_rendered_region_serves_a_signed_app_through_its_router(
         return ChildSpec(name=pod, argv=(sys.executable, "-m", module, *args), env={**WORLD_TRACE_ENV, **env})
 
     broker = await supervisor.start(child("mqtt-broker"))
-    cluster.services[f"mqtt-broker.edgecdn.svc:{MQTT_PORT}"] = broker.report.addresses["mqtt"].removeprefix(
-        "mqtt://"
-    )
+    # The broker speaks mqtts:// and requires the deployment's client certificate.
+    assert broker.report.addresses["mqtt"].startswith("mqtts://")
+    cluster.services[f"mqtt-broker.edgecdn.svc:{RenderOptions().mqtt_port}"] = broker.report.addresses[
+        "mqtt"
+    ].split("://", 1)[1]
     control = await supervisor.start(child("control-plane"))
     cluster.services[RenderOptions().control_plane_address] = control.report.addresses["grpc"]
     node, router, gateway = await supervisor.start_group(
@@ -117,6 +120,14 @@ async def test_one_rendered_region_serves_a_signed_app_through_its_router(
             return all(found)
 
         await eventually(router_and_node_spans, timeout_s=20, what="the router's and node's spans")
+
+        async def gateways_online() -> bool:  # gateway -> broker -> control plane, all over mutual TLS
+            code, out, err = await _edgectl(control, secrets, tmp_path, "gateways", "list", "-o", "json")
+            assert code == 0, err
+            gateways = json.loads(out)
+            return bool(gateways) and all(g["online"] for g in gateways if g["region"] == REGION)
+
+        await eventually(gateways_online, timeout_s=20, what="the region's gateways online over mqtts")
         # With mutual TLS, the kubelet probes the control plane's /healthz on its metrics port.
         metrics_base = control.report.addresses["metrics"].rsplit("/", 1)[0]
         assert await status(metrics_base + _probe_path(pods["control-plane"], "readinessProbe")) == 200

@@ -177,7 +177,7 @@ def test_the_control_plane_keeps_its_state_on_a_volume_and_is_probed() -> None:
     # The kubelet's gRPC probe cannot speak TLS: with mutual TLS it asks the metrics port.
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": 9100}
-    (plain,) = of_kind(documents(rendered(replace(VARIANT, control_plane_tls=False))), "StatefulSet")
+    (plain,) = of_kind(documents(rendered(replace(VARIANT, tls=False))), "StatefulSet")
     (plain_container,) = plain["spec"]["template"]["spec"]["containers"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert plain_container[probe]["grpc"] == {"port": 7000}
@@ -285,7 +285,7 @@ def test_every_process_reaches_the_control_plane_over_mutual_tls(options: Render
                 assert path is not None, (name, flag)
                 assert mounted[path.rsplit("/", 1)[0]] == "edgecdn-client-tls", (name, flag)
     assert dialers >= 3  # edge nodes, the router, gateways
-    plain = documents(rendered(replace(options, control_plane_tls=False)))
+    plain = documents(rendered(replace(options, tls=False)))
     for name, spec in pod_specs(plain):
         args = spec["containers"][0]["args"]
         assert not any(
@@ -293,3 +293,34 @@ def test_every_process_reaches_the_control_plane_over_mutual_tls(options: Render
             for arg in args
         ), name
         assert "edgecdn-client-tls" not in _mounted_secrets(spec).values()
+
+
+def test_the_in_cluster_broker_speaks_mutual_tls_and_an_external_one_is_only_verified() -> None:
+    docs = documents(rendered(RenderOptions()))
+    clients = 0
+    for name, spec in pod_specs(docs):
+        (container,) = spec["containers"]
+        args, mounted = container["args"], _mounted_secrets(spec)
+        if container["command"] == ["mqtt-broker"]:
+            assert _flag(args, "--port") == "8883"
+            for flag in ("--tls-cert", "--tls-key", "--client-ca"):
+                path = _flag(args, flag)
+                assert path is not None, flag
+                assert mounted[path.rsplit("/", 1)[0]] == "edgecdn-mqtt-tls", flag
+        elif "--mqtt" in args:
+            clients += 1
+            assert _flag(args, "--mqtt") == "mqtts://mqtt-broker.edgecdn.svc:8883", name
+            for flag in ("--mqtt-ca", "--mqtt-cert", "--mqtt-key"):
+                path = _flag(args, flag)
+                assert path is not None, (name, flag)
+                assert mounted[path.rsplit("/", 1)[0]] == "edgecdn-client-tls", (name, flag)
+    assert clients >= 3  # the control plane, edge nodes, gateways
+    for name, spec in pod_specs(documents(rendered(VARIANT))):  # an external mqtt:// broker
+        args = spec["containers"][0]["args"]
+        assert "--mqtt-cert" not in args, name
+    for name, spec in pod_specs(documents(rendered(replace(RenderOptions(), tls=False)))):
+        args = spec["containers"][0]["args"]
+        assert "--mqtt-cert" not in args, name
+        assert "--client-ca" not in args, name
+        if "--mqtt" in args:
+            assert _flag(args, "--mqtt") == "mqtt://mqtt-broker.edgecdn.svc:1883", name
