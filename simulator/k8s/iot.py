@@ -15,8 +15,6 @@ from simulator.k8s.options import (
     GATEWAY_METRICS_PORT,
     MQTT_SECRET,
     MQTT_USERS_DIR,
-    SERVER_TLS_DIR,
-    TLS_KEYS,
     TOKENS_SECRET,
     TRUSTED_KEY,
     RenderOptions,
@@ -35,7 +33,7 @@ from simulator.k8s.pods import (
     secret_volume,
     template,
 )
-from simulator.k8s.workloads import client_tls, mqtt_client_args, signing_key_volume
+from simulator.k8s.workloads import client_tls, mqtt_client_args, server_tls, signing_key_volume
 
 GATEWAY = "iot-gateway"
 GATEWAY_USER = "gateway"
@@ -66,14 +64,9 @@ def broker(world: World, options: RenderOptions) -> list[Doc]:
     ]
     if options.tls:
         # mqtts:// only, and a client certificate of the deployment's CA besides the password.
-        args += [
-            "--tls-cert", f"{SERVER_TLS_DIR}/tls.crt",
-            "--tls-key", f"{SERVER_TLS_DIR}/tls.key",
-            "--client-ca", f"{SERVER_TLS_DIR}/ca.crt",
-        ]  # fmt: skip
-        volumes.append(
-            secret_volume("tls", BROKER_TLS_SECRET, SERVER_TLS_DIR, {key: key for key in TLS_KEYS})
-        )
+        tls_args, tls_volume = server_tls(BROKER_TLS_SECRET)
+        args += tls_args
+        volumes.append(tls_volume)
     container = Container(
         name=BROKER,
         command="mqtt-broker",

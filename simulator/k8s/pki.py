@@ -58,11 +58,6 @@ class _Issued:
     key: ec.EllipticCurvePrivateKey
 
 
-def control_plane_names(namespace: str, extra: Iterable[str] = ()) -> list[str]:
-    """The names (and addresses) the control plane's certificate is valid for."""
-    return service_names(CONTROL_PLANE, namespace, extra)
-
-
 def service_names(service: str, namespace: str, extra: Iterable[str] = ()) -> list[str]:
     """The names (and addresses) a Service's certificate is valid for."""
     names = [
@@ -93,31 +88,18 @@ def make_pki(
         _check_name(name)
     now = datetime.datetime.now(datetime.UTC)
     ca = _issue("EdgeCDN CA", issuer=None, now=now, days=CA_DAYS, ca=True)
-    server = _issue(
-        CONTROL_PLANE,
-        issuer=ca,
-        now=now,
-        days=LEAF_DAYS,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH,
-        names=control_plane_names(namespace, extra_names),
-    )
-    broker = _issue(
-        BROKER,
-        issuer=ca,
-        now=now,
-        days=LEAF_DAYS,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH,
-        names=service_names(BROKER, namespace, extra_names),
-    )
-    client = _issue(
-        "edgecdn-client", issuer=ca, now=now, days=LEAF_DAYS, usage=ExtendedKeyUsageOID.CLIENT_AUTH
-    )
-    operator = _issue(
-        "edgecdn-operator", issuer=ca, now=now, days=LEAF_DAYS, usage=ExtendedKeyUsageOID.CLIENT_AUTH
-    )
+    # The servers, named after their Services; the clients, after who holds them.
+    leaves = [
+        (service, _issue(service, issuer=ca, now=now, days=LEAF_DAYS, usage=ExtendedKeyUsageOID.SERVER_AUTH,
+                         names=service_names(service, namespace, extra_names)))
+        for service in (CONTROL_PLANE, BROKER)
+    ] + [
+        (holder, _issue(f"edgecdn-{holder}", issuer=ca, now=now, days=LEAF_DAYS,
+                        usage=ExtendedKeyUsageOID.CLIENT_AUTH))
+        for holder in ("client", "operator")
+    ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    leaves = (("control-plane", server), ("mqtt-broker", broker), ("client", client), ("operator", operator))
     for stem, issued in (("ca", ca), *leaves):
         written.append(
             _write(out / f"{stem}.crt", issued.certificate.public_bytes(serialization.Encoding.PEM))

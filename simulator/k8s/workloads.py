@@ -82,6 +82,18 @@ def client_tls(options: RenderOptions) -> tuple[list[str], list[Volume]]:
     return args, [client_tls_volume()]
 
 
+def server_tls(secret: str) -> tuple[list[str], Volume]:
+    """A server's certificate and key from ``secret``, requiring clients of its CA: the flags
+    (``--tls-cert``, ``--tls-key``, ``--client-ca``, the same on the control plane and the
+    broker) and the volume."""
+    args = [
+        "--tls-cert", f"{SERVER_TLS_DIR}/tls.crt",
+        "--tls-key", f"{SERVER_TLS_DIR}/tls.key",
+        "--client-ca", f"{SERVER_TLS_DIR}/ca.crt",
+    ]  # fmt: skip
+    return args, secret_volume("tls", secret, SERVER_TLS_DIR, {key: key for key in TLS_KEYS})
+
+
 def client_tls_volume() -> Volume:
     """The deployment's client certificate, its key and the CA (``edgecdn k8s pki``)."""
     return secret_volume("client-tls", CLIENT_TLS_SECRET, CLIENT_TLS_DIR, {key: key for key in TLS_KEYS})
@@ -144,14 +156,9 @@ def control_plane(world: World, options: RenderOptions) -> list[Doc]:
     if options.tls:
         # Mutual TLS: a client must present a certificate of the deployment's CA (and then
         # its bearer token, which says who it is).
-        args += [
-            "--tls-cert", f"{SERVER_TLS_DIR}/tls.crt",
-            "--tls-key", f"{SERVER_TLS_DIR}/tls.key",
-            "--client-ca", f"{SERVER_TLS_DIR}/ca.crt",
-        ]  # fmt: skip
-        volumes.append(
-            secret_volume("tls", SERVER_TLS_SECRET, SERVER_TLS_DIR, {key: key for key in TLS_KEYS})
-        )
+        tls_args, tls_volume = server_tls(SERVER_TLS_SECRET)
+        args += tls_args
+        volumes.append(tls_volume)
         if options.external_mqtt is None:  # its client certificate for the in-cluster broker
             volumes.append(client_tls_volume())
     container = Container(
