@@ -14,12 +14,21 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 
 from cpclient.errors import ApplyError
 from manifest import AppManifest, ManifestError, ModuleSpec, Route, RouteTable, read_module
-from manifest.model import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT_S, Abi
+from manifest.model import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MEMORY_BYTES,
+    DEFAULT_OUTBOUND_BYTES,
+    DEFAULT_OUTBOUND_REQUESTS,
+    DEFAULT_OUTBOUND_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    Abi,
+)
 from protos.edgecdn.v1 import apps_pb2, common_pb2
 
 ABIS: dict[str, common_pb2.Abi.ValueType] = {"wagi": common_pb2.ABI_WAGI, "reactor": common_pb2.ABI_REACTOR}
@@ -45,6 +54,7 @@ def app_from_manifest(manifest: AppManifest) -> tuple[apps_pb2.AppVersion, dict[
                 env=dict(spec.env),
                 allowed_outbound_hosts=list(spec.allowed_outbound_hosts),
                 max_output_bytes=spec.max_output_bytes,
+                **_outbound_limits(spec),
             )
         )
     routes = [
@@ -55,6 +65,21 @@ def app_from_manifest(manifest: AppManifest) -> tuple[apps_pb2.AppVersion, dict[
     ]
     app = apps_pb2.AppVersion(name=manifest.name, version=manifest.version, routes=routes, modules=refs)
     return app, blobs
+
+
+def _outbound_limits(spec: ModuleSpec) -> dict[str, Any]:
+    """The outbound limits a ModuleRef carries: only those that differ from the defaults, so
+    an app that sets none has the wire form (and digest) it had before they existed."""
+    fields: dict[str, Any] = {}
+    if spec.outbound_requests != DEFAULT_OUTBOUND_REQUESTS:
+        fields["outbound_requests"] = spec.outbound_requests
+    if spec.outbound_bytes != DEFAULT_OUTBOUND_BYTES:
+        fields["outbound_bytes"] = spec.outbound_bytes
+    if spec.outbound_timeout_s != DEFAULT_OUTBOUND_TIMEOUT_S:
+        timeout = Duration()
+        timeout.FromNanoseconds(round(spec.outbound_timeout_s * 1e9))
+        fields["outbound_timeout"] = timeout
+    return fields
 
 
 ABI_NAMES: dict[int, Abi] = {
@@ -90,6 +115,13 @@ def app_manifest(app: apps_pb2.AppVersion, source: str = "") -> AppManifest:
             max_output_bytes=ref.max_output_bytes or DEFAULT_MAX_OUTPUT_BYTES,
             env=tuple(sorted(ref.env.items())),
             allowed_outbound_hosts=tuple(ref.allowed_outbound_hosts),
+            outbound_requests=ref.outbound_requests or DEFAULT_OUTBOUND_REQUESTS,
+            outbound_bytes=ref.outbound_bytes or DEFAULT_OUTBOUND_BYTES,
+            outbound_timeout_s=(
+                ref.outbound_timeout.ToNanoseconds() / 1e9
+                if ref.HasField("outbound_timeout")
+                else DEFAULT_OUTBOUND_TIMEOUT_S
+            ),
             sha256=ref.sha256,
         )
     routes = []

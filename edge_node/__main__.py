@@ -24,6 +24,7 @@ from runtime.signing import KeyFileError, load_trusted_keys
 from runtime.tls import add_control_plane_tls_flags, control_plane_tls_from_args
 from tracing.errors import TracingError
 from wasm_host.errors import WasmHostError
+from wasm_host.outbound_policy import NetworkAllowance
 
 PROG = "edge-node"
 DEFAULT_WORLD = Path("deploy/local/world.toml")
@@ -49,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
         repeated=True,
         metavar="CIDR",
         help="peers whose X-Forwarded-For/Forwarded and geo headers are believed (repeatable)",
+    )
+    add_flag(
+        parser,
+        "--allow-outbound-network",
+        env="EDGE_NODE_ALLOW_OUTBOUND_NETWORKS",
+        default=[],
+        repeated=True,
+        metavar="CIDR|HOST",
+        help="link-local or metadata network or host that handlers' outbound HTTP may reach (repeatable)",
     )
     add_flag(
         parser,
@@ -140,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
     args = build_parser().parse_args(argv)
     try:
+        allowance = NetworkAllowance.parse(args.allow_outbound_network)
+    except ValueError as exc:
+        fail(PROG, f"--allow-outbound-network: {exc}")
+    try:
         control_plane_tls = control_plane_tls_from_args(args)
         if control_plane_tls is not None:
             control_plane_tls.load()  # a wrong file is refused now, naming its flag
@@ -151,6 +165,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             host=args.host,
             port=args.port,
             trusted_proxies=parse_networks(args.trusted_proxy),
+            allow_outbound_networks=allowance,
             geo_dbs=tuple(args.geo_db),
             data_dir=args.data_dir,
             max_body_bytes=args.max_body_bytes,

@@ -15,12 +15,13 @@ from urllib.parse import quote
 
 from edge_node.errors import ConfigLoadError
 from edge_node.metrics import AppFigures
-from manifest import AppManifest, ManifestError, load_manifest, read_module
+from manifest import AppManifest, ManifestError, ModuleSpec, load_manifest, read_module
 from wasm_host.cache import CompiledModule, ModuleCache
 from wasm_host.config import Limits
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import WasmHostError
 from wasm_host.handler import Handler, create_handler
+from wasm_host.outbound import OutboundGrant, OutboundLimits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +91,18 @@ def app_header(name: str, version: str) -> bytes:
     return quote(f"{name}@{version}", safe=_HEADER_SAFE).encode("ascii")
 
 
+def outbound_grant(spec: ModuleSpec) -> OutboundGrant | None:
+    """The module's outbound HTTP grant (its ``allowed_outbound_hosts`` and limits), or None."""
+    return OutboundGrant.of(
+        spec.allowed_outbound_hosts,
+        OutboundLimits(
+            max_requests=spec.outbound_requests,
+            max_bytes=spec.outbound_bytes,
+            request_timeout_s=spec.outbound_timeout_s,
+        ),
+    )
+
+
 def load_app(
     path: Path, *, engine: WasmEngine, cache: ModuleCache, figures: Callable[[str, str], AppFigures]
 ) -> LoadedApp:
@@ -122,7 +135,13 @@ def build_app(
                 max_output_bytes=spec.max_output_bytes,
             )
             handler = create_handler(
-                engine, compiled, abi=spec.abi, limits=limits, env=dict(spec.env), name=name
+                engine,
+                compiled,
+                abi=spec.abi,
+                limits=limits,
+                env=dict(spec.env),
+                name=name,
+                outbound=outbound_grant(spec),
             )
         except (WasmHostError, ValueError) as exc:
             raise ConfigLoadError(f"module {name}: {exc}", module=name) from exc

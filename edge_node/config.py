@@ -10,6 +10,7 @@ from iotwire.link import BrokerLink
 from runtime.errors import ConfigError
 from runtime.signing import TrustedKeys
 from runtime.tls import ClientTlsFiles, check_tls_needs_control_plane
+from wasm_host.outbound_policy import NO_ALLOWANCE, NetworkAllowance
 
 MAX_PORT = 65535
 MAX_WORKERS = 256
@@ -27,6 +28,8 @@ class EdgeNodeConfig:
     host: str = "127.0.0.1"
     port: int = 0
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Link-local and metadata networks/hosts handlers' outbound HTTP may reach (none by default).
+    allow_outbound_networks: NetworkAllowance = NO_ALLOWANCE
     geo_dbs: tuple[Path, ...] = ()
     data_dir: Path = Path(".edgecdn/edge-node")
     max_body_bytes: int = 10 * MiB

@@ -26,6 +26,7 @@ from geo.forwarding import IPNetwork, is_reserved_header, resolve_client
 from geo.lookup import UNKNOWN, Location
 from wasm_host.errors import HandlerError
 from wasm_host.executor import InlineCut, WasmExecutor
+from wasm_host.outbound import CURRENT_FETCHER, OutboundFetcher
 from wasm_host.values import WasmRequest, WasmResponse
 
 # Re-exported: the adapter, the origin fetcher and tests name them from here.
@@ -100,6 +101,9 @@ class ExecuteWasm:
 
     executor: WasmExecutor
     metrics: EdgeMetrics
+    # The node's outbound HTTP for one request (edge_node.outbound): set for the run of a
+    # handler that calls out, which the executor always runs on its pool.
+    fetcher_for: Callable[[Exchange], OutboundFetcher] | None = None
     name: str = "wasm"
 
     def runs_now(self, exchange: Exchange) -> bool:
@@ -123,10 +127,18 @@ class ExecuteWasm:
 
     async def run(self, exchange: Exchange) -> None:
         module = self._module(exchange)
-        with _Handling(self.metrics, exchange.route_label, module, started=exchange.wasm_started):
-            exchange.response = await self.executor.handle(
-                module.handler, _wasm_request(exchange), spent_s=exchange.wasm_spent_s
-            )
+        handler = module.handler
+        token = None
+        if handler.calls_out and self.fetcher_for is not None:
+            token = CURRENT_FETCHER.set(self.fetcher_for(exchange))
+        try:
+            with _Handling(self.metrics, exchange.route_label, module, started=exchange.wasm_started):
+                exchange.response = await self.executor.handle(
+                    handler, _wasm_request(exchange), spent_s=exchange.wasm_spent_s
+                )
+        finally:
+            if token is not None:
+                CURRENT_FETCHER.reset(token)
 
     @staticmethod
     def _module(exchange: Exchange) -> LoadedModule:

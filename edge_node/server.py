@@ -40,6 +40,7 @@ from edge_node.iot import IotFollower, no_broker_answer
 from edge_node.load import LoadTracker
 from edge_node.metrics import EdgeMetrics
 from edge_node.origin import AiohttpOriginFetcher, origin_connector
+from edge_node.outbound import NodeOutbound, OutboundMetrics, outbound_session
 from edge_node.pipeline import (
     CacheLookup,
     CacheThrough,
@@ -130,6 +131,7 @@ async def run(
         client = await stack.enter_async_context(
             aiohttp.ClientSession(connector=origin_connector(), auto_decompress=False)
         )
+        outbound_client = await stack.enter_async_context(outbound_session(config.allow_outbound_networks))
         follower = _follow_gateways(stack, config, node, metrics)
         cache = _http_cache(stack, config)
         worker = None
@@ -145,6 +147,7 @@ async def run(
                 locator=locator,
                 executor=executor,
                 client=client,
+                outbound_client=outbound_client,
                 metrics=metrics,
                 cache=cache,
             ),
@@ -263,10 +266,18 @@ def _pipeline(
     locator: GeoLocator,
     executor: WasmExecutor,
     client: aiohttp.ClientSession,
+    outbound_client: aiohttp.ClientSession,
     metrics: EdgeMetrics,
     cache: EdgeCache,
 ) -> Pipeline:
-    execute_wasm = ExecuteWasm(executor=executor, metrics=metrics)
+    outbound = NodeOutbound(
+        session=outbound_client,
+        cache=cache,
+        metrics=OutboundMetrics(metrics.registry),
+        allowance=config.allow_outbound_networks,
+        max_body_bytes=config.max_body_bytes,
+    )
+    execute_wasm = ExecuteWasm(executor=executor, metrics=metrics, fetcher_for=outbound.for_exchange)
     return Pipeline(
         before_execute=(
             ResolveClient(trusted=config.trusted_proxies, max_header_bytes=config.max_header_bytes),

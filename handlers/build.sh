@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild every example handler and leave the .wasm beside its sources (they are committed,
-# so tests need no toolchain). Run as `make handlers` or `handlers/build.sh`.
+# so tests need no toolchain). Run as `make handlers` or `handlers/build.sh`;
+# `handlers/build.sh geo-weather` rebuilds only the handlers named (and checks only the
+# tools they need).
 #
 # Toolchain (Debian): apt-get install clang lld wasi-libc libclang-rt-dev-wasm32 wabt binaryen \
 #   rustc cargo libstd-rust-dev-wasm32
@@ -24,15 +26,17 @@ need() {
 }
 need "$CLANG" "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32"
 need "$WASM_LD" "apt-get install lld"
-need "$WASM_OPT" "apt-get install binaryen"
-need "$CARGO" "apt-get install cargo"
-need wat2wasm "apt-get install wabt"
-need "$RUSTC" "apt-get install rustc libstd-rust-dev-wasm32"
-targets="$("$RUSTC" --print target-list)"
-grep -qx "$RUST_TARGET" <<<"$targets" || {
-    echo "handlers/build.sh: $RUSTC has no $RUST_TARGET target" >&2
-    exit 1
-}
+if [ "$#" -eq 0 ]; then
+    need "$WASM_OPT" "apt-get install binaryen"
+    need "$CARGO" "apt-get install cargo"
+    need wat2wasm "apt-get install wabt"
+    need "$RUSTC" "apt-get install rustc libstd-rust-dev-wasm32"
+    targets="$("$RUSTC" --print target-list)"
+    grep -qx "$RUST_TARGET" <<<"$targets" || {
+        echo "handlers/build.sh: $RUSTC has no $RUST_TARGET target" >&2
+        exit 1
+    }
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/edgecdn-handlers.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -68,13 +72,35 @@ wagi_rust() { # crate-dir binary-name output
     install -m 0644 "$work/cargo/$RUST_TARGET/release/$2.wasm" "$3"
 }
 
-wagi_c "$here/geo-hello/geo_hello.c" "$here/geo-hello/geo_hello.wasm"
-wagi_rust "$here/geo-hello/rust" geo_hello_rs "$here/geo-hello/geo_hello_rs.wasm"
-reactor_c "$here/geo-hello-reactor/geo_hello_reactor.c" "$here/geo-hello-reactor/geo_hello_reactor.wasm"
-wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats.wasm"
-# The same module warning above 25 °C instead of 30 °C: an OTA update with a visible effect.
-SENSOR_STATS_WARNING_ABOVE_C=25 wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats_25c.wasm"
-wat2wasm "$here/geo-hello-broken/geo_hello_broken.wat" -o "$here/geo-hello-broken/geo_hello_broken.wasm"
+build_all() {
+    wagi_c "$here/geo-hello/geo_hello.c" "$here/geo-hello/geo_hello.wasm"
+    wagi_rust "$here/geo-hello/rust" geo_hello_rs "$here/geo-hello/geo_hello_rs.wasm"
+    reactor_c "$here/geo-hello-reactor/geo_hello_reactor.c" "$here/geo-hello-reactor/geo_hello_reactor.wasm"
+    wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats.wasm"
+    # The same module warning above 25 °C instead of 30 °C: an OTA update with a visible effect.
+    SENSOR_STATS_WARNING_ABOVE_C=25 wagi_rust "$here/sensor-stats" sensor_stats "$here/sensor-stats/sensor_stats_25c.wasm"
+    wat2wasm "$here/geo-hello-broken/geo_hello_broken.wat" -o "$here/geo-hello-broken/geo_hello_broken.wasm"
+    build_geo_weather
+}
+
+# Calls out through edge_http (handlers/sdk/edge_http.h): the host imports are undefined
+# symbols wasm-ld turns into imports of the "edge_http" module.
+build_geo_weather() {
+    wagi_c "$here/geo-weather/geo_weather.c" "$here/geo-weather/geo_weather.wasm"
+}
+
+if [ "$#" -eq 0 ]; then
+    build_all
+fi
+for name in "$@"; do
+    case "$name" in
+    geo-weather) build_geo_weather ;;
+    *)
+        echo "handlers/build.sh: no handler '$name' to build alone (known: geo-weather; none: all)" >&2
+        exit 1
+        ;;
+    esac
+done
 
 for wasm in "$here"/*/*.wasm; do
     printf '%8d  %s  %s\n' "$(stat -c %s "$wasm")" "$(sha256sum "$wasm" | cut -c1-12)" "${wasm#"$here"/}"

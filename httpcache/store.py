@@ -76,6 +76,12 @@ class MemoryTier:
             lru.move_to_end((key, entry.vary))
         return found
 
+    def peek(self, key: str) -> tuple[StoredResponse, ...]:
+        """``key``'s variants without using them (the eviction order is left as it is): a
+        single dict read of immutable entries, so a thread other than the tier's writer may
+        call it (edge_node.outbound answers a guest's fresh hit on its worker thread)."""
+        return self._by_key.get(key, _NONE)
+
     def note(self, key: str, entry: StoredResponse, note: object) -> None:
         """Attach ``note`` to ``key`` if ``entry`` is its only variant (else nothing): kept
         until the key's variants change."""

@@ -13,6 +13,11 @@ Abi = Literal["wagi", "reactor"]
 DEFAULT_MEMORY_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 0.1
 DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+# Outbound HTTP per handler invocation (docs/manifest.md): requests, body bytes both ways,
+# and each request's timeout (never more than what is left of the handler's own).
+DEFAULT_OUTBOUND_REQUESTS = 10
+DEFAULT_OUTBOUND_BYTES = 4 * 1024 * 1024
+DEFAULT_OUTBOUND_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +32,9 @@ class ModuleSpec:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     env: tuple[tuple[str, str], ...] = ()
     allowed_outbound_hosts: tuple[str, ...] = ()
+    outbound_requests: int = DEFAULT_OUTBOUND_REQUESTS
+    outbound_bytes: int = DEFAULT_OUTBOUND_BYTES
+    outbound_timeout_s: float = DEFAULT_OUTBOUND_TIMEOUT_S
     sha256: str | None = None  # when given, the source must hash to it
 
 

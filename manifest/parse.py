@@ -19,6 +19,9 @@ from manifest.errors import ManifestError
 from manifest.model import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MEMORY_BYTES,
+    DEFAULT_OUTBOUND_BYTES,
+    DEFAULT_OUTBOUND_REQUESTS,
+    DEFAULT_OUTBOUND_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
     Abi,
     AppManifest,
@@ -116,7 +119,19 @@ def _parse_hosts(reader: _Reader, key: str, raw: object) -> tuple[str, ...]:
 def _parse_module(reader: _Reader, name: str, raw: object, base_dir: Path) -> ModuleSpec:
     key = f"module.{name}"
     table = reader.table(raw, key)
-    allowed = {"source", "abi", "memory", "timeout", "max_output", "env", "allowed_outbound_hosts", "sha256"}
+    allowed = {
+        "source",
+        "abi",
+        "memory",
+        "timeout",
+        "max_output",
+        "env",
+        "allowed_outbound_hosts",
+        "outbound_requests",
+        "outbound_bytes",
+        "outbound_timeout",
+        "sha256",
+    }
     reader.only(table, key, allowed)
     source = reader.string(table, key, "source")
     assert source is not None
@@ -132,6 +147,16 @@ def _parse_module(reader: _Reader, name: str, raw: object, base_dir: Path) -> Mo
     max_output = reader.convert(
         f"{key}.max_output", table.get("max_output", DEFAULT_MAX_OUTPUT_BYTES), parse_size
     )
+    outbound_timeout = DEFAULT_OUTBOUND_TIMEOUT_S
+    if "outbound_timeout" in table:
+        outbound_timeout = reader.convert(
+            f"{key}.outbound_timeout", table["outbound_timeout"], parse_duration
+        )
+    outbound_requests = table.get("outbound_requests", DEFAULT_OUTBOUND_REQUESTS)
+    if not isinstance(outbound_requests, int) or isinstance(outbound_requests, bool):
+        raise reader.fail(
+            f"{key}.outbound_requests", f"expected an integer, got {type(outbound_requests).__name__}"
+        )
     return ModuleSpec(
         name=name,
         source=(base_dir / source).resolve(),
@@ -143,6 +168,11 @@ def _parse_module(reader: _Reader, name: str, raw: object, base_dir: Path) -> Mo
         allowed_outbound_hosts=_parse_hosts(
             reader, f"{key}.allowed_outbound_hosts", table.get("allowed_outbound_hosts", [])
         ),
+        outbound_requests=outbound_requests,
+        outbound_bytes=reader.convert(
+            f"{key}.outbound_bytes", table.get("outbound_bytes", DEFAULT_OUTBOUND_BYTES), parse_size
+        ),
+        outbound_timeout_s=outbound_timeout,
         sha256=reader.string(table, key, "sha256", required=False),
     )
 

@@ -40,6 +40,9 @@ MAX_URL_CHARS = 2048
 MAX_ENV_VARS = 128
 MAX_ENV_BYTES = 64 * KiB  # names and values of one module together
 MAX_OUTBOUND_HOSTS = 64
+MAX_OUTBOUND_REQUESTS = 100  # per handler invocation
+MAX_OUTBOUND_BYTES = 64 * MiB  # per handler invocation, bodies both ways
+MAX_OUTBOUND_TIMEOUT_S = 60.0
 ABIS = ("wagi", "reactor")
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -47,7 +50,12 @@ MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-HOST_PATTERN = re.compile(r"(\*|[A-Za-z0-9*]([A-Za-z0-9.*-]*[A-Za-z0-9])?)(:(\*|\d{1,5}))?")
+# Spin's grammar: a host is a name or address, '*', or '*.' before a name ('self': the app's
+# own origin routes); the port a number or '*'. wasm_host.outbound_policy parses the same
+# (a test keeps the two in step).
+HOST_PATTERN = re.compile(
+    r"(\*|(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:(?P<port>\*|\d{1,5}))?"
+)
 _NUMERIC_HOST = re.compile(r"[0-9a-fA-FxX.]+")
 
 # The host sets these for every request (CGI/1.1 plus WAGI's X_* extras), so an app may not
@@ -213,8 +221,15 @@ def env_problem(name: str, value: str) -> str | None:
 def host_grant_problem(item: str) -> str | None:
     """Why ``item`` is not an ``allowed_outbound_hosts`` entry, or None."""
     scheme, sep, rest = item.partition("://")
-    if not sep or scheme not in ("http", "https", "*") or not HOST_PATTERN.fullmatch(rest):
-        return f"{item!r} is not 'scheme://host[:port]' (scheme http, https or *)"
+    match = HOST_PATTERN.fullmatch(rest) if sep else None
+    if match is None or scheme not in ("http", "https", "*"):
+        return (
+            f"{item!r} is not 'scheme://host[:port]' (scheme http, https or *; host a name, "
+            "'*', '*.domain' or 'self'; port a number or '*')"
+        )
+    port = match["port"]
+    if port is not None and port != "*" and not 1 <= int(port) <= 65535:
+        return f"{item!r}: port {port} is outside 1..65535"
     return None
 
 
@@ -244,8 +259,23 @@ def _check_module(fail: _Fail, spec: ModuleSpec) -> None:  # noqa: PLR0912 - one
         problem = host_grant_problem(item)
         if problem is not None:
             raise fail(f"{key}.allowed_outbound_hosts[{index}]", problem)
+    _check_outbound_limits(fail, key, spec)
     if spec.sha256 is not None and not SHA256.fullmatch(spec.sha256):
         raise fail(f"{key}.sha256", "must be 64 lower-case hex digits")
+
+
+def _check_outbound_limits(fail: _Fail, key: str, spec: ModuleSpec) -> None:
+    if not 1 <= spec.outbound_requests <= MAX_OUTBOUND_REQUESTS:
+        raise fail(
+            f"{key}.outbound_requests", f"{spec.outbound_requests} is outside 1..{MAX_OUTBOUND_REQUESTS}"
+        )
+    if not 1 <= spec.outbound_bytes <= MAX_OUTBOUND_BYTES:
+        raise fail(f"{key}.outbound_bytes", f"{spec.outbound_bytes} bytes is outside 1B..64MiB")
+    if not 0 < spec.outbound_timeout_s <= MAX_OUTBOUND_TIMEOUT_S:  # NaN fails too
+        raise fail(
+            f"{key}.outbound_timeout",
+            f"{spec.outbound_timeout_s:g}s is outside (0, {MAX_OUTBOUND_TIMEOUT_S:g}s]",
+        )
 
 
 def _check_route(fail: _Fail, index: int, route: Route, policy: OriginPolicy) -> None:

@@ -5,6 +5,11 @@ deploy to all, wait for the nodes).
 The world's control plane keeps its state across runs of ``edgecdn up``; the default app is
 published and deployed only to a control plane that has no app at all, so a restart of the
 world never undoes what an operator deployed since.
+
+Besides its origin's ``/shop/...`` route, the world adds the example apps of
+``WORLD_EXAMPLES`` to the app it deploys (their module routes and modules; their own
+origin routes stand for the world's shop): ``/weather`` (``handlers/geo-weather``) fetches
+from ``/shop/weather`` through the edge cache.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from cpclient import ControlPlaneCallError
 from cpclient.operator import OperatorClient, publish_app
-from manifest import ManifestError, load_manifest
+from manifest import AppManifest, ManifestError, RouteTable, load_manifest
 from manifest.model import Route
 from protos.edgecdn.v1 import apps_pb2, common_pb2, nodes_pb2
 from runtime.files import write_bytes_atomically
@@ -29,6 +34,29 @@ from simulator.errors import SimulatorError
 
 MIN_TOKEN_LENGTH = 8
 POLL_SECONDS = 0.1
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORLD_EXAMPLES = (REPO_ROOT / "handlers" / "geo-weather" / "app.toml",)
+
+
+def with_examples(manifest: AppManifest, examples: Sequence[Path]) -> AppManifest:
+    """``manifest`` plus each example's module routes and modules, unless a path or module
+    name is taken (the app's own wins: an operator's app is never changed underneath)."""
+    routes = list(manifest.routes)
+    modules = dict(manifest.modules)
+    for path in examples:
+        try:
+            example = load_manifest(path)
+        except ManifestError as exc:
+            raise SimulatorError(f"world example {path}: {exc}") from exc
+        taken = {route.path for route in routes}
+        added = [route for route in example.routes if route.module is not None]
+        if any(route.path in taken for route in added) or any(name in modules for name in example.modules):
+            continue
+        routes.extend(added)
+        modules.update(example.modules)
+    return dataclasses.replace(
+        manifest, routes=tuple(routes), modules=modules, table=RouteTable.build(routes)
+    )
 
 
 def ensure_secrets(path: Path, names: Collection[str]) -> dict[str, str]:
@@ -55,6 +83,7 @@ async def ensure_default_app(
     manifest_path: Path,
     sign: SigningKey | None = None,
     extra_routes: Sequence[Route] = (),
+    examples: Sequence[Path] = WORLD_EXAMPLES,
 ) -> apps_pb2.AppVersion | None:
     """Publish and deploy the default app to a control plane that has none; None when it has
     apps already (its deployments stand as the operator left them)."""
@@ -70,6 +99,7 @@ async def ensure_default_app(
         manifest_path=manifest_path,
         sign=sign,
         extra_routes=extra_routes,
+        examples=examples,
     )
 
 
@@ -80,6 +110,7 @@ async def publish_and_deploy(
     manifest_path: Path,
     sign: SigningKey | None = None,
     extra_routes: Sequence[Route] = (),
+    examples: Sequence[Path] = WORLD_EXAMPLES,
 ) -> apps_pb2.AppVersion:
     """Register the app of ``manifest_path`` (uploading modules the registry lacks, signed with
     ``sign`` when given) and deploy it to every node, present and future."""
@@ -88,6 +119,7 @@ async def publish_and_deploy(
     except ManifestError as exc:
         raise SimulatorError(f"--app: {exc}") from exc
     # The world's own routes (its origin's /shop/...), checked by the control plane as any.
+    manifest = with_examples(manifest, examples)
     manifest = dataclasses.replace(manifest, routes=(*manifest.routes, *extra_routes))
     try:
         async with OperatorClient(control_plane, operator_token) as client:

@@ -11,6 +11,9 @@ HTTP cache has a real origin to cache, validate, collapse, purge and fall back f
 - ``POST /shop/products/N``: a new version of the product (the node invalidates what it
   stored for that URL, RFC 9111 4.4);
 - ``GET /shop/news``: fresh for 10 s only, tagged ``news``;
+- ``GET /shop/weather?country=KR``: that country's weather today as JSON, fresh for 60 s,
+  tagged ``weather``: what ``handlers/geo-weather`` fetches through the edge cache
+  (docs/abi.md, "Outbound HTTP");
 - ``GET /shop/``: what it serves; ``GET /healthz``: that it runs (``edgecdn status``).
 
 Every answer says how many requests the origin has served (``x-origin-requests``): a cache
@@ -48,6 +51,14 @@ PORT_FILE = "origin.json"
 NAMES = {"ko": "우산", "ja": "傘", "en": "Umbrella"}
 PRODUCT_CACHING = "public, max-age=60, stale-while-revalidate=30, stale-if-error=86400"
 NEWS_CACHING = "public, max-age=10, stale-while-revalidate=20"
+WEATHER_CACHING = "public, max-age=60, stale-if-error=600"
+# The capital-ish city a country's weather is told for; other countries get "unknown".
+CITIES = {
+    "KR": "Seoul", "JP": "Tokyo", "CN": "Beijing", "SG": "Singapore", "IN": "Mumbai", "AU": "Sydney",
+    "US": "New York", "CA": "Toronto", "BR": "São Paulo", "DE": "Frankfurt", "FR": "Paris",
+    "GB": "London", "ZA": "Johannesburg",
+}  # fmt: skip
+SKIES = ("sunny", "cloudy", "rain", "snow", "windy", "fog")
 
 
 def origin_route(url: str) -> Route:
@@ -93,7 +104,11 @@ class Shop:
     async def index(self, request: web.Request) -> web.Response:
         return self.counted(
             _json(
-                {"products": f"/shop/products/1 .. /shop/products/{PRODUCTS}", "news": "/shop/news"},
+                {
+                    "products": f"/shop/products/1 .. /shop/products/{PRODUCTS}",
+                    "news": "/shop/news",
+                    "weather": "/shop/weather?country=KR",
+                },
                 headers={"cache-control": "public, max-age=300"},
             )
         )
@@ -123,9 +138,28 @@ class Shop:
         body = {"product": number, "version": self.versions[number]}
         return self.counted(_json(body, headers={"cache-control": "no-store"}))
 
+    async def weather(self, request: web.Request) -> web.Response:
+        country = request.query.get("country", "")
+        if len(country) != 2 or not country.isascii() or not country.isupper():
+            raise web.HTTPBadRequest(text=f"country={country!r}: expected two upper-case letters (KR)\n")
+        body = {**weather_of(country, int(time.time() // 86400)), "served_at": _now()}
+        return self.counted(_json(body, headers={"cache-control": WEATHER_CACHING, "cache-tag": "weather"}))
+
     async def news(self, request: web.Request) -> web.Response:
         body = {"headline": "Edge caches are fast", "served_at": _now()}
         return self.counted(_json(body, headers={"cache-control": NEWS_CACHING, "cache-tag": "news"}))
+
+
+def weather_of(country: str, day: int) -> dict[str, object]:
+    """A country's weather on ``day`` (days since the epoch): made up, but the same all day,
+    so every edge node caches the same answer."""
+    seed = ord(country[0]) * 31 + ord(country[1]) * 7 + day
+    return {
+        "country": country,
+        "city": CITIES.get(country, "unknown"),
+        "sky": SKIES[seed % len(SKIES)],
+        "temperature_c": seed % 35 - 5,
+    }
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -153,6 +187,7 @@ def application(shop: Shop) -> web.Application:
     app.router.add_get("/healthz", _healthz)  # what `edgecdn status` asks every process
     app.router.add_get("/shop/", shop.index)
     app.router.add_get("/shop/news", shop.news)
+    app.router.add_get("/shop/weather", shop.weather)
     app.router.add_get("/shop/products/{number}", shop.product)
     app.router.add_post("/shop/products/{number}", shop.update)
     return app

@@ -37,6 +37,14 @@ cost per request. A guest that really computes for long burns CPU and still move
 slice, by contrast, is wall time (epoch ticks): it bounds what the loop's other requests
 wait.
 
+A handler that calls out (``Handler.calls_out``: its module imports ``edge_http``) is the
+exception to all of the above: its runs reach other servers, so running one twice is not
+correct, and it blocks its thread while its fetches run on the event loop. It never runs
+inline and is never cut and run again: every request runs once, on a pool of its own
+(``max_outbound_workers`` threads: they mostly wait, so they cost no CPU and never take a
+slot from the handlers that compute), with the module's whole deadline and the request's
+context variables (the server's ``wasm_host.outbound.CURRENT_FETCHER``).
+
 The decisions are pure functions below (``moving_average``, ``placement_for``,
 ``inline_timeout``, ``average_after_cut``, ``average_after_deadline``, ``remaining_timeout``,
 ``per_handler_cap``),
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import logging
 import os
 import threading
@@ -85,6 +94,9 @@ class ExecutorConfig:
     worker_nice: int = 10
     # Workers one handler may hold at once; 0: all but one (``per_handler_cap``).
     max_workers_per_handler: int = 0
+    # Threads for handlers that call out (they wait on the network, not the CPU); one such
+    # handler may hold all but one of them.
+    max_outbound_workers: int = 16
 
     def __post_init__(self) -> None:
         if self.mode not in ("auto", "inline", "thread"):
@@ -102,6 +114,8 @@ class ExecutorConfig:
                 f"max_workers_per_handler must be within [0, max_workers={self.max_workers}], "
                 f"got {self.max_workers_per_handler}"
             )
+        if self.max_outbound_workers < 1:
+            raise ValueError(f"max_outbound_workers must be at least 1, got {self.max_outbound_workers}")
         if not 0 <= self.worker_nice <= 19:
             raise ValueError(f"worker_nice must be within [0, 19], got {self.worker_nice}")
 
@@ -193,10 +207,13 @@ class WasmExecutor:
         # Per handler: a semaphore of ``_cap`` pool slots, made on its first pool run and kept
         # (``forget`` too keeps it: it counts runs still in flight).
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self._outbound_pool: concurrent.futures.ThreadPoolExecutor | None = None  # made on first use
         self.cuts = 0  # inline runs stopped at the slice and finished on the pool
 
     def placement(self, handler: Handler) -> Placement:
         """Where the next request for ``handler`` will start."""
+        if handler.calls_out:
+            return "thread"
         config = self.config
         average = self._average.get(handler.digest + handler.name, 0.0)
         return placement_for(config.mode, average, config.inline_budget_s)
@@ -208,7 +225,10 @@ class WasmExecutor:
 
     def try_inline(self, handler: Handler, request: WasmRequest) -> WasmResponse | InlineCut:
         """Run ``handler`` on this thread for at most the slice; an ``InlineCut`` when it ran
-        out (nothing of the run remains; finish with ``handle(..., spent_s=cut.spent_s)``)."""
+        out (nothing of the run remains; finish with ``handle(..., spent_s=cut.spent_s)``).
+        Never for a handler that ``calls_out``: ValueError."""
+        if handler.calls_out:
+            raise ValueError(f"handler {handler.name} calls out: it runs once, on the pool, never inline")
         deadline = inline_timeout(handler.limits.timeout_s, self.config.inline_slice_s)
         wall = time.perf_counter()
         start = time.thread_time()
@@ -232,6 +252,8 @@ class WasmExecutor:
         (``InlineCut.spent_s``): the request then runs on the pool with the rest of its
         deadline.
         """
+        if handler.calls_out:
+            return await self._handle_outbound(handler, request)
         if not spent_s and self.runs_inline(handler):
             outcome = self.try_inline(handler, request)
             if isinstance(outcome, WasmResponse):
@@ -271,6 +293,26 @@ class WasmExecutor:
             # handler on the pool for as long as the node is busy.
             if ran_for:
                 self._record(handler, ran_for[0], timed_out=timed_out)
+
+    async def _handle_outbound(self, handler: Handler, request: WasmRequest) -> WasmResponse:
+        """One run of a handler that calls out, on the outbound pool, in this task's context."""
+        pool = self._outbound_pool
+        if pool is None:
+            pool = self._outbound_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.config.max_outbound_workers,
+                thread_name_prefix="wasm-outbound",
+                initializer=_lower_priority,
+                initargs=(self.config.worker_nice,),
+            )
+        key = "outbound:" + handler.digest + handler.name
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = asyncio.Semaphore(per_handler_cap(self.config.max_outbound_workers, 0))
+        context = contextvars.copy_context()
+        async with slots:
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, context.run, handler.handle, request
+            )
 
     def _cut(self, handler: Handler, spent_s: float, cpu_s: float) -> InlineCut:
         key = handler.digest + handler.name
@@ -319,3 +361,5 @@ class WasmExecutor:
     def close(self) -> None:
         """Wait for running work, drop queued work, and stop the pool's threads."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._outbound_pool is not None:
+            self._outbound_pool.shutdown(wait=True, cancel_futures=True)

@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 from wasm_host.cache import CompiledModule
 from wasm_host.config import Limits
 from wasm_host.engine import WasmEngine
+from wasm_host.outbound import OutboundGrant
 from wasm_host.reactor import ReactorHandler
 from wasm_host.values import WasmRequest, WasmResponse
 from wasm_host.wagi import WagiHandler
@@ -24,7 +25,10 @@ class Handler(Protocol):
     given, replaces ``limits.timeout_s`` as this run's deadline (the executor's short slice
     for a run on the event loop, or what is left of the deadline when a request cut from
     that slice is run again on the pool); the error still names the module's own deadline.
-    A run has no effect outside its instance, so running a request again is always safe.
+    A run has no effect outside its instance, so running a request again is safe, unless
+    ``calls_out``: the module imports ``edge_http`` (its manifest grants outbound hosts), so
+    a run reaches other servers and blocks its thread while it waits for them; a server
+    runs such a handler once, on a worker thread (``wasm_host.executor``).
     """
 
     @property
@@ -35,6 +39,8 @@ class Handler(Protocol):
     def digest(self) -> str: ...
     @property
     def limits(self) -> Limits: ...
+    @property
+    def calls_out(self) -> bool: ...
 
     def handle(self, request: WasmRequest, timeout_s: float | None = None) -> WasmResponse: ...
 
@@ -47,16 +53,19 @@ def create_handler(
     limits: Limits | None = None,
     env: Mapping[str, str] | None = None,
     name: str = "handler",
+    outbound: OutboundGrant | None = None,
 ) -> Handler:
     """A handler for ``compiled`` under ``abi``; ``AbiMismatchError`` if the module does not fit.
 
     ``env`` is the manifest's grant: the only variables besides the CGI ones a WAGI module
     sees (a reactor module sees them only if it imports WASI). Names the host sets itself
-    (CGI meta-variables, ``HTTP_*``) are refused with ``ValueError``.
+    (CGI meta-variables, ``HTTP_*``) are refused with ``ValueError``. ``outbound`` is the
+    manifest's ``allowed_outbound_hosts`` grant: without one, a module importing
+    ``edge_http`` is refused (``AbiMismatchError``).
     """
     limits = limits or Limits()
     if abi == "wagi":
-        return WagiHandler(engine, compiled, limits=limits, env=env, name=name)
+        return WagiHandler(engine, compiled, limits=limits, env=env, name=name, outbound=outbound)
     if abi == "reactor":
-        return ReactorHandler(engine, compiled, limits=limits, env=env, name=name)
+        return ReactorHandler(engine, compiled, limits=limits, env=env, name=name, outbound=outbound)
     raise ValueError(f"unknown ABI {abi!r}; expected one of {', '.join(ABIS)}")

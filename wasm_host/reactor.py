@@ -21,8 +21,10 @@ from wasm_host import _raw
 from wasm_host.cache import CompiledModule
 from wasm_host.codec import decode_response, encode_request
 from wasm_host.config import Limits
+from wasm_host.edge_http import EdgeHttpHost
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import AbiMismatchError, InvalidReactorOutputError, OutputTooLargeError, WasmTrapError
+from wasm_host.outbound import OutboundGrant
 from wasm_host.sandbox import Sandbox, check_granted_env
 from wasm_host.values import WasmRequest, WasmResponse
 
@@ -84,13 +86,17 @@ class ReactorHandler:
         limits: Limits,
         env: Mapping[str, str] | None = None,
         name: str = "handler",
+        outbound: OutboundGrant | None = None,
     ) -> None:
         self._has_initialize = _check_exports(compiled)
         self.name = name
         self.digest = compiled.digest
         self.limits = limits
         self._engine = engine
-        self._sandbox = Sandbox(engine, compiled, limits, self.abi)
+        host = EdgeHttpHost(outbound, name) if outbound is not None else None
+        self._sandbox = Sandbox(engine, compiled, limits, self.abi, outbound=host)
+        # A module that calls out has effects outside its instance: never run it twice.
+        self.calls_out = self._sandbox.outbound is not None
         granted = check_granted_env(env or {})
         # The granted environment is the same for every request: its C arrays are built
         # once and live as long as the handler, so no pointer into them can dangle (this
@@ -123,9 +129,14 @@ class ReactorHandler:
         store, ctx = sandbox.new_store(
             self._wasi_config(), None, 0 if timeout_s is None else sandbox.ticks_for(timeout_s)
         )
+        outbound = sandbox.outbound
+        if outbound is not None:
+            outbound.begin(ctx, self.limits.timeout_s if timeout_s is None else timeout_s)
         try:
             output = self.run_in(ctx, sandbox.instantiate(ctx), payload)
         finally:
+            if outbound is not None:
+                outbound.end(ctx)
             _store_delete(store)
         return decode_response(output)
 

@@ -18,6 +18,7 @@ from wasm_host import _raw
 from wasm_host.cache import CompiledModule
 from wasm_host.cgi import is_reserved_env
 from wasm_host.config import Limits
+from wasm_host.edge_http import EdgeHttpHost
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import (
     AbiMismatchError,
@@ -28,6 +29,7 @@ from wasm_host.errors import (
     MemoryLimitError,
     WasmTrapError,
 )
+from wasm_host.outbound import EDGE_HTTP_MODULE, SIGNATURES
 from wasm_host.wasi_cgi import WASI_MODULE, NativeWasi
 
 PAGE = 64 * 1024
@@ -41,6 +43,25 @@ def check_granted_env(env: Mapping[str, str]) -> dict[str, str]:
         if is_reserved_env(name):
             raise ValueError(f"environment variable {name!r} is set by the host for every request")
     return dict(env)
+
+
+def check_imports(compiled: CompiledModule, abi: str, *, granted: bool) -> list[str]:
+    """The ``edge_http`` functions ``compiled`` imports; ``AbiMismatchError`` for an import
+    outside WASI and ``edge_http``, or for ``edge_http`` when the manifest grants no host."""
+    edge_http: list[str] = []
+    for imp in compiled.module.imports:
+        if imp.module == WASI_MODULE:
+            continue
+        if imp.module != EDGE_HTTP_MODULE or imp.name not in SIGNATURES:
+            raise AbiMismatchError(compiled.digest, abi, f"unknown import {imp.module}::{imp.name}")
+        if not granted:
+            raise AbiMismatchError(
+                compiled.digest,
+                abi,
+                f"imports {imp.module}::{imp.name} but its manifest grants no allowed_outbound_hosts",
+            )
+        edge_http.append(imp.name)
+    return edge_http
 
 
 def _reason(message: str) -> str:
@@ -62,6 +83,7 @@ class Sandbox:
         abi: str,
         *,
         cgi_wasi: bool = False,
+        outbound: EdgeHttpHost | None = None,
     ) -> None:
         config = engine.config
         if config.allocator == "pooling" and limits.memory_bytes > config.pool_max_memory_bytes:
@@ -74,10 +96,12 @@ class Sandbox:
         self.limits = limits
         self.digest = compiled.digest
         self.ticks = engine.deadline_ticks(limits.timeout_s)
-        for imp in compiled.module.imports:
-            if imp.module != WASI_MODULE:
-                raise AbiMismatchError(compiled.digest, abi, f"unknown import {imp.module}::{imp.name}")
+        edge_http = check_imports(compiled, abi, granted=outbound is not None)
         linker = wasmtime.Linker(engine.engine)
+        # Set when the module calls out: it runs on a worker thread, with begin/end per run.
+        self.outbound = outbound if edge_http else None
+        if outbound is not None and edge_http:
+            outbound.define(linker, edge_http)
         native = engine.native_wasi if cgi_wasi else None
         # Set: the guest's WASI calls run in wasi_cgi.c and the store's data is one of its
         # states; None: a wasmtime WasiCtx per store (new_store's wasi_config).
@@ -93,7 +117,8 @@ class Sandbox:
             raise AbiMismatchError(compiled.digest, abi, str(exc).splitlines()[0]) from exc
         self._pre_ptr = ctypes.cast(self.pre.ptr(), ctypes.c_void_p).value
         self._engine_ptr = ctypes.cast(engine.engine.ptr(), ctypes.c_void_p).value
-        self.uses_wasi = bool(compiled.module.imports)
+        self.uses_wasi = any(imp.module == WASI_MODULE for imp in compiled.module.imports)
+        self._linker = linker  # keeps the edge_http callbacks' definitions alive
 
     def ticks_for(self, timeout_s: float | None) -> int:
         """Epoch ticks of a run given ``timeout_s`` (None: the module's own deadline)."""

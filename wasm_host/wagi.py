@@ -24,6 +24,7 @@ from wasm_host import _raw
 from wasm_host.cache import CompiledModule
 from wasm_host.cgi import cgi_environ_block, cgi_environ_bytes, parse_cgi_response
 from wasm_host.config import Limits
+from wasm_host.edge_http import EdgeHttpHost
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import (
     AbiMismatchError,
@@ -32,6 +33,7 @@ from wasm_host.errors import (
     OutputTooLargeError,
     WasmTrapError,
 )
+from wasm_host.outbound import OutboundGrant
 from wasm_host.sandbox import Sandbox, check_granted_env
 from wasm_host.values import WasmRequest, WasmResponse
 from wasm_host.wasi_cgi import NativeWasi
@@ -64,6 +66,7 @@ class WagiHandler:
         limits: Limits,
         env: Mapping[str, str] | None = None,
         name: str = "handler",
+        outbound: OutboundGrant | None = None,
     ) -> None:
         start = {exp.name: exp.type for exp in compiled.module.exports}.get("_start")
         # The per-request call skips type checks, so the signature is checked here, once.
@@ -74,7 +77,10 @@ class WagiHandler:
         self.name = name
         self.digest = compiled.digest
         self.limits = limits
-        self._sandbox = Sandbox(engine, compiled, limits, self.abi, cgi_wasi=True)
+        host = EdgeHttpHost(outbound, name) if outbound is not None else None
+        self._sandbox = Sandbox(engine, compiled, limits, self.abi, cgi_wasi=True, outbound=host)
+        # A module that calls out has effects outside its instance: never run it twice.
+        self.calls_out = self._sandbox.outbound is not None
         self._engine = engine
         self._granted = tuple((k.encode(), v.encode()) for k, v in check_granted_env(env or {}).items())
         self._pool = engine.stdout_pool
@@ -114,7 +120,9 @@ class WagiHandler:
         ticks = 0 if timeout_s is None else self._sandbox.ticks_for(timeout_s)
         if native is not None:
             return parse_cgi_response(self._run_native(native, request, ticks))
-        return parse_cgi_response(self._run_wasmtime_wasi(request, ticks))
+        return parse_cgi_response(
+            self._run_wasmtime_wasi(request, ticks, self.limits.timeout_s if timeout_s is None else timeout_s)
+        )
 
     def _run_native(self, native: NativeWasi, request: WasmRequest, ticks: int) -> bytes:
         """stdout of one run with wasi_cgi.c as the module's WASI."""
@@ -168,12 +176,16 @@ class WagiHandler:
         finally:
             native.release(state)
 
-    def _run_wasmtime_wasi(self, request: WasmRequest, ticks: int) -> bytes:
-        """stdout of one run with a wasmtime WasiCtx as the module's WASI."""
+    def _run_wasmtime_wasi(self, request: WasmRequest, ticks: int, timeout_s: float) -> bytes:
+        """stdout of one run with a wasmtime WasiCtx as the module's WASI (always, for a
+        module that imports edge_http: wasi_cgi.c links WASI only)."""
         sandbox = self._sandbox
+        outbound = sandbox.outbound
         fd = self._pool.acquire()
         try:
             store, ctx = sandbox.new_store(self._wasi_config(request, b"/proc/self/fd/%d" % fd), None, ticks)
+            if outbound is not None:
+                outbound.begin(ctx, timeout_s)
             try:
                 try:
                     instance = sandbox.instantiate(ctx)
@@ -189,6 +201,8 @@ class WagiHandler:
                     else:
                         raise sandbox.failure(ctx, instance, error, trap)
             finally:
+                if outbound is not None:
+                    outbound.end(ctx)
                 _raw.store_delete(store)
             size = os.fstat(fd).st_size
             if size > self.limits.max_output_bytes:

@@ -16,6 +16,7 @@ from wasm_host import (
     WasmEngine,
     create_handler,
 )
+from wasm_host.outbound import OutboundGrant
 from wasm_host.wasi_cgi import LIBRARY
 
 HANDLERS = Path(__file__).resolve().parents[2] / "handlers"
@@ -56,8 +57,11 @@ def make_handler(engine: WasmEngine, cache: ModuleCache) -> MakeHandler:
         limits: Limits | None = None,
         env: dict[str, str] | None = None,
         name: str = "test",
+        outbound: OutboundGrant | None = None,
     ) -> Handler:
         wasm = source.encode() if isinstance(source, str) else source
-        return create_handler(engine, cache.load(wasm), abi=abi, limits=limits, env=env, name=name)
+        return create_handler(
+            engine, cache.load(wasm), abi=abi, limits=limits, env=env, name=name, outbound=outbound
+        )
 
     return make

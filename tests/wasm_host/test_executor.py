@@ -112,6 +112,7 @@ class PythonHandler:
 
     abi = "wagi"
     limits = Limits()
+    calls_out = False
 
     def __init__(self, name: str, work: Callable[[], None]) -> None:
         self.name = name

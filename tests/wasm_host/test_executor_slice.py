@@ -254,6 +254,7 @@ class InputDependent:
 
     abi = "wagi"
     limits = Limits(timeout_s=2)
+    calls_out = False
     name = "moody"
     digest = "moody" * 8
 

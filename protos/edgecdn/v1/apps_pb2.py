@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos.edgecdn.v1 import common_pb2 as protos_dot_edgecdn_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/edgecdn/v1/apps.proto\x12\nedgecdn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"C\n\x05Route\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x06module\x18\x02 \x01(\tH\x00\x12\x10\n\x06origin\x18\x03 \x01(\tH\x00\x42\x08\n\x06target\"\xcd\x02\n\tModuleRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x1c\n\x03\x61\x62i\x18\x03 \x01(\x0e\x32\x0f.edgecdn.v1.Abi\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x04\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x03\x65nv\x18\x06 \x03(\x0b\x32\x1e.edgecdn.v1.ModuleRef.EnvEntry\x12\x1e\n\x16\x61llowed_outbound_hosts\x18\x07 \x03(\t\x12\x18\n\x10max_output_bytes\x18\x08 \x01(\x04\x12/\n\nsignatures\x18\t \x03(\x0b\x32\x1b.edgecdn.v1.ModuleSignature\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb6\x01\n\nAppVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12!\n\x06routes\x18\x03 \x03(\x0b\x32\x11.edgecdn.v1.Route\x12&\n\x07modules\x18\x04 \x03(\x0b\x32\x15.edgecdn.v1.ModuleRef\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\"9\n\x12RegisterAppRequest\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x16.edgecdn.v1.AppVersion\"\x11\n\x0fListAppsRequest\"8\n\x10ListAppsResponse\x12$\n\x04\x61pps\x18\x01 \x03(\x0b\x32\x16.edgecdn.v1.AppSummary\"<\n\nAppSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x0e\n\x06latest\x18\x03 \x01(\t\".\n\rGetAppRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"1\n\x10RemoveAppRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"K\n\x11RemoveAppResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0fremoved_modules\x18\x03 \x03(\t2\xa1\x02\n\nAppService\x12\x45\n\x0bRegisterApp\x12\x1e.edgecdn.v1.RegisterAppRequest\x1a\x16.edgecdn.v1.AppVersion\x12\x45\n\x08ListApps\x12\x1b.edgecdn.v1.ListAppsRequest\x1a\x1c.edgecdn.v1.ListAppsResponse\x12;\n\x06GetApp\x12\x19.edgecdn.v1.GetAppRequest\x1a\x16.edgecdn.v1.AppVersion\x12H\n\tRemoveApp\x12\x1c.edgecdn.v1.RemoveAppRequest\x1a\x1d.edgecdn.v1.RemoveAppResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/edgecdn/v1/apps.proto\x12\nedgecdn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1eprotos/edgecdn/v1/common.proto\"C\n\x05Route\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x10\n\x06module\x18\x02 \x01(\tH\x00\x12\x10\n\x06origin\x18\x03 \x01(\tH\x00\x42\x08\n\x06target\"\xb5\x03\n\tModuleRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x1c\n\x03\x61\x62i\x18\x03 \x01(\x0e\x32\x0f.edgecdn.v1.Abi\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x04\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x03\x65nv\x18\x06 \x03(\x0b\x32\x1e.edgecdn.v1.ModuleRef.EnvEntry\x12\x1e\n\x16\x61llowed_outbound_hosts\x18\x07 \x03(\t\x12\x18\n\x10max_output_bytes\x18\x08 \x01(\x04\x12/\n\nsignatures\x18\t \x03(\x0b\x32\x1b.edgecdn.v1.ModuleSignature\x12\x19\n\x11outbound_requests\x18\n \x01(\r\x12\x16\n\x0eoutbound_bytes\x18\x0b \x01(\x04\x12\x33\n\x10outbound_timeout\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb6\x01\n\nAppVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12!\n\x06routes\x18\x03 \x03(\x0b\x32\x11.edgecdn.v1.Route\x12&\n\x07modules\x18\x04 \x03(\x0b\x32\x15.edgecdn.v1.ModuleRef\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64igest\x18\x06 \x01(\t\"9\n\x12RegisterAppRequest\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x16.edgecdn.v1.AppVersion\"\x11\n\x0fListAppsRequest\"8\n\x10ListAppsResponse\x12$\n\x04\x61pps\x18\x01 \x03(\x0b\x32\x16.edgecdn.v1.AppSummary\"<\n\nAppSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08versions\x18\x02 \x03(\t\x12\x0e\n\x06latest\x18\x03 \x01(\t\".\n\rGetAppRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"1\n\x10RemoveAppRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"K\n\x11RemoveAppResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x17\n\x0fremoved_modules\x18\x03 \x03(\t2\xa1\x02\n\nAppService\x12\x45\n\x0bRegisterApp\x12\x1e.edgecdn.v1.RegisterAppRequest\x1a\x16.edgecdn.v1.AppVersion\x12\x45\n\x08ListApps\x12\x1b.edgecdn.v1.ListAppsRequest\x1a\x1c.edgecdn.v1.ListAppsResponse\x12;\n\x06GetApp\x12\x19.edgecdn.v1.GetAppRequest\x1a\x16.edgecdn.v1.AppVersion\x12H\n\tRemoveApp\x12\x1c.edgecdn.v1.RemoveAppRequest\x1a\x1d.edgecdn.v1.RemoveAppResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,25 +39,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTE']._serialized_start=141
   _globals['_ROUTE']._serialized_end=208
   _globals['_MODULEREF']._serialized_start=211
-  _globals['_MODULEREF']._serialized_end=544
-  _globals['_MODULEREF_ENVENTRY']._serialized_start=502
-  _globals['_MODULEREF_ENVENTRY']._serialized_end=544
-  _globals['_APPVERSION']._serialized_start=547
-  _globals['_APPVERSION']._serialized_end=729
-  _globals['_REGISTERAPPREQUEST']._serialized_start=731
-  _globals['_REGISTERAPPREQUEST']._serialized_end=788
-  _globals['_LISTAPPSREQUEST']._serialized_start=790
-  _globals['_LISTAPPSREQUEST']._serialized_end=807
-  _globals['_LISTAPPSRESPONSE']._serialized_start=809
-  _globals['_LISTAPPSRESPONSE']._serialized_end=865
-  _globals['_APPSUMMARY']._serialized_start=867
-  _globals['_APPSUMMARY']._serialized_end=927
-  _globals['_GETAPPREQUEST']._serialized_start=929
-  _globals['_GETAPPREQUEST']._serialized_end=975
-  _globals['_REMOVEAPPREQUEST']._serialized_start=977
-  _globals['_REMOVEAPPREQUEST']._serialized_end=1026
-  _globals['_REMOVEAPPRESPONSE']._serialized_start=1028
-  _globals['_REMOVEAPPRESPONSE']._serialized_end=1103
-  _globals['_APPSERVICE']._serialized_start=1106
-  _globals['_APPSERVICE']._serialized_end=1395
+  _globals['_MODULEREF']._serialized_end=648
+  _globals['_MODULEREF_ENVENTRY']._serialized_start=606
+  _globals['_MODULEREF_ENVENTRY']._serialized_end=648
+  _globals['_APPVERSION']._serialized_start=651
+  _globals['_APPVERSION']._serialized_end=833
+  _globals['_REGISTERAPPREQUEST']._serialized_start=835
+  _globals['_REGISTERAPPREQUEST']._serialized_end=892
+  _globals['_LISTAPPSREQUEST']._serialized_start=894
+  _globals['_LISTAPPSREQUEST']._serialized_end=911
+  _globals['_LISTAPPSRESPONSE']._serialized_start=913
+  _globals['_LISTAPPSRESPONSE']._serialized_end=969
+  _globals['_APPSUMMARY']._serialized_start=971
+  _globals['_APPSUMMARY']._serialized_end=1031
+  _globals['_GETAPPREQUEST']._serialized_start=1033
+  _globals['_GETAPPREQUEST']._serialized_end=1079
+  _globals['_REMOVEAPPREQUEST']._serialized_start=1081
+  _globals['_REMOVEAPPREQUEST']._serialized_end=1130
+  _globals['_REMOVEAPPRESPONSE']._serialized_start=1132
+  _globals['_REMOVEAPPRESPONSE']._serialized_end=1207
+  _globals['_APPSERVICE']._serialized_start=1210
+  _globals['_APPSERVICE']._serialized_end=1499
 # @@protoc_insertion_point(module_scope)

@@ -91,6 +91,9 @@ class ModuleRef(_message.Message):
     ALLOWED_OUTBOUND_HOSTS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_BYTES_FIELD_NUMBER: _builtins.int
     SIGNATURES_FIELD_NUMBER: _builtins.int
+    OUTBOUND_REQUESTS_FIELD_NUMBER: _builtins.int
+    OUTBOUND_BYTES_FIELD_NUMBER: _builtins.int
+    OUTBOUND_TIMEOUT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Name of the module within the app (the manifest's [module.NAME])."""
     sha256: _builtins.str
@@ -101,6 +104,12 @@ class ModuleRef(_message.Message):
     """Linear memory cap in bytes."""
     max_output_bytes: _builtins.int
     """Largest response the module may produce, in bytes (0: the node's default, 1 MiB)."""
+    outbound_requests: _builtins.int
+    """Outbound HTTP per handler invocation (with allowed_outbound_hosts): at most this many
+    requests (0: the manifest's default, 10), ...
+    """
+    outbound_bytes: _builtins.int
+    """... this many body bytes, sent and received together (0: the default, 4 MiB), ..."""
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
         """CPU deadline per request."""
@@ -120,6 +129,12 @@ class ModuleRef(_message.Message):
         digest: sign modules when you push them (edgectl --sign).
         """
 
+    @_builtins.property
+    def outbound_timeout(self) -> _duration_pb2.Duration:
+        """... and each request within this timeout, never more than what is left of the
+        handler's own deadline (unset: the default, 5 s).
+        """
+
     def __init__(
         self,
         *,
@@ -132,10 +147,13 @@ class ModuleRef(_message.Message):
         allowed_outbound_hosts: _abc.Iterable[_builtins.str] | None = ...,
         max_output_bytes: _builtins.int = ...,
         signatures: _abc.Iterable[_common_pb2.ModuleSignature] | None = ...,
+        outbound_requests: _builtins.int = ...,
+        outbound_bytes: _builtins.int = ...,
+        outbound_timeout: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outbound_timeout", b"outbound_timeout", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "allowed_outbound_hosts", b"allowed_outbound_hosts", "env", b"env", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "name", b"name", "sha256", b"sha256", "signatures", b"signatures", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abi", b"abi", "allowed_outbound_hosts", b"allowed_outbound_hosts", "env", b"env", "max_output_bytes", b"max_output_bytes", "memory_bytes", b"memory_bytes", "name", b"name", "outbound_bytes", b"outbound_bytes", "outbound_requests", b"outbound_requests", "outbound_timeout", b"outbound_timeout", "sha256", b"sha256", "signatures", b"signatures", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
