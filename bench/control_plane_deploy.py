@@ -187,6 +187,10 @@ class AgentProcesses:
                 )
         return time.perf_counter() - started
 
+    def cpu_seconds(self) -> float:
+        """CPU the agent processes have used so far (what the simulated nodes cost the machine)."""
+        return sum(cpu_seconds(child.pid) for child in self._children)
+
     async def stop(self) -> None:
         for child in self._children:
             assert child.stdin is not None
@@ -307,7 +311,9 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
                     results[f"hold_{key}"] = value
                 results["large_rss_connected_mb"] = rss_mb(child.pid)
                 await release(client, "bench-large", "1.0", module_of(2_000, 7))
-                cpu_before = cpu_seconds(child.pid)
+                calls_before = await scrape(url)
+                cpu_before, agents_before = cpu_seconds(child.pid), large.cpu_seconds()
+                load_before = os.getloadavg()[0]
                 results["large_deploy_s"] = await deploy_and_wait(
                     # A slow deploy is measured (against its budget), not cut off at 60 s.
                     client,
@@ -320,6 +326,20 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
                 # The control plane's own work for the deploy (heartbeats included): what it
                 # needs of a core, whatever the agents sharing the machine took.
                 results["large_deploy_cpu_s"] = cpu_seconds(child.pid) - cpu_before
+                results["large_deploy_agents_cpu_s"] = large.cpu_seconds() - agents_before
+                results["large_deploy_load"] = load_before
+                # The calls the control plane saw during the deploy (its /metrics count every
+                # one): a download per node, and no session lost and opened again.
+                calls_after = await scrape(url)
+                for key, method in (("downloads", "ModuleService/DownloadModule"), ("sessions", "Connect")):
+                    results[f"large_deploy_{key}_started"] = sum(
+                        value - calls_before.get((name, labels), 0.0)
+                        for (name, labels), value in calls_after.items()
+                        if name == "control_plane_rpcs_started_total" and method in dict(labels)["method"]
+                    )
+                results["large_deploy_answer_commits"] = total(
+                    calls_after, "control_plane_answer_commits_total"
+                ) - total(calls_before, "control_plane_answer_commits_total")
                 await asyncio.sleep(1)
                 results["large_rss_after_deploy_mb"] = rss_mb(child.pid)
                 results["bench_process_rss_mb"] = rss_mb(os.getpid())
@@ -366,9 +386,19 @@ def main() -> int:
         f"{results['hold_cpu_us_per_heartbeat']:.0f} us per heartbeat; "
         f"steal {results['hold_steal_percent']:.1f}%"
     )
+    # The deploy's own work: its CPU less what heartbeats took at the rate measured in the hold
+    # (a deploy slowed by a busy machine takes in more heartbeats meanwhile).
+    deploy_own_s = results["large_deploy_cpu_s"] - results["hold_cpu_cores"] * results["large_deploy_s"]
     print(
         f"control plane CPU during the deploy: {results['large_deploy_cpu_s']:.1f} s "
-        f"({results['large_deploy_cpu_s'] / results['large_deploy_s']:.2f} cores)"
+        f"({results['large_deploy_cpu_s'] / results['large_deploy_s']:.2f} cores, "
+        f"{1e3 * results['large_deploy_cpu_s'] / args.nodes:.2f} ms per node, heartbeats included; "
+        f"{deploy_own_s:.1f} s, {1e3 * deploy_own_s / args.nodes:.2f} ms per node without them); "
+        f"the agents' {results['large_deploy_agents_cpu_s']:.1f} s; load at its start "
+        f"{results['large_deploy_load']:.2f}; calls started during it: "
+        f"{results['large_deploy_downloads_started']:.0f} DownloadModule, "
+        f"{results['large_deploy_sessions_started']:.0f} Connect; "
+        f"{results['large_deploy_answer_commits']:.0f} commits stored the ACKs"
     )
     print(
         f"(connect {args.nodes} sessions: {results['large_connect_s']:.2f} s; control plane idle RSS "

@@ -98,7 +98,9 @@ class AppRegistry:
             return _decode(existing[1])
         for module in app.modules:
             try:
-                unfit = await self._modules.fit_problem(module.sha256, ABI_NAMES[module.abi])
+                unfit = await self._modules.fit_problem(
+                    module.sha256, ABI_NAMES[module.abi], calls_out=bool(module.allowed_outbound_hosts)
+                )
             except NotFoundError:  # removed while this call was linking another module
                 unfit = "is no longer in the registry (push it again)"
             if unfit is not None:

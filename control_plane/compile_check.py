@@ -13,6 +13,7 @@ instead of being NACKed by every node it is deployed to.
 from __future__ import annotations
 
 import asyncio
+import functools
 from types import TracebackType
 
 from control_plane.errors import ModuleRejectedError
@@ -21,6 +22,7 @@ from wasm_host.config import EngineConfig, Limits
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import ModuleInvalidError, WasmHostError
 from wasm_host.handler import create_handler
+from wasm_host.outbound import OutboundGrant
 
 WASM_MAGIC = b"\0asm"
 # (sha256, abi) -> problem; a module's bytes never change, so neither does the answer.
@@ -33,7 +35,7 @@ class ModuleValidator:
     def __init__(self, engine_config: EngineConfig | None = None) -> None:
         self._engine = WasmEngine(engine_config or EngineConfig())
         self._cache = ModuleCache(self._engine)
-        self._fits: dict[tuple[str, str], str | None] = {}
+        self._fits: dict[tuple[str, str, bool], str | None] = {}
 
     def close(self) -> None:
         self._engine.close()
@@ -67,13 +69,15 @@ class ModuleValidator:
     async def validate_async(self, data: bytes, sha256: str) -> tuple[str, ...]:
         return await asyncio.to_thread(self.validate, data, sha256)
 
-    def fit_problem(self, data: bytes, sha256: str, abi: str) -> str | None:
+    def fit_problem(self, data: bytes, sha256: str, abi: str, *, calls_out: bool = False) -> str | None:
         """Why a node could not run ``data`` under ``abi`` (exports, imports), or None.
 
         Limits and environment are checked by ``manifest.rules``; this links the module the
-        way ``edge_node.app.build_app`` does, with the default limits and no grants.
+        way ``edge_node.app.build_app`` does, with the default limits and no environment;
+        ``calls_out``: the version grants it ``allowed_outbound_hosts``, so it may import
+        ``edge_http`` (wasm_host.outbound).
         """
-        key = (sha256, abi)
+        key = (sha256, abi, calls_out)
         if key in self._fits:
             return self._fits[key]
         try:
@@ -81,7 +85,16 @@ class ModuleValidator:
         except ModuleInvalidError as exc:
             return f"does not compile: {exc.reason}"
         try:
-            create_handler(self._engine, compiled, abi=abi, limits=Limits(), env={}, name="check")  # type: ignore[arg-type]
+            grant = OutboundGrant.of(["http://self"]) if calls_out else None  # any grant links the same
+            create_handler(
+                self._engine,
+                compiled,
+                abi=abi,  # type: ignore[arg-type]
+                limits=Limits(),
+                env={},
+                name="check",
+                outbound=grant,
+            )
             problem = None
         except (WasmHostError, ValueError) as exc:
             problem = str(exc)
@@ -92,5 +105,9 @@ class ModuleValidator:
         self._fits[key] = problem
         return problem
 
-    async def fit_problem_async(self, data: bytes, sha256: str, abi: str) -> str | None:
-        return await asyncio.to_thread(self.fit_problem, data, sha256, abi)
+    async def fit_problem_async(
+        self, data: bytes, sha256: str, abi: str, *, calls_out: bool = False
+    ) -> str | None:
+        return await asyncio.to_thread(
+            functools.partial(self.fit_problem, data, sha256, abi, calls_out=calls_out)
+        )

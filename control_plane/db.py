@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,6 +84,25 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 _SET_PROGRESS = "UPDATE deployment_nodes SET state = ?, error = ? WHERE deployment_id = ? AND node_id = ?"
+_PUT_NODE = "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# One node's progress in one deployment: (state, error, deployment id, node id).
+ProgressRow = tuple[str, bytes | None, int, str]
+
+
+def _node_row(node: NodeRecord) -> tuple[object, ...]:
+    return (
+        node.node_id,
+        node.region,
+        node.pop,
+        node.address,
+        node.agent_version,
+        node.capacity_rps,
+        node.assignment_version,
+        node.app_name,
+        node.app_version,
+        node.last_heartbeat,
+        node.last_error,
+    )
 
 
 class Database:
@@ -284,22 +303,14 @@ class Database:
             if progress is not None:
                 deployment_id, state, error = progress
                 conn.execute(_SET_PROGRESS, (state, error, deployment_id, node.node_id))
-            conn.execute(
-                "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    node.node_id,
-                    node.region,
-                    node.pop,
-                    node.address,
-                    node.agent_version,
-                    node.capacity_rps,
-                    node.assignment_version,
-                    node.app_name,
-                    node.app_version,
-                    node.last_heartbeat,
-                    node.last_error,
-                ),
-            )
+            conn.execute(_PUT_NODE, _node_row(node))
+
+    def put_answers(self, nodes: Sequence[NodeRecord], progress: Sequence[ProgressRow]) -> None:
+        """Write many nodes and progress rows in one commit (a group commit of node answers;
+        rows apply in order, so of two for one node the later wins)."""
+        with self._tx() as conn:
+            conn.executemany(_SET_PROGRESS, progress)
+            conn.executemany(_PUT_NODE, [_node_row(node) for node in nodes])
 
     def list_nodes(self) -> list[NodeRecord]:
         rows = self._conn.execute("SELECT * FROM nodes ORDER BY region, node_id").fetchall()

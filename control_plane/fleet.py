@@ -6,6 +6,9 @@ watcher that falls behind is dropped (it can watch again) rather than growing me
 Heartbeats update load and liveness in memory only; status changes are published. The
 figures they carry (exact requests, 5xx and latency per app version) are added up in
 ``Fleet.figures``, which rollout gates and ``edgectl stats`` read.
+
+ACKs and NACKs are written in group commits and count only once committed
+(``control_plane.fleet_answers``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from control_plane.apps import AppRegistry
 from control_plane.assignments import (
@@ -25,9 +27,11 @@ from control_plane.assignments import (
     selector_problem,
     session_status,
 )
-from control_plane.db import Database
+from control_plane.db import Database, ProgressRow
 from control_plane.deployments import STATE_NAMES, STATES, Deployment, render_deployment, timestamp
 from control_plane.errors import InvalidRequestError, NotFoundError
+from control_plane.fleet_answers import FleetAnswers
+from control_plane.fleet_model import STATUS_NAMES, WATCH_QUEUE_SIZE, FleetCensus, FleetNode, NodeWatch
 from control_plane.records import DeploymentRecord, NodeRecord
 from control_plane.sessions import Session, check_takeover
 from control_plane.traces.figures import NodeFigures, decode_heartbeat
@@ -35,51 +39,12 @@ from protos.edgecdn.v1 import common_pb2, deployments_pb2, nodes_pb2
 
 logger = logging.getLogger(__name__)
 
-WATCH_QUEUE_SIZE = 10_000
 # A session silent this many times longer than it takes to become unreachable is ended:
 # its stream is presumably dead (a half-open connection, a cancel that never arrived), and
 # a live node reconnects. Until then an unreachable node keeps its session.
 SILENT_SESSION_FACTOR = 4
 SILENT_SESSION = "silent: "
 Progress = deployments_pb2.NodeProgress
-
-
-@dataclass(slots=True)
-class _Node:
-    record: NodeRecord
-    status: nodes_pb2.NodeStatus.ValueType = nodes_pb2.NODE_STATUS_DISCONNECTED
-    load: common_pb2.Load = field(default_factory=common_pb2.Load)
-    last_heard: float = 0.0
-    session: Session | None = None
-    desired_version: str = ""
-
-
-STATUS_NAMES = {
-    nodes_pb2.NODE_STATUS_READY: "ready",
-    nodes_pb2.NODE_STATUS_UNREACHABLE: "unreachable",
-    nodes_pb2.NODE_STATUS_DISCONNECTED: "disconnected",
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FleetCensus:
-    """Counts of one moment (``Fleet.census``)."""
-
-    nodes: dict[tuple[str, str], int]
-    sessions: dict[str, int]
-    deployments: int
-    deployments_unfinished: int
-
-
-@dataclass(slots=True)
-class NodeWatch:
-    """One WatchNodes subscriber: events to send, and whether it fell behind."""
-
-    regions: frozenset[str]
-    queue: asyncio.Queue[nodes_pb2.NodeEvent] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=WATCH_QUEUE_SIZE)
-    )
-    overflowed: bool = False
 
 
 class Fleet:
@@ -109,7 +74,7 @@ class Fleet:
         )
         self._heartbeat_interval_s = heartbeat_interval_s
         self._missed_allowed = missed_allowed
-        self._nodes: dict[str, _Node] = {r.node_id: _Node(record=r) for r in db.list_nodes()}
+        self._nodes: dict[str, FleetNode] = {r.node_id: FleetNode(record=r) for r in db.list_nodes()}
         self._deployments: dict[int, Deployment] = {}
         for record in db.list_deployments():
             try:
@@ -122,6 +87,10 @@ class Fleet:
             node.desired_version = self._desired_version(node.record)
         self._watches: list[NodeWatch] = []
         self._changed = asyncio.Event()
+        # Counts changes of any node's status: a deployment's wire form refreshes the statuses
+        # it shows only when this moved (control_plane.deployments).
+        self.status_changes = 0
+        self._answers = FleetAnswers(db, self)
         # Since the start, for /metrics: what nodes sent, by kind; spans they could not export.
         self.messages_by_kind: dict[str, int] = {}
         self.spans_dropped_by_region: dict[str, int] = {}
@@ -160,11 +129,16 @@ class Fleet:
         """An event set at the next change to any node or deployment (take it before reading)."""
         return self._changed
 
+    def set_status(self, node: FleetNode, status: nodes_pb2.NodeStatus.ValueType) -> None:
+        if node.status != status:
+            node.status = status
+            self.status_changes += 1
+
     def _touch(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _publish(self, node: _Node, kind: nodes_pb2.NodeEvent.Kind.ValueType) -> None:
+    def publish(self, node: FleetNode, kind: nodes_pb2.NodeEvent.Kind.ValueType) -> None:
         event: nodes_pb2.NodeEvent | None = None  # built once, and only for a watcher that wants it
         for watch in self._watches:
             if watch.overflowed or (watch.regions and node.record.region not in watch.regions):
@@ -192,8 +166,15 @@ class Fleet:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def _info(self, node: _Node) -> nodes_pb2.NodeInfo:
-        r = node.record
+    @staticmethod
+    def _fresh_record(node: FleetNode) -> NodeRecord:
+        """The node's record with its latest heartbeat time."""
+        if node.heartbeat_at > node.record.last_heartbeat:
+            node.record = dataclasses.replace(node.record, last_heartbeat=node.heartbeat_at)
+        return node.record
+
+    def _info(self, node: FleetNode) -> nodes_pb2.NodeInfo:
+        r = self._fresh_record(node)
         info = nodes_pb2.NodeInfo(
             node_id=r.node_id,
             region=r.region,
@@ -244,6 +225,7 @@ class Fleet:
             lambda node_id: (
                 self._nodes[node_id].status if node_id in self._nodes else nodes_pb2.NODE_STATUS_UNSPECIFIED
             ),
+            statuses_version=self.status_changes,
         )
 
     # -- deployments ---------------------------------------------------------------------
@@ -281,7 +263,7 @@ class Fleet:
             node.desired_version = str(record.id)
             if node.session is not None:
                 node.session.push(deployment_id=record.id, app=app, cause=f"deployment {record.id}")
-            self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+            self.publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
         logger.info("deployment %d: %s@%s to %d nodes", record.id, app.name, app.version, len(targets))
         self._touch()
         return str(record.id)
@@ -293,22 +275,26 @@ class Fleet:
         state: Progress.State.ValueType,
         error: common_pb2.ErrorDetail | None,
     ) -> None:
-        change = self._progress(deployment_id, node_id, state, error)
-        if change is not None:
-            self._db.set_progress(change[0], node_id, change[1], change[2])
+        """Write a targeted node's new progress, then count it (durable before it counts)."""
+        row = self.progress_row(deployment_id, node_id, state, error)
+        if row is not None:
+            self._db.set_progress(deployment_id, node_id, row[0], row[1])
+            self._deployments[deployment_id].set(node_id, state, error)
 
-    def _progress(
+    def progress_row(
         self,
         deployment_id: int,
         node_id: str,
         state: Progress.State.ValueType,
         error: common_pb2.ErrorDetail | None,
-    ) -> tuple[int, str, bytes | None] | None:
-        """Set a node's progress in memory; what to write to the database (None: unchanged)."""
+    ) -> ProgressRow | None:
+        """The row to write for a node's new progress (None: not targeted, or unchanged)."""
         deployment = self._deployments.get(deployment_id)
-        if deployment is None or not deployment.set(node_id, state, error):
+        current = None if deployment is None else deployment.progress.get(node_id)
+        if current is None or (current[1] == state and error is None):
             return None
-        return deployment_id, STATE_NAMES[state], None if error is None else error.SerializeToString()
+        encoded = None if error is None else error.SerializeToString()
+        return STATE_NAMES[state], encoded, deployment_id, node_id
 
     def regions(self) -> frozenset[str]:
         """Every region a node has reported (without building each node's NodeInfo)."""
@@ -323,7 +309,10 @@ class Fleet:
         if problem is not None:
             raise InvalidRequestError(field="hello", reason=problem)
         node = self._nodes.get(hello.node_id)
-        previous = NodeRecord(node_id=hello.node_id, region=hello.region) if node is None else node.record
+        if node is None:
+            previous = NodeRecord(node_id=hello.node_id, region=hello.region)
+        else:
+            previous = self._fresh_record(node)
         if node is not None and node.session is not None:
             check_takeover(node.session, credential)
             node.session.close("replaced by a newer session of the same node")
@@ -346,9 +335,10 @@ class Fleet:
             params.CopyFrom(self.params)
             params.purge_sequence = newest_purge
         session = Session(hello.node_id, params, credential=credential)
-        node = _Node(record=record, status=nodes_pb2.NODE_STATUS_READY, last_heard=time.monotonic())
+        node = FleetNode(record=record, status=nodes_pb2.NODE_STATUS_READY, last_heard=time.monotonic())
         node.session = session
         self._nodes[hello.node_id] = node
+        self.status_changes += 1  # a new entry for the node, READY
         desired = self._desired(record)
         if desired is not None:
             node.desired_version = str(desired.id)
@@ -358,7 +348,7 @@ class Fleet:
             else:
                 session.push(deployment_id=desired.id, app=desired.app, cause=f"deployment {desired.id}")
         self._db.put_node(record)
-        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+        self.publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
         logger.info(
             "node %s (%s) connected at version %r", record.node_id, record.region, record.assignment_version
         )
@@ -374,15 +364,15 @@ class Fleet:
             if node.session is not None and not node.session.closed
         ]
 
-    def _current(self, session: Session) -> _Node | None:
+    def _current(self, session: Session) -> FleetNode | None:
         node = self._nodes.get(session.node_id)
         return node if node is not None and node.session is session else None
 
-    def _heard(self, node: _Node) -> None:
+    def _heard(self, node: FleetNode) -> None:
         node.last_heard = time.monotonic()
         if node.status != nodes_pb2.NODE_STATUS_READY:
-            node.status = nodes_pb2.NODE_STATUS_READY
-            self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+            self.set_status(node, nodes_pb2.NODE_STATUS_READY)
+            self.publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
 
     def handle(self, session: Session, message: nodes_pb2.NodeMessage) -> None:
         """Apply one message from a node."""
@@ -400,12 +390,12 @@ class Fleet:
                     self.spans_dropped_by_region.get(region, 0) + report.spans_dropped
                 )
             node.load = message.heartbeat.load
-            node.record = dataclasses.replace(node.record, last_heartbeat=time.time())
+            node.heartbeat_at = time.time()
             self._heard(node)
         elif kind == "ack":
-            self._on_ack(node, session, message.ack)
+            self._answers.on_ack(node, session, message.ack)
         elif kind == "nack":
-            self._on_nack(node, session, message.nack)
+            self._answers.on_nack(node, session, message.nack)
         elif kind == "purge_done":
             self._heard(node)
             if self.on_purge_done is not None:
@@ -415,39 +405,22 @@ class Fleet:
         else:
             self._heard(node)
 
-    def _on_ack(self, node: _Node, session: Session, ack: nodes_pb2.AssignmentAck) -> None:
-        if not session.sent_nonce or ack.nonce != session.sent_nonce:
-            logger.debug("node %s: stale ACK nonce %s ignored", node.record.node_id, ack.nonce)
-            return
-        node.record = dataclasses.replace(
-            node.record,
-            assignment_version=ack.version,
-            app_name=session.sent_app.name,
-            app_version=session.sent_app.version,
-            last_error=None,
-        )
-        progress = self._progress(session.sent_deployment, node.record.node_id, Progress.STATE_ACKED, None)
-        self._db.put_node(node.record, progress=progress)
-        node.last_heard = time.monotonic()
-        node.status = nodes_pb2.NODE_STATUS_READY
-        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+    @property
+    def answer_commits(self) -> int:
+        """Transactions that stored ACKs and NACKs since the start (for /metrics)."""
+        return self._answers.commits
 
-    def _on_nack(self, node: _Node, session: Session, nack: nodes_pb2.AssignmentNack) -> None:
-        if not session.sent_nonce or nack.nonce != session.sent_nonce:
-            logger.debug("node %s: stale NACK nonce %s ignored", node.record.node_id, nack.nonce)
-            return
-        logger.warning(
-            "node %s refused version %s: %s", node.record.node_id, nack.rejected_version, nack.error.message
-        )
-        node.record = dataclasses.replace(
-            node.record, assignment_version=nack.version, last_error=nack.error.SerializeToString()
-        )
-        progress = self._progress(
-            session.sent_deployment, node.record.node_id, Progress.STATE_NACKED, nack.error
-        )
-        self._db.put_node(node.record, progress=progress)
-        node.last_heard = time.monotonic()
-        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+    def flush_answers(self) -> None:
+        """Commit and count the ACKs and NACKs received so far (shutdown; else the loop's next pass)."""
+        self._answers.flush()
+
+    # What FleetAnswers asks of the fleet (fleet_answers.AnswerHost).
+
+    def node(self, node_id: str) -> FleetNode | None:
+        return self._nodes.get(node_id)
+
+    def deployment_of(self, deployment_id: int) -> Deployment | None:
+        return self._deployments.get(deployment_id)
 
     def close_session(self, session: Session) -> None:
         """The stream ended; the node is disconnected unless a newer session replaced this one."""
@@ -456,9 +429,9 @@ class Fleet:
         if node is None:
             return
         node.session = None
-        node.status = nodes_pb2.NODE_STATUS_DISCONNECTED
-        self._db.put_node(node.record)
-        self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+        self.set_status(node, nodes_pb2.NODE_STATUS_DISCONNECTED)
+        self._db.put_node(self._fresh_record(node))
+        self.publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
         logger.info("node %s disconnected", node.record.node_id)
 
     def sweep(self) -> None:
@@ -487,9 +460,9 @@ class Fleet:
                 )
                 == nodes_pb2.NODE_STATUS_UNREACHABLE
             ):
-                node.status = nodes_pb2.NODE_STATUS_UNREACHABLE
+                self.set_status(node, nodes_pb2.NODE_STATUS_UNREACHABLE)
                 logger.warning("node %s missed its heartbeats: unreachable", node.record.node_id)
-                self._publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
+                self.publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
 
     def close_all(self, reason: str) -> None:
         for node in self._nodes.values():

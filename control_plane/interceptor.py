@@ -6,6 +6,10 @@ answers UNIMPLEMENTED only to a known token). Health and reflection stay open.
 
 ``MetricsInterceptor`` is the outermost one: it sees every call's final status, refusals
 by the others included, and counts it by method and code (``control_plane.metrics``).
+
+Both decide per call but build their handlers once per method (``HandlerCache``): the
+counting wrapper of a method, and the refusal of a (method, reason), are the same for every
+call, so they are made on the first call and reused.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import grpc
 
 from control_plane.auth import Denial, TokenTable
-from control_plane.grpc_handlers import Handler, outcome_code, rewrap
+from control_plane.grpc_handlers import Handler, HandlerCache, outcome_code, rewrap
 from control_plane.metrics import UNKNOWN_METHOD, ControlPlaneMetrics
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tokens: TokenTable) -> None:
         self._tokens = tokens
+        # Refusals of a known method, by (method, code, message): a bounded set (the methods
+        # times the few reasons), unlike refusals of unknown methods, which are made per call.
+        self._refusals: dict[tuple[str, grpc.StatusCode, str], tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -73,7 +80,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if decision.kind == "unauthenticated"
             else grpc.StatusCode.PERMISSION_DENIED
         )
-        return _denying(handler, code, decision.message)
+        if handler is None:
+            return _denying(None, code, decision.message)
+        key = (method, code, decision.message)
+        found = self._refusals.get(key)
+        if found is None or found[0] is not handler:
+            found = self._refusals[key] = (handler, _denying(handler, code, decision.message))
+        return found[1]
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -82,6 +95,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, metrics: ControlPlaneMetrics) -> None:
         self._metrics = metrics
+        self._handlers = HandlerCache()
 
     async def intercept_service(
         self,
@@ -93,7 +107,8 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             self._metrics.started(UNKNOWN_METHOD)
             self._metrics.finished(UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name, None)
             return None
-        return _counted(handler, self._metrics, handler_call_details.method)
+        method = handler_call_details.method
+        return self._handlers.wrapped(method, handler, lambda found: _counted(found, self._metrics, method))
 
 
 def _counted(handler: Handler, metrics: ControlPlaneMetrics, method: str) -> Handler:

@@ -40,7 +40,8 @@ class StateFigures:
     ``sessions`` open node sessions by region; ``gateways`` (known, online) by region;
     ``node_messages`` what nodes sent on their sessions, by kind, since the start;
     ``node_spans_dropped`` the spans nodes reported they could not export, by region,
-    since the start; ``spans_*`` and ``traces_evicted`` the trace store's ingest.
+    since the start; ``answer_commits`` the group commits of ACKs and NACKs since the start;
+    ``spans_*`` and ``traces_evicted`` the trace store's ingest.
     """
 
     nodes: Mapping[tuple[str, str], int] = field(default_factory=dict)
@@ -51,6 +52,7 @@ class StateFigures:
     rollouts: Mapping[str, int] = field(default_factory=dict)
     node_messages: Mapping[str, int] = field(default_factory=dict)
     node_spans_dropped: Mapping[str, int] = field(default_factory=dict)
+    answer_commits: int = 0
     spans_received: int = 0
     spans_rejected: int = 0
     spans_stored: int = 0
@@ -112,6 +114,11 @@ def state_metrics(figures: StateFigures) -> list[Metric]:
                 "control_plane_gateways_online", "IoT gateways online, by region.", labels=("region",)
             ),
             {region: online for region, (_, online) in figures.gateways.items()},
+        ),
+        _counter(
+            "control_plane_answer_commits",
+            "SQLite transactions that stored node ACKs and NACKs (group commits: several each).",
+            figures.answer_commits,
         ),
         _gauge("control_plane_deployments", "Deployments the control plane holds.", figures.deployments),
         _gauge(

@@ -36,6 +36,7 @@ def state_reader(
             rollouts=phases,
             node_messages=dict(fleet.messages_by_kind),
             node_spans_dropped=dict(fleet.spans_dropped_by_region),
+            answer_commits=fleet.answer_commits,
             spans_received=collector.received_spans,
             spans_rejected=collector.rejected_spans,
             spans_stored=collector.store.span_count,

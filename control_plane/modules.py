@@ -8,6 +8,11 @@ blob after, and an upload stores its blob before its row, so a module is never l
 without its bytes; an upload that finishes after a collection simply stores the module
 again; and a registration checks that its modules exist in the same event-loop step that
 stores the version, so no version can name a collected module.
+
+What ``DownloadModule`` serves (bytes and wire signatures) is kept for the few most recent
+digests (``served``): a deploy to 10,000 nodes is 10,000 downloads of one module, and three
+SQLite reads each (row, signatures twice) were a tenth of the control plane's work in it.
+Every change to a module's row or signatures (add, delete, collect) drops its entry.
 """
 
 from __future__ import annotations
@@ -28,6 +33,18 @@ from runtime.signing import Signature, SignatureLike, signature_problem
 
 MAX_MODULE_BYTES = 64 * 1024 * 1024
 MAX_SIGNATURES = 16
+# Digests whose download form is kept, and the largest module kept (the blob store's own
+# cache bounds memory further: a kept module shares its bytes).
+SERVED_ENTRIES = 8
+SERVED_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServedModule:
+    """What a download of one module sends: its bytes and its signatures in wire form."""
+
+    data: bytes
+    signatures: tuple[common_pb2.ModuleSignature, ...]
 
 
 def check_digest(sha256: str, *, field: str = "sha256") -> str:
@@ -86,6 +103,7 @@ class ModuleRegistry:
         self._db = db
         self._blobs = blobs
         self._validator = validator
+        self._served: dict[str, ServedModule] = {}
 
     async def add(
         self, *, name: str, sha256: str, abi: int, data: bytes, signatures: Sequence[SignatureLike] = ()
@@ -95,13 +113,17 @@ class ModuleRegistry:
         checked = check_signatures(sha256, signatures)
         known = self._db.get_module(sha256)
         if known is not None and self._blobs.has(sha256):
-            return self._db.put_module(dataclasses.replace(known, signatures=checked)) if checked else known
+            if not checked:
+                return known
+            self._served.pop(sha256, None)  # its signatures change
+            return self._db.put_module(dataclasses.replace(known, signatures=checked))
         imports = await self._validator.validate_async(data, sha256)
         self._blobs.put(sha256, data)
         record = ModuleRecord(
             sha256=sha256, name=name, size_bytes=len(data), abi=abi, created_at=time.time(), imports=imports,
             signatures=checked,
         )  # fmt: skip
+        self._served.pop(sha256, None)
         return self._db.put_module(record)
 
     def signatures(self, sha256: str) -> tuple[Signature, ...]:
@@ -130,9 +152,23 @@ class ModuleRegistry:
         except FileNotFoundError as exc:
             raise NotFoundError(kind="module blob", key=sha256) from exc
 
-    async def fit_problem(self, sha256: str, abi: str) -> str | None:
+    def served(self, sha256: str) -> ServedModule:
+        """What a download of module ``sha256`` sends (NotFoundError for an unknown one), kept
+        for the most recent digests."""
+        found = self._served.get(sha256)
+        if found is not None:
+            return found
+        data = self.read(sha256)
+        served = ServedModule(data=data, signatures=tuple(wire_signatures(self.signatures(sha256))))
+        if len(data) <= SERVED_MAX_BYTES:
+            if len(self._served) >= SERVED_ENTRIES:
+                del self._served[next(iter(self._served))]  # the oldest
+            self._served[sha256] = served
+        return served
+
+    async def fit_problem(self, sha256: str, abi: str, *, calls_out: bool = False) -> str | None:
         """Why a node could not run module ``sha256`` under ``abi``, or None (see compile_check)."""
-        return await self._validator.fit_problem_async(self.read(sha256), sha256, abi)
+        return await self._validator.fit_problem_async(self.read(sha256), sha256, abi, calls_out=calls_out)
 
     def delete(self, sha256: str) -> None:
         """Remove a module no app version uses (ModuleInUseError otherwise): row, then blob."""
@@ -140,6 +176,7 @@ class ModuleRegistry:
         users = self._db.module_users(sha256)
         if users:
             raise ModuleInUseError(sha256=sha256, used_by=users)
+        self._served.pop(sha256, None)
         self._db.delete_module(sha256)
         self._blobs.delete(sha256)
 
@@ -157,6 +194,7 @@ class ModuleRegistry:
                 (sha256, sha256),
             ).rowcount
             if deleted:
+                self._served.pop(sha256, None)
                 collected += (sha256,)
         return collected
 

@@ -19,6 +19,7 @@ from control_plane.assignments import regions_filter
 from control_plane.auth import Principal, TokenTable, bearer_token
 from control_plane.errors import ControlPlaneError, NodeClaimError
 from control_plane.fleet import SILENT_SESSION, Fleet
+from control_plane.fleet_answers import STORE_FAILED
 from control_plane.grpc_errors import abort_with
 from control_plane.sessions import Session
 from protos.edgecdn.v1 import nodes_pb2, nodes_pb2_grpc
@@ -96,7 +97,7 @@ class NodeSessionServicer(nodes_pb2_grpc.NodeSessionServiceServicer):
             await context.abort(grpc.StatusCode.ABORTED, session.close_reason)
         if session.close_reason.startswith(SILENT_SESSION):
             await context.abort(grpc.StatusCode.UNAVAILABLE, session.close_reason)
-        if session.close_reason.startswith("shutting down"):
+        if session.close_reason.startswith(("shutting down", STORE_FAILED)):
             await context.abort(grpc.StatusCode.UNAVAILABLE, session.close_reason)
 
     async def _read(self, session: Session, requests: AsyncIterator[nodes_pb2.NodeMessage]) -> None:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from contextlib import AsyncExitStack, closing
 from pathlib import Path
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -34,6 +35,7 @@ from control_plane.exclusive import NO_PORT_SHARING, DataDirLock, listen_error
 from control_plane.fleet import Fleet
 from control_plane.gateways.coordinator import Coordinator
 from control_plane.gateways.service import GatewayServicer, UnconfiguredGatewayServicer
+from control_plane.grpc_handlers import GenericRegistration
 from control_plane.interceptor import AuthInterceptor, MetricsInterceptor
 from control_plane.metrics import ControlPlaneMetrics
 from control_plane.metrics_http import MetricsServer
@@ -201,6 +203,47 @@ async def _collector(config: ControlPlaneConfig, stack: AsyncExitStack) -> Colle
     )
 
 
+def _add_services(
+    server: grpc.aio.Server,
+    *,
+    fleet: Fleet,
+    modules: ModuleRegistry,
+    apps: AppRegistry,
+    tokens: TokenTable,
+    rollouts: RolloutDriver,
+    collector: Collector,
+    coordinator: Coordinator | None,
+) -> health.aio.HealthServicer:
+    """Mount every service (as generic handlers: ``GenericRegistration``); the health servicer."""
+    health_servicer = health.aio.HealthServicer()
+    # A stand-in with the two methods the generated functions call on a server.
+    services = cast("grpc.aio.Server", GenericRegistration(server))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, services)
+    modules_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(modules), services)
+    apps_pb2_grpc.add_AppServiceServicer_to_server(
+        AppServicer(apps, AppUsage(apps.db, fleet, rollouts)), services
+    )
+    deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(
+        DeploymentServicer(fleet, rollouts, tokens), services
+    )
+    rollouts_pb2_grpc.add_RolloutServiceServicer_to_server(
+        RolloutServicer(rollouts, tokens, time.time), services
+    )
+    nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet, tokens), services)
+    nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), services)
+    cache_pb2_grpc.add_CacheServiceServicer_to_server(
+        CacheServicer(PurgeBook(fleet, PurgeLog(apps.db))), services
+    )
+    gateways_pb2_grpc.add_GatewayServiceServicer_to_server(
+        UnconfiguredGatewayServicer() if coordinator is None else GatewayServicer(coordinator), services
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(collector), services)  # type: ignore[no-untyped-call]
+    # edgectl stats counts from the nodes' own figures; spans give the per-route breakdown.
+    query = TraceQueryServicer(collector, figures=fleet.figures)
+    traces_pb2_grpc.add_TraceQueryServiceServicer_to_server(query, services)
+    return health_servicer
+
+
 async def _serve(
     config: ControlPlaneConfig,
     fleet: Fleet,
@@ -242,30 +285,10 @@ async def _serve(
             NO_PORT_SHARING,  # a second server on our port must fail to bind, not share it
         ],
     )
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    modules_pb2_grpc.add_ModuleServiceServicer_to_server(ModuleServicer(modules), server)
-    apps_pb2_grpc.add_AppServiceServicer_to_server(
-        AppServicer(apps, AppUsage(apps.db, fleet, rollouts)), server
-    )
-    deployments_pb2_grpc.add_DeploymentServiceServicer_to_server(
-        DeploymentServicer(fleet, rollouts, tokens), server
-    )
-    rollouts_pb2_grpc.add_RolloutServiceServicer_to_server(
-        RolloutServicer(rollouts, tokens, time.time), server
-    )
-    nodes_pb2_grpc.add_NodeSessionServiceServicer_to_server(NodeSessionServicer(fleet, tokens), server)
-    nodes_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(fleet), server)
-    cache_pb2_grpc.add_CacheServiceServicer_to_server(
-        CacheServicer(PurgeBook(fleet, PurgeLog(apps.db))), server
-    )
-    gateways_pb2_grpc.add_GatewayServiceServicer_to_server(
-        UnconfiguredGatewayServicer() if coordinator is None else GatewayServicer(coordinator), server
-    )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceReceiver(collector), server)  # type: ignore[no-untyped-call]
-    # edgectl stats counts from the nodes' own figures; spans give the per-route breakdown.
-    query = TraceQueryServicer(collector, figures=fleet.figures)
-    traces_pb2_grpc.add_TraceQueryServiceServicer_to_server(query, server)
+    health_servicer = _add_services(
+        server, fleet=fleet, modules=modules, apps=apps, tokens=tokens, rollouts=rollouts,
+        collector=collector, coordinator=coordinator,
+    )  # fmt: skip
     reflection.enable_server_reflection(
         [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME, *SERVICES],
         server,
@@ -305,6 +328,7 @@ async def _serve(
         await health_servicer.enter_graceful_shutdown()
         fleet.close_all("shutting down")
         await server.stop(grace=config.grace_seconds)
+        fleet.flush_answers()  # the ACKs received last are stored before the database closes
         if gateways is not None:
             gateways.cancel()
             await asyncio.wait([gateways])

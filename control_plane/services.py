@@ -110,11 +110,11 @@ class ModuleServicer(modules_pb2_grpc.ModuleServiceServicer):
         self, request: modules_pb2.DownloadModuleRequest, context: Context
     ) -> AsyncIterator[modules_pb2.ModuleChunk]:
         try:
-            data = self._modules.read(request.sha256)
+            served = self._modules.served(request.sha256)
         except ControlPlaneError as exc:
             await abort_with(context, exc)
+        data, signatures = served.data, served.signatures
         total = len(data)
-        signatures = wire_signatures(self._modules.signatures(request.sha256))
         first = min(request.offset, total)
         for offset in range(first, total, CHUNK_BYTES):
             yield modules_pb2.ModuleChunk(

@@ -4,7 +4,9 @@ control-plane``) whose spans go straight into its own collector — or to
 SERVER span continuing the caller's ``traceparent`` metadata.
 
 OTLP ``Export`` itself and health checks are not traced: a span per received batch
-would feed the store with its own ingestion, and probes are noise.
+would feed the store with its own ingestion, and probes are noise. A method's tracing
+wrapper is built once (``HandlerCache``); each call reads its own ``traceparent`` from its
+context.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from control_plane.grpc_handlers import Handler, outcome_code, rewrap
+from control_plane.grpc_handlers import Handler, HandlerCache, outcome_code, rewrap
 from control_plane.traces.collector import Collector, LocalSpanExporter
 from tracing.exporter import EXPORT_METHOD
 from tracing.sdk import otlp_exporter, sdk_provider
@@ -66,9 +68,10 @@ def control_plane_provider(collector: Collector, *, sample_ratio: float, address
     return sdk_provider(resource, sample_ratio=sample_ratio, exporter=exporter)
 
 
-def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
+def _metadata(context: Any) -> dict[str, str]:
+    """The call's trace context headers (``traceparent``, ``tracestate``), if it sent any."""
     carrier = {}
-    for key, value in details.invocation_metadata or ():
+    for key, value in context.invocation_metadata() or ():
         if key in {"traceparent", "tracestate"}:
             carrier[key] = value if isinstance(value, str) else value.decode()
     return carrier
@@ -79,6 +82,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, tracer: Tracer) -> None:
         self._tracer = tracer
+        self._handlers = HandlerCache()
 
     async def intercept_service(
         self,
@@ -89,14 +93,15 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(UNTRACED_PREFIXES):
             return handler
-        return _traced(handler, self._tracer, method, _metadata(handler_call_details))
+        return self._handlers.wrapped(method, handler, lambda found: _traced(found, self._tracer, method))
 
 
-def _traced(handler: Handler, tracer: Tracer, method: str, carrier: dict[str, str]) -> Handler:
+def _traced(handler: Handler, tracer: Tracer, method: str) -> Handler:
     service, _, name = method.strip("/").partition("/")
     attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
 
-    def span() -> trace.Span:
+    def span(context: Any) -> trace.Span:
+        carrier = _metadata(context)
         parent = _PROPAGATOR.extract(carrier) if carrier else None
         return tracer.start_span(
             method.strip("/"), context=parent, kind=SpanKind.SERVER, attributes=attributes
@@ -113,7 +118,7 @@ def _traced(handler: Handler, tracer: Tracer, method: str, carrier: dict[str, st
         if inspect.isasyncgenfunction(behavior):
 
             async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
-                current = span()
+                current = span(context)
                 error: BaseException | None = None
                 try:
                     with trace.use_span(current, end_on_exit=False):
@@ -128,7 +133,7 @@ def _traced(handler: Handler, tracer: Tracer, method: str, carrier: dict[str, st
             return streaming
 
         async def single(request: Any, context: Any) -> Any:
-            current = span()
+            current = span(context)
             error: BaseException | None = None
             try:
                 with trace.use_span(current, end_on_exit=False, record_exception=False):

@@ -45,6 +45,7 @@ def samples(figures: StateFigures) -> dict[tuple[str, tuple[tuple[str, str], ...
     gateways=st.dictionaries(names, st.tuples(counts, counts), max_size=4),
     deployments=counts,
     spans=counts,
+    commits=counts,
 )
 def test_every_figure_is_rendered_with_its_labels(
     sessions: dict[str, int],
@@ -53,6 +54,7 @@ def test_every_figure_is_rendered_with_its_labels(
     gateways: dict[str, tuple[int, int]],
     deployments: int,
     spans: int,
+    commits: int,
 ) -> None:
     figures = StateFigures(
         sessions=sessions,
@@ -61,6 +63,7 @@ def test_every_figure_is_rendered_with_its_labels(
         gateways=gateways,
         deployments=deployments,
         spans_received=spans,
+        answer_commits=commits,
     )
     found = samples(figures)
     for region, count in sessions.items():
@@ -75,6 +78,7 @@ def test_every_figure_is_rendered_with_its_labels(
         assert found[("control_plane_gateways_online", (("region", region),))] == online
     assert found[("control_plane_deployments", ())] == deployments
     assert found[("control_plane_spans_received_total", ())] == spans
+    assert found[("control_plane_answer_commits_total", ())] == commits
 
 
 def test_a_region_with_sessions_gets_every_status_series() -> None:

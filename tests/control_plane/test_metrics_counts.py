@@ -75,3 +75,37 @@ def assert_wire_is_fresh(found: Deployment, statuses: dict[str, Status]) -> None
         assert entry.node_status == statuses.get(entry.node_id, nodes_pb2.NODE_STATUS_READY)
     assert rendered.done == (found.pending == 0)
     rendered.nodes.add(node_id="mutated by the caller")  # a copy: the kept form is untouched
+
+
+@given(
+    targets=nodes,
+    steps=st.lists(
+        st.tuples(st.text(alphabet="abcdef", min_size=1, max_size=4), st.sampled_from(STATUSES)), max_size=20
+    ),
+)
+def test_statuses_are_looked_up_only_when_some_status_changed(
+    targets: dict[str, tuple[str, State]], steps: list[tuple[str, Status]]
+) -> None:
+    """With ``statuses_version`` (the fleet's count of status changes), a render looks the
+    statuses up only when it moved, and still shows every node's current status."""
+    found = deployment(targets)
+    statuses: dict[str, Status] = {}
+    version = 0
+    lookups: list[str] = []
+
+    def status_of(node: str) -> Status:
+        lookups.append(node)
+        return statuses.get(node, nodes_pb2.NODE_STATUS_READY)
+
+    for node, status in steps:
+        if statuses.get(node, nodes_pb2.NODE_STATUS_READY) != status:
+            statuses[node] = status
+            version += 1
+        lookups.clear()
+        rendered = render_deployment(found, status_of, statuses_version=version)
+        assert {n.node_id: n.node_status for n in rendered.nodes} == {
+            node: statuses.get(node, nodes_pb2.NODE_STATUS_READY) for node in targets
+        }
+        lookups.clear()
+        render_deployment(found, status_of, statuses_version=version)  # nothing moved since
+        assert lookups == []

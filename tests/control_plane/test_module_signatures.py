@@ -137,3 +137,30 @@ async def test_signatures_go_with_their_module(live: LiveControlPlane, tmp_path:
     with sqlite3.connect(live.data_dir / "control-plane.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM module_signatures").fetchone() == (0,)
         assert db.execute("PRAGMA user_version").fetchone()[0] >= 3  # signatures came with 3
+
+
+async def test_downloads_follow_signatures_added_and_the_module_deleted(
+    live: LiveControlPlane, tmp_path: Path
+) -> None:
+    """What a download sends is kept per digest (a deploy downloads one module thousands of
+    times); a signature added since, or the module's removal, shows at the next download."""
+    key = make_key(tmp_path, "later")
+    data = wasm(WAT_WAGI)
+    async with OperatorClient(live.address, live.tokens["operator"]) as client:
+        await push(client, data, None)
+        async with grpc.aio.insecure_channel(live.address) as channel:
+            stub = modules_pb2_grpc.ModuleServiceStub(channel)
+            unsigned = await fetch_signed_module(stub, sha(data), metadata=live.md("node"), timeout_s=10)
+            assert (unsigned.data, list(unsigned.signatures)) == (data, [])
+            await push(client, data, key)
+            signed = await fetch_signed_module(stub, sha(data), metadata=live.md("node"), timeout_s=10)
+            assert [s.key_id for s in signed.signatures] == [key.key_id]
+            await stub.DeleteModule(
+                modules_pb2.DeleteModuleRequest(sha256=sha(data)), metadata=live.md("operator"), timeout=5
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as gone:
+                async for _ in stub.DownloadModule(
+                    modules_pb2.DownloadModuleRequest(sha256=sha(data)), metadata=live.md("node"), timeout=5
+                ):
+                    pass
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND

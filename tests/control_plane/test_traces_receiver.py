@@ -177,6 +177,30 @@ async def test_control_plane_rpcs_are_traced(live: LiveControlPlane, channel: gr
     assert span.attributes["rpc.grpc.status_code"] == "0"
 
 
+async def test_each_call_of_a_method_continues_its_own_trace(
+    live: LiveControlPlane, channel: grpc.aio.Channel
+) -> None:
+    """The tracing wrapper of a method is built once; each call still reads its own traceparent."""
+    query = traces_pb2_grpc.TraceQueryServiceStub(channel)
+    parents = {"a1" * 16: "b1" * 8, "a2" * 16: "b2" * 8}
+    for trace_id, span_id in parents.items():
+        md = (*live.md("viewer"), ("traceparent", f"00-{trace_id}-{span_id}-01"))
+        await query.ListTraces(traces_pb2.ListTracesRequest(), metadata=md, timeout=5)
+    for trace_id, span_id in parents.items():
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                trace = await query.GetTrace(
+                    traces_pb2.GetTraceRequest(trace_id=trace_id), metadata=live.md("viewer"), timeout=5
+                )
+                break
+            except grpc.aio.AioRpcError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        [span] = trace.spans
+        assert (span.name, span.parent_span_id) == ("edgecdn.v1.TraceQueryService/ListTraces", span_id)
+
+
 async def test_store_eviction_keeps_the_newest(tmp_path: Path) -> None:
     async with (
         control_plane_in_process(tmp_path / "cp", trace_max_spans=5) as live,
