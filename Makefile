@@ -12,6 +12,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# The suite runs on one worker per core (pytest-xdist): most of its time is spent waiting on
+# real processes, so two workers on two cores halve it. `make test TEST_WORKERS=0` runs it
+# in one process. worksteal: the whole-world scenarios are long, so idle workers take tests
+# from busy ones instead of waiting at the end.
+TEST_WORKERS ?= auto
 UP_ARGS ?=
 
 .PHONY: setup up test lint format protos bench handlers clean
@@ -34,7 +39,7 @@ up: setup
 	$(BIN)/edgecdn up $(UP_ARGS)
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

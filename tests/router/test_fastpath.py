@@ -42,6 +42,7 @@ NO_ACTIVE_CHECKS = ("--health-interval", "30", "--wan", "off")
 @asynccontextmanager
 async def stand_in(name: str) -> AsyncIterator[str]:
     """A node of the test's own; the node named ``flaky`` drops every /drop request."""
+    closing = asyncio.Event()  # /stall holds its answer until the stand-in closes, no longer
 
     async def small(_: web.Request) -> web.StreamResponse:
         return web.Response(text=f"small from {name}", headers={"x-node": name})
@@ -60,7 +61,7 @@ async def stand_in(name: str) -> AsyncIterator[str]:
         return web.Response(text=f"kept from {name}")
 
     async def stall(_: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(30)
+        await closing.wait()
         return web.Response(text="too late")
 
     async def garbage(request: web.Request) -> web.StreamResponse:
@@ -80,7 +81,10 @@ async def stand_in(name: str) -> AsyncIterator[str]:
         app.router.add_get(path, handler)
     app.router.add_get("/healthz", small)
     async with serving(app) as url:
-        yield url
+        try:
+            yield url
+        finally:
+            closing.set()
 
 
 async def fast_requests(router: RunningChild) -> int:

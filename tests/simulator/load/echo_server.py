@@ -14,7 +14,9 @@
   ``geo-hello@1.0.0``, and block M's answers have no header (an older node);
 - ``/cache/RUN?bypass=B&none=N``: as ``/route``, plus ``x-cache`` as an edge node's cache
   would send it: each client block's answers (counted per RUN) cycle through HIT, HIT,
-  REVALIDATED, MISS, STALE; block B's are all BYPASS and block N's have no header.
+  REVALIDATED, MISS, STALE; block B's are all BYPASS and block N's have no header;
+- ``/count/RUN``: ``ok``, counted per RUN; ``/answered/RUN`` says how many so far (tests wait
+  on it for a run to be under way, rather than sleeping and hoping).
 """
 
 from __future__ import annotations
@@ -81,6 +83,15 @@ async def cache_result(request: web.Request) -> web.Response:
     return web.Response(text="cached", headers=headers)
 
 
+async def counted_ok(request: web.Request) -> web.Response:
+    request.app[ANSWERED][("count/" + request.match_info["run"], "")] += 1
+    return web.Response(text="ok", headers={"x-edge-region": "test-region"})
+
+
+async def answered(request: web.Request) -> web.Response:
+    return web.Response(text=str(request.app[ANSWERED][("count/" + request.match_info["run"], "")]))
+
+
 async def status(request: web.Request) -> web.Response:
     return web.Response(status=int(request.match_info["code"]), text="as asked")
 
@@ -110,6 +121,8 @@ def main() -> None:
         app.router.add_get("/route", route)
         app.router.add_get("/app/{run}", app_version)
         app.router.add_get("/cache/{run}", cache_result)
+        app.router.add_get("/count/{run}", counted_ok)
+        app.router.add_get("/answered/{run}", answered)
         app.router.add_get("/status/{code}", status)
         app.router.add_get("/chunked", chunked)
         app.router.add_get("/close", close)
