@@ -51,6 +51,15 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
     )
     add_flag(
         parser,
+        "--module-cache-dir",
+        env="CONTROL_PLANE_MODULE_CACHE_DIR",
+        default=None,
+        convert=Path,
+        help="where uploads are compiled ahead of time while they are checked (an edge node's "
+        "--module-cache-dir on the same machine reuses them); none: DATA_DIR/compiled",
+    )
+    add_flag(
+        parser,
         "--tokens",
         env="CONTROL_PLANE_TOKENS",
         default=None,
@@ -135,6 +144,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[ControlPlaneConfig, str]:
             ready_file=args.ready_file,
             grace_seconds=args.grace,
             data_dir=args.data_dir,
+            module_cache_dir=args.module_cache_dir,
             tokens_file=args.tokens,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,

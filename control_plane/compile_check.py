@@ -2,7 +2,11 @@
 
 A module the control plane accepts must compile on every node, so it is compiled here with
 ``wasm_host``'s engine built from the default ``EngineConfig`` (what nodes run). Compiling
-takes milliseconds to seconds, so it runs in a worker thread.
+takes milliseconds for a core module and up to ~20 s for a component (a Python one carries
+CPython), so it runs in a worker thread, and once: the artefact is kept in ``cache_dir``
+(checked like the nodes' own, ``wasm_host.cache``), so the version's fit check and, in the
+local world where they share the directory, the nodes load it instead of compiling again.
+Whether an upload is a core module or a component its preamble says.
 
 An app version is checked the same way before it is stored: each module it uses is linked
 under the ABI the version names (``fit_problem``), with the node's own ``create_handler``,
@@ -14,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from pathlib import Path
 from types import TracebackType
 
 from control_plane.errors import ModuleRejectedError
-from wasm_host.cache import ModuleCache
+from wasm_host.component_cache import CompiledComponent, ComponentCache
 from wasm_host.config import EngineConfig, Limits
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import ModuleInvalidError, WasmHostError
@@ -32,9 +37,9 @@ FIT_MEMO_ENTRIES = 4096
 class ModuleValidator:
     """Compiles modules to prove they are valid; returns the imports they declare."""
 
-    def __init__(self, engine_config: EngineConfig | None = None) -> None:
+    def __init__(self, engine_config: EngineConfig | None = None, *, cache_dir: Path | None = None) -> None:
         self._engine = WasmEngine(engine_config or EngineConfig())
-        self._cache = ModuleCache(self._engine)
+        self._cache = ComponentCache(self._engine, cache_dir)
         self._fits: dict[tuple[str, str, bool], str | None] = {}
 
     def close(self) -> None:
@@ -55,12 +60,14 @@ class ModuleValidator:
                 code="module_not_wasm", reason="not a WebAssembly binary (no \\0asm header)", sha256=sha256
             )
         try:
-            compiled = self._cache.load(data)
+            compiled = self._cache.load_any(data)
         except ModuleInvalidError as exc:
             raise ModuleRejectedError(
                 code="module_compile_failed", reason=f"does not compile: {exc.reason}", sha256=sha256
             ) from exc
         try:
+            if isinstance(compiled, CompiledComponent):
+                return tuple(compiled.component.type.imports(self._engine.engine))
             return tuple(f"{imp.module}.{imp.name}" for imp in compiled.module.imports)
         finally:
             # The control plane never runs modules: keep no compiled code in memory.
@@ -81,7 +88,7 @@ class ModuleValidator:
         if key in self._fits:
             return self._fits[key]
         try:
-            compiled = self._cache.load(data)
+            compiled = self._cache.load_any(data)
         except ModuleInvalidError as exc:
             return f"does not compile: {exc.reason}"
         try:

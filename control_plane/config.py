@@ -32,6 +32,9 @@ class ControlPlaneConfig:
     ready_file: Path | None = None
     grace_seconds: float = 2.0
     data_dir: Path | None = None
+    # Compiled uploads (None: <data_dir>/compiled); the local world shares it with its nodes,
+    # so a 37 MB component is compiled once on the machine, not once per process.
+    module_cache_dir: Path | None = None
     tokens_file: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -146,7 +146,9 @@ async def run(
         lock = stack.enter_context(DataDirLock(data_dir))
         tokens = _tokens(config, data_dir)
         db = stack.enter_context(closing(Database(data_dir / "control-plane.sqlite3")))
-        validator = stack.enter_context(ModuleValidator())
+        validator = stack.enter_context(
+            ModuleValidator(cache_dir=config.module_cache_dir or data_dir / "compiled")
+        )
         modules = ModuleRegistry(db, BlobStore(data_dir / "modules"), validator)
         apps = AppRegistry(db, modules, origins=config.origin_policy)
         fleet = Fleet(

@@ -31,7 +31,11 @@ from manifest.model import (
 )
 from protos.edgecdn.v1 import apps_pb2, common_pb2
 
-ABIS: dict[str, common_pb2.Abi.ValueType] = {"wagi": common_pb2.ABI_WAGI, "reactor": common_pb2.ABI_REACTOR}
+ABIS: dict[str, common_pb2.Abi.ValueType] = {
+    "wagi": common_pb2.ABI_WAGI,
+    "reactor": common_pb2.ABI_REACTOR,
+    "wasi-http": common_pb2.ABI_WASI_HTTP,
+}
 
 
 def app_from_manifest(manifest: AppManifest) -> tuple[apps_pb2.AppVersion, dict[str, tuple[str, str, bytes]]]:
@@ -86,6 +90,7 @@ ABI_NAMES: dict[int, Abi] = {
     common_pb2.ABI_UNSPECIFIED: "wagi",
     common_pb2.ABI_WAGI: "wagi",
     common_pb2.ABI_REACTOR: "reactor",
+    common_pb2.ABI_WASI_HTTP: "wasi-http",
 }
 
 
@@ -104,7 +109,9 @@ def app_manifest(app: apps_pb2.AppVersion, source: str = "") -> AppManifest:
             raise ManifestError(label, f"module.{ref.name}", f"module {ref.name!r} is listed twice")
         if ref.abi not in ABI_NAMES:
             raise ManifestError(
-                label, f"module.{ref.name}.abi", f"{ref.abi} is not an ABI; use ABI_WAGI or ABI_REACTOR"
+                label,
+                f"module.{ref.name}.abi",
+                f"{ref.abi} is not an ABI; use ABI_WAGI, ABI_REACTOR or ABI_WASI_HTTP",
             )
         modules[ref.name] = ModuleSpec(
             name=ref.name,

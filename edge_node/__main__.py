@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compiled-module cache, geo database, last good assignment",
     )  # fmt: skip
     add_flag(
+        parser, "--module-cache-dir", env="EDGE_NODE_MODULE_CACHE_DIR", default=None, convert=Path,
+        help="compiled modules and components ahead of time, shareable by the nodes of one machine "
+        "(default: DATA_DIR/compiled)",
+    )  # fmt: skip
+    add_flag(
         parser, "--geo-cache-dir", env="EDGE_NODE_GEO_CACHE_DIR", default=None, convert=Path,
         help="where the world's geo database is built or found (default: DATA_DIR/geo)",
     )  # fmt: skip
@@ -171,6 +176,7 @@ def parse_config(argv: Sequence[str] | None) -> tuple[EdgeNodeConfig, str]:
             max_body_bytes=args.max_body_bytes,
             max_header_bytes=args.max_header_bytes,
             geo_cache_dir_override=args.geo_cache_dir,
+            module_cache_dir_override=args.module_cache_dir,
             control_plane=args.control_plane,
             token=args.token,
             control_plane_tls=control_plane_tls,

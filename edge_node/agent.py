@@ -28,7 +28,7 @@ from edge_node.state import NodeState
 from protos.edgecdn.v1 import nodes_pb2
 from runtime.files import write_bytes_atomically
 from runtime.signing import ModuleSignatureError, TrustedKeys
-from wasm_host.cache import ModuleCache
+from wasm_host.component_cache import ComponentCache
 from wasm_host.engine import WasmEngine
 from wasm_host.executor import WasmExecutor
 
@@ -45,7 +45,7 @@ class AssignmentApplier:
         *,
         state: NodeState,
         engine: WasmEngine,
-        cache: ModuleCache,
+        cache: ComponentCache,
         store: ModuleStore,
         executor: WasmExecutor,
         data_dir: Path,

@@ -16,7 +16,8 @@ from urllib.parse import quote
 from edge_node.errors import ConfigLoadError
 from edge_node.metrics import AppFigures
 from manifest import AppManifest, ManifestError, ModuleSpec, load_manifest, read_module
-from wasm_host.cache import CompiledModule, ModuleCache
+from wasm_host.cache import CompiledModule
+from wasm_host.component_cache import CompiledComponent, ComponentCache
 from wasm_host.config import Limits
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import WasmHostError
@@ -104,7 +105,7 @@ def outbound_grant(spec: ModuleSpec) -> OutboundGrant | None:
 
 
 def load_app(
-    path: Path, *, engine: WasmEngine, cache: ModuleCache, figures: Callable[[str, str], AppFigures]
+    path: Path, *, engine: WasmEngine, cache: ComponentCache, figures: Callable[[str, str], AppFigures]
 ) -> LoadedApp:
     """Load a manifest and every module it names (standalone mode)."""
     try:
@@ -120,7 +121,7 @@ def build_app(
     sources: Mapping[str, bytes],
     *,
     engine: WasmEngine,
-    cache: ModuleCache,
+    cache: ComponentCache,
     figures: Callable[[str, str], AppFigures],
 ) -> LoadedApp:
     """Compile (or load from the AOT cache) and link every module of ``manifest``;
@@ -128,7 +129,7 @@ def build_app(
     modules: dict[str, LoadedModule] = {}
     for name, spec in manifest.modules.items():
         try:
-            compiled: CompiledModule = cache.load(sources[name])
+            compiled: CompiledModule | CompiledComponent = cache.load_any(sources[name])
             limits = Limits(
                 memory_bytes=spec.memory_bytes,
                 timeout_s=spec.timeout_s,

@@ -38,6 +38,7 @@ class EdgeNodeConfig:
     cache_dir: Path | None = None  # the HTTP cache's disk tier (httpcache.disk), when given
     cache_dir_bytes: int = 1024 * MiB
     geo_cache_dir_override: Path | None = None
+    module_cache_dir_override: Path | None = None
     control_plane: str | None = None
     token: str = ""
     # TLS (mutual, with a client certificate) to the control plane: the session, module
@@ -95,7 +96,7 @@ class EdgeNodeConfig:
     @property
     def module_cache_dir(self) -> Path:
         """Where compiled modules are cached ahead of time (shared by nodes of one machine)."""
-        return self.data_dir / "compiled"
+        return self.module_cache_dir_override or self.data_dir / "compiled"
 
     @property
     def module_store_dir(self) -> Path:

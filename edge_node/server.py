@@ -63,7 +63,7 @@ from httpfront.server import FrontendServer
 from protos.edgecdn.v1 import nodes_pb2
 from runtime.process import StopEvent, wait_for_stop
 from runtime.ready import ReadyCallback
-from wasm_host.cache import ModuleCache
+from wasm_host.component_cache import ComponentCache
 from wasm_host.config import EngineConfig
 from wasm_host.engine import WasmEngine
 from wasm_host.executor import WasmExecutor
@@ -106,7 +106,7 @@ async def run(
                 on_reload=metrics.count_geo_reload,
             )
         )
-        modules = ModuleCache(engine, config.module_cache_dir)
+        modules = ComponentCache(engine, config.module_cache_dir)
         executor = WasmExecutor()
         stack.callback(executor.close)
         state = NodeState()

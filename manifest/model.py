@@ -8,7 +8,9 @@ from typing import Literal
 
 from manifest.routes import RouteTable
 
-Abi = Literal["wagi", "reactor"]
+Abi = Literal["wagi", "reactor", "wasi-http"]
+# The ABI of a ``[component.NAME]`` table (Spin's name for what a ``[module.NAME]`` is here).
+COMPONENT_ABI: Abi = "wasi-http"
 
 DEFAULT_MEMORY_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 0.1

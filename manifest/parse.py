@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 
 from manifest.errors import ManifestError
 from manifest.model import (
+    COMPONENT_ABI,
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_MEMORY_BYTES,
     DEFAULT_OUTBOUND_BYTES,
@@ -87,10 +88,14 @@ def _parse_app(reader: _Reader, doc: Mapping[str, Any]) -> tuple[str, str, str]:
 def _parse_route(reader: _Reader, index: int, raw: object) -> Route:
     key = f"route[{index}]"
     table = reader.table(raw, key)
-    reader.only(table, key, {"path", "module", "origin"})
+    reader.only(table, key, {"path", "module", "component", "origin"})
     path = reader.string(table, key, "path")
     assert path is not None
+    if "module" in table and "component" in table:
+        raise reader.fail(f"{key}.component", "is another name for 'module': give one of them")
     module = reader.string(table, key, "module", required=False)
+    if module is None:  # Spin's word for it
+        module = reader.string(table, key, "component", required=False)
     origin = reader.string(table, key, "origin", required=False)
     return Route(path=path, module=module, origin=origin)
 
@@ -116,8 +121,12 @@ def _parse_hosts(reader: _Reader, key: str, raw: object) -> tuple[str, ...]:
     return tuple(hosts)
 
 
-def _parse_module(reader: _Reader, name: str, raw: object, base_dir: Path) -> ModuleSpec:
-    key = f"module.{name}"
+def _parse_module(
+    reader: _Reader, name: str, raw: object, base_dir: Path, *, table_name: str = "module"
+) -> ModuleSpec:
+    """``[module.NAME]``, or ``[component.NAME]`` (``table_name``), whose ABI defaults to
+    ``wasi-http``: what Spin's manifests call components are HTTP components."""
+    key = f"{table_name}.{name}"
     table = reader.table(raw, key)
     allowed = {
         "source",
@@ -139,7 +148,8 @@ def _parse_module(reader: _Reader, name: str, raw: object, base_dir: Path) -> Mo
         raise reader.fail(f"{key}.source", f"{source!r} must be a path relative to the manifest")
     if "\x00" in source:
         raise reader.fail(f"{key}.source", "must not contain NUL")
-    abi = reader.string(table, key, "abi", required=False) or "wagi"
+    default_abi = COMPONENT_ABI if table_name == "component" else "wagi"
+    abi = reader.string(table, key, "abi", required=False) or default_abi
     memory = reader.convert(f"{key}.memory", table.get("memory", DEFAULT_MEMORY_BYTES), parse_size)
     timeout = DEFAULT_TIMEOUT_S
     if "timeout" in table:
@@ -190,10 +200,14 @@ def parse_manifest(
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise reader.fail("", f"not valid TOML: {exc}") from exc
-    reader.only(doc, "", {"app", "route", "module"})
+    reader.only(doc, "", {"app", "route", "module", "component"})
     name, version, description = _parse_app(reader, doc)
     raw_modules = reader.table(doc.get("module", {}), "module")
     modules = {key: _parse_module(reader, key, raw, base_dir) for key, raw in raw_modules.items()}
+    for key, raw in reader.table(doc.get("component", {}), "component").items():
+        if key in modules:
+            raise reader.fail(f"component.{key}", f"{key!r} is also a [module.{key}]: one name, one table")
+        modules[key] = _parse_module(reader, key, raw, base_dir, table_name="component")
     raw_routes = doc.get("route", [])
     if not isinstance(raw_routes, list):
         raise reader.fail("route", "needs at least one [[route]] table")

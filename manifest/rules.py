@@ -43,7 +43,7 @@ MAX_OUTBOUND_HOSTS = 64
 MAX_OUTBOUND_REQUESTS = 100  # per handler invocation
 MAX_OUTBOUND_BYTES = 64 * MiB  # per handler invocation, bodies both ways
 MAX_OUTBOUND_TIMEOUT_S = 60.0
-ABIS = ("wagi", "reactor")
+ABIS = ("wagi", "reactor", "wasi-http")
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -238,7 +238,7 @@ def _check_module(fail: _Fail, spec: ModuleSpec) -> None:  # noqa: PLR0912 - one
     if not MODULE_NAME.fullmatch(spec.name):
         raise fail(key, f"module name {spec.name!r} must be 1-64 letters, digits, '-' or '_'")
     if spec.abi not in ABIS:
-        raise fail(f"{key}.abi", f"{spec.abi!r} is not an ABI; use 'wagi' or 'reactor'")
+        raise fail(f"{key}.abi", f"{spec.abi!r} is not an ABI; use 'wagi', 'reactor' or 'wasi-http'")
     if not MIN_MEMORY <= spec.memory_bytes <= MAX_MEMORY:
         raise fail(f"{key}.memory", f"{spec.memory_bytes} bytes is outside 64KiB..256MiB")
     if not 0 < spec.timeout_s <= MAX_TIMEOUT_S:  # NaN fails too

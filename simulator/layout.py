@@ -108,11 +108,15 @@ def control_plane_spec(
     *,
     data_dir: Path,
     tokens_file: Path,
+    module_cache_dir: Path | None = None,
     world_file: Path | None = None,
     otlp_forward: str | None = None,
     extra: ExtraFlags = NO_EXTRA,
 ) -> ChildSpec:
     forward = ("--otlp-forward", otlp_forward) if otlp_forward else ()
+    # The nodes' compiled-module directory: what the control plane compiles while checking an
+    # upload, every node then loads instead of compiling it again.
+    compiled = ("--module-cache-dir", str(module_cache_dir)) if module_cache_dir else ()
     # The world's regions are known to the control plane before any node reports them.
     world = ("--world", str(world_file)) if world_file else ()
     return ChildSpec(
@@ -120,7 +124,8 @@ def control_plane_spec(
         argv=(
             sys.executable, "-m", "control_plane", "--host", "127.0.0.1", "--port", "0",
             "--metrics-port", "0",
-            "--data-dir", str(data_dir), "--tokens", str(tokens_file), *world, *forward, *extra.argv,
+            "--data-dir", str(data_dir), "--tokens", str(tokens_file), *compiled, *world, *forward,
+            *extra.argv,
         ),
         env={**WORLD_TRACE_ENV, **extra.env},
         # A restart keeps both ports: nodes dial the gRPC one, Prometheus scrapes the other.
@@ -165,6 +170,7 @@ def edge_node_plans(
     node_tokens: Mapping[str, str],
     state_dir: Path,
     geo_cache_dir: Path,
+    module_cache_dir: Path | None = None,
     extra: ExtraFlags = NO_EXTRA,
 ) -> list[EdgeNodePlan]:
     """One edge node per slot of every region, each with its own data directory, each serving
@@ -185,6 +191,7 @@ def edge_node_plans(
                 "--world", str(world.source),
                 "--data-dir", str(state_dir / "nodes" / node_id),
                 "--geo-cache-dir", str(geo_cache_dir),
+                *(("--module-cache-dir", str(module_cache_dir)) if module_cache_dir else ()),
                 "--host", "127.0.0.1",
                 "--port", "0",
                 "--workers", str(region.node_workers),

@@ -68,6 +68,10 @@ DEFAULT_APP = Path("handlers/geo-hello/app.toml")
 WORLD_ENV = "EDGECDN_WORLD"
 APP_ENV = "EDGECDN_APP"
 MQTT_ENGINE_ENV = "EDGECDN_MQTT_ENGINE"
+# Where the world's processes keep compiled modules and components: the state directory's
+# compiled/ unless set (the test suite points every world it starts at one directory, so a
+# component is compiled once per run, as it is once per machine for `edgecdn up`).
+MODULE_CACHE_ENV = "EDGECDN_MODULE_CACHE_DIR"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -207,6 +211,7 @@ async def _start_world(
     mqtt_engine: BrokerEngine,
 ) -> StartedWorld:
     geo_cache_dir = state_directory / "geo"
+    module_cache_dir = Path(os.environ.get(MODULE_CACHE_ENV) or state_directory / "compiled")
     # The world signs what it registers, and its nodes and gateways trust only its key.
     signing = ensure_signing_key(state_directory)
     trust = ("--trusted-key", str(signing.public))
@@ -215,6 +220,7 @@ async def _start_world(
         control_plane_spec(
             data_dir=state_directory / "control-plane",
             tokens_file=state_directory / "tokens.json",
+            module_cache_dir=module_cache_dir,
             world_file=world.source,
             otlp_forward=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -257,6 +263,7 @@ async def _start_world(
         node_tokens=tokens.nodes,
         state_dir=state_directory,
         geo_cache_dir=geo_cache_dir,
+        module_cache_dir=module_cache_dir,
         extra=ExtraFlags(argv=(*mqtt_flags.argv, *trust), env=mqtt_flags.env),
     )
     nodes = await supervisor.start_group([plan.spec for plan in plans])

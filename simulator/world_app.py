@@ -9,7 +9,8 @@ world never undoes what an operator deployed since.
 Besides its origin's ``/shop/...`` route, the world adds the example apps of
 ``WORLD_EXAMPLES`` to the app it deploys (their module routes and modules; their own
 origin routes stand for the world's shop): ``/weather`` (``handlers/geo-weather``) fetches
-from ``/shop/weather`` through the edge cache.
+from ``/shop/weather`` through the edge cache; ``/greeting`` is the geo greeting as a Spin
+SDK component (``handlers/components/geo-greeting``, the ``wasi-http`` ABI).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from simulator.errors import SimulatorError
 MIN_TOKEN_LENGTH = 8
 POLL_SECONDS = 0.1
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WORLD_EXAMPLES = (REPO_ROOT / "handlers" / "geo-weather" / "app.toml",)
+WORLD_EXAMPLES = (
+    REPO_ROOT / "handlers" / "geo-weather" / "app.toml",
+    REPO_ROOT / "handlers" / "components" / "geo-greeting" / "app.toml",
+)
 
 
 def with_examples(manifest: AppManifest, examples: Sequence[Path]) -> AppManifest:

@@ -16,6 +16,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Every edge node a test starts is one process (its --workers default is the CPU count),
 # unless the test asks for workers: tests/edge_node/test_workers.py.
 os.environ["EDGE_NODE_WORKERS"] = "1"
+# Every world and control plane a test starts compiles into one directory, as the processes of
+# one machine do (a Python component takes ~20 s to compile, then ~5 ms to load): checked,
+# atomically written artefacts, compiled once under a lock whichever test or worker is first.
+# Edge nodes started on their own keep their own (tests/edge_node/test_lifecycle.py counts
+# their compiles).
+TEST_MODULE_CACHE = REPO_ROOT / ".edgecdn" / "test-compiled"
+os.environ.setdefault("EDGECDN_MODULE_CACHE_DIR", str(TEST_MODULE_CACHE))
+os.environ.setdefault("CONTROL_PLANE_MODULE_CACHE_DIR", str(TEST_MODULE_CACHE))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

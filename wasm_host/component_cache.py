@@ -18,7 +18,7 @@ from pathlib import Path
 import wasmtime
 from wasmtime.component import Component
 
-from wasm_host.cache import ModuleCache, Origin, module_digest
+from wasm_host.cache import CompiledModule, ModuleCache, Origin, module_digest
 from wasm_host.engine import WasmEngine
 from wasm_host.errors import ModuleInvalidError
 
@@ -65,9 +65,12 @@ class ComponentCache(ModuleCache):
         component = self._component_from_disk(digest)
         origin: Origin = "disk"
         if component is None:
-            component = self._compile_component(digest, wasm)
-            origin = "compiled"
-            self._store_component(digest, component)
+            with self.compiling(digest):
+                component = self._component_from_disk(digest)  # compiled meanwhile elsewhere?
+                if component is None:
+                    component = self._compile_component(digest, wasm)
+                    origin = "compiled"
+                    self._store_component(digest, component)
         compiled = CompiledComponent(digest=digest, component=component, size_bytes=len(wasm), origin=origin)
         with self._lock:
             if origin == "disk":
@@ -75,6 +78,10 @@ class ComponentCache(ModuleCache):
             else:
                 self.stats.compiles += 1
             return self._components.setdefault(digest, compiled)
+
+    def load_any(self, wasm: bytes) -> CompiledModule | CompiledComponent:
+        """A component or a core module, whichever ``wasm`` is (its preamble says)."""
+        return self.load_component(wasm) if is_component(wasm) else self.load(wasm)
 
     def load_component_file(self, path: Path) -> CompiledComponent:
         """Load the component in file ``path``."""

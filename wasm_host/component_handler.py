@@ -47,6 +47,7 @@ from wasm_host.errors import (
     WasmTrapError,
 )
 from wasm_host.httpfields import HOP_BY_HOP, MAX_RESPONSE_HEADERS, field_problem, status_problem
+from wasm_host.outbound import OutboundGrant
 from wasm_host.sandbox import check_granted_env
 from wasm_host.values import WasmRequest, WasmResponse
 
@@ -109,6 +110,7 @@ class HttpComponentHandler:
         limits: Limits,
         env: Mapping[str, str] | None = None,
         name: str = "handler",
+        outbound: OutboundGrant | None = None,
     ) -> None:
         config = engine.config
         if config.allocator == "pooling" and limits.memory_bytes > config.pool_max_memory_bytes:
@@ -123,6 +125,8 @@ class HttpComponentHandler:
         self._engine = engine
         self._component = component
         self._env = check_granted_env(env or {})
+        self.outbound = outbound
+        self.calls_out = outbound is not None
         self._handle = _handle_export(engine, component, digest)
         component_bytes.install()
         self._linker = build_linker(engine, component, digest)

@@ -1,4 +1,4 @@
-"""The ``Handler`` protocol both ABIs implement, and the factory that picks one by ABI name."""
+"""The ``Handler`` protocol the three ABIs implement, and the factory that picks one by ABI name."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ from collections.abc import Mapping
 from typing import Literal, Protocol
 
 from wasm_host.cache import CompiledModule
+from wasm_host.component_cache import CompiledComponent
+from wasm_host.component_handler import HttpComponentHandler
 from wasm_host.config import Limits
 from wasm_host.engine import WasmEngine
+from wasm_host.errors import AbiMismatchError
 from wasm_host.outbound import OutboundGrant
 from wasm_host.reactor import ReactorHandler
 from wasm_host.values import WasmRequest, WasmResponse
 from wasm_host.wagi import WagiHandler
 
-Abi = Literal["wagi", "reactor"]
-ABIS: tuple[Abi, ...] = ("wagi", "reactor")
+Abi = Literal["wagi", "reactor", "wasi-http"]
+ABIS: tuple[Abi, ...] = ("wagi", "reactor", "wasi-http")
 
 
 class Handler(Protocol):
@@ -47,7 +50,7 @@ class Handler(Protocol):
 
 def create_handler(
     engine: WasmEngine,
-    compiled: CompiledModule,
+    compiled: CompiledModule | CompiledComponent,
     *,
     abi: Abi = "wagi",
     limits: Limits | None = None,
@@ -55,7 +58,8 @@ def create_handler(
     name: str = "handler",
     outbound: OutboundGrant | None = None,
 ) -> Handler:
-    """A handler for ``compiled`` under ``abi``; ``AbiMismatchError`` if the module does not fit.
+    """A handler for ``compiled`` under ``abi``; ``AbiMismatchError`` if the module does not fit,
+    and for a core module under ``wasi-http`` or a component under the other two.
 
     ``env`` is the manifest's grant: the only variables besides the CGI ones a WAGI module
     sees (a reactor module sees them only if it imports WASI). Names the host sets itself
@@ -64,8 +68,16 @@ def create_handler(
     ``edge_http`` is refused (``AbiMismatchError``).
     """
     limits = limits or Limits()
+    if abi not in ABIS:
+        raise ValueError(f"unknown ABI {abi!r}; expected one of {', '.join(ABIS)}")
+    if abi == "wasi-http":
+        if not isinstance(compiled, CompiledComponent):
+            raise AbiMismatchError(
+                compiled.digest, abi, "a core module, not a component (wagi or reactor runs it)"
+            )
+        return HttpComponentHandler(engine, compiled, limits=limits, env=env, name=name, outbound=outbound)
+    if isinstance(compiled, CompiledComponent):
+        raise AbiMismatchError(compiled.digest, abi, "a component: declare it with abi = 'wasi-http'")
     if abi == "wagi":
         return WagiHandler(engine, compiled, limits=limits, env=env, name=name, outbound=outbound)
-    if abi == "reactor":
-        return ReactorHandler(engine, compiled, limits=limits, env=env, name=name, outbound=outbound)
-    raise ValueError(f"unknown ABI {abi!r}; expected one of {', '.join(ABIS)}")
+    return ReactorHandler(engine, compiled, limits=limits, env=env, name=name, outbound=outbound)

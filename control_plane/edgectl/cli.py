@@ -24,6 +24,7 @@ from control_plane.edgectl.output import OUTPUTS
 from control_plane.edgectl.rollout_cmd import add_parsers as add_rollout_parsers
 from control_plane.edgectl.traces_cmd import add_parsers as add_trace_parsers
 from cpclient import ControlPlaneCallError, TlsSettings
+from cpclient.apps import ABIS
 from manifest import ManifestError
 from runtime.cli import add_flag, new_parser
 from runtime.errors import WorldStateError
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     push = modules.add_parser("push", help="upload a .wasm module", parents=output)
     push.add_argument("file", type=Path)
     push.add_argument("--name", default=None, help="name for listings (default: file stem)")
-    push.add_argument("--abi", choices=["wagi", "reactor"], default="wagi")
+    push.add_argument("--abi", choices=sorted(ABIS), default="wagi")
     _sign_flag(push)
     modules.add_parser("list", help="list modules", parents=output)
     rm = modules.add_parser("rm", help="delete a module", parents=output)

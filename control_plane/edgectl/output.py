@@ -23,7 +23,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from protos.edgecdn.v1 import apps_pb2, common_pb2, modules_pb2, nodes_pb2
+from cpclient.apps import ABI_NAMES
+from protos.edgecdn.v1 import apps_pb2, modules_pb2, nodes_pb2
 
 Output = Literal["table", "wide", "json"]
 OUTPUTS: Final[tuple[Output, ...]] = ("table", "wide", "json")
@@ -35,11 +36,6 @@ STATUS_NAMES = {
     nodes_pb2.NODE_STATUS_READY: "ready",
     nodes_pb2.NODE_STATUS_UNREACHABLE: "unreachable",
     nodes_pb2.NODE_STATUS_DISCONNECTED: "disconnected",
-}
-ABI_NAMES = {
-    common_pb2.ABI_UNSPECIFIED: "wagi",
-    common_pb2.ABI_WAGI: "wagi",
-    common_pb2.ABI_REACTOR: "reactor",
 }
 
 Cell = str | Text | ConsoleRenderable  # any other renderable only in a ``wrap`` column

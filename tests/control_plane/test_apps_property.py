@@ -37,7 +37,7 @@ from manifest import ManifestError, load_manifest
 from protos.edgecdn.v1 import apps_pb2, apps_pb2_grpc, modules_pb2, modules_pb2_grpc
 from tests.control_plane.support import WAT_WAGI, LiveControlPlane, control_plane_in_process, sha, wasm
 from tests.control_plane.test_apps_rules import REACTOR
-from wasm_host.cache import ModuleCache
+from wasm_host.component_cache import ComponentCache
 from wasm_host.config import EngineConfig
 from wasm_host.engine import WasmEngine
 
@@ -225,13 +225,13 @@ def parser_accepts(app: apps_pb2.AppVersion, folder: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def node_cache() -> Iterator[ModuleCache]:
+def node_cache() -> Iterator[ComponentCache]:
     """The engine an edge node runs with by default, and its module cache."""
     with WasmEngine(EngineConfig()) as engine:
-        yield ModuleCache(engine)
+        yield ComponentCache(engine)
 
 
-def node_builds(app: apps_pb2.AppVersion, cache: ModuleCache) -> bool:
+def node_builds(app: apps_pb2.AppVersion, cache: ComponentCache) -> bool:
     try:
         manifest = manifest_from_app_version(app)
         sources = {name: BLOBS[spec.sha256 or ""] for name, spec in manifest.modules.items()}
@@ -254,7 +254,7 @@ def register(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(app=app_versions())
 def test_what_the_control_plane_accepts_nodes_deploy_and_what_it_refuses_edgectl_refuses(
-    served: tuple[LiveControlPlane, grpc.Channel], node_cache: ModuleCache, app: apps_pb2.AppVersion
+    served: tuple[LiveControlPlane, grpc.Channel], node_cache: ComponentCache, app: apps_pb2.AppVersion
 ) -> None:
     live, channel = served
     stub = apps_pb2_grpc.AppServiceStub(channel)
@@ -279,7 +279,7 @@ def test_what_the_control_plane_accepts_nodes_deploy_and_what_it_refuses_edgectl
 
 
 def test_a_plain_app_passes_all_three(
-    served: tuple[LiveControlPlane, grpc.Channel], node_cache: ModuleCache
+    served: tuple[LiveControlPlane, grpc.Channel], node_cache: ComponentCache
 ) -> None:
     """A plain valid app is accepted (so the property above is not vacuous)."""
     live, channel = served

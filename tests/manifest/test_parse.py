@@ -133,7 +133,7 @@ def _doc(**module: object) -> str:
             "http(s) URL",
         ),
         (_doc(timout="1s"), "module.m.timout", "unknown key"),
-        (_doc(abi="wasi-http"), "module.m.abi", "not an ABI"),
+        (_doc(abi="wasi-nn"), "module.m.abi", "not an ABI"),
         (_doc(memory="16 XB"), "module.m.memory", "unknown size unit"),
         (_doc(memory="1KiB"), "module.m.memory", "outside 64KiB"),
         (_doc(memory="8GiB"), "module.m.memory", "outside 64KiB"),
@@ -258,3 +258,67 @@ def test_arbitrary_text_is_a_manifest_or_a_manifest_error(text: str) -> None:
     except ManifestError as exc:
         path = exc.path
         assert path == "fuzz.toml"
+
+
+# Spin's manifests call modules components: [component.NAME] and a route's `component`.
+SPIN_STYLE = """
+[app]
+name = "greeter"
+version = "1.0.0"
+[[route]]
+path = "/greeting"
+component = "greet"
+[[route]]
+path = "/hello"
+module = "hello"
+[component.greet]
+source = "greet.wasm"
+memory = "32MiB"
+[module.hello]
+source = "hello.wasm"
+"""
+
+
+def test_a_component_table_is_a_module_whose_abi_defaults_to_wasi_http() -> None:
+    manifest = parse_manifest(SPIN_STYLE, BASE, "spin.toml")
+    greet, hello = manifest.modules["greet"], manifest.modules["hello"]
+    assert (greet.abi, greet.memory_bytes, greet.source) == (
+        "wasi-http",
+        32 * 1024 * 1024,
+        BASE / "greet.wasm",
+    )
+    assert hello.abi == "wagi"
+    assert manifest.module_for(manifest.routes[0]) == greet
+    explicit = SPIN_STYLE.replace('source = "greet.wasm"', 'source = "greet.wasm"\nabi = "reactor"')
+    assert parse_manifest(explicit, BASE).modules["greet"].abi == "reactor"  # it may say otherwise
+
+
+def _spin(old: str, new: str) -> str:
+    assert old in SPIN_STYLE
+    return SPIN_STYLE.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        (
+            _spin("[module.hello]", "[component.hello]\n[module.hello]"),
+            "component.hello",
+            "also a [module.hello]",
+        ),
+        (
+            _spin('component = "greet"', 'component = "greet"\nmodule = "greet"'),
+            "route[0].component",
+            "another name",
+        ),
+        (_spin('memory = "32MiB"', 'memory = "lots"'), "component.greet.memory", ""),
+        (_spin('memory = "32MiB"', 'abi = "spin"'), "module.greet.abi", "'wagi', 'reactor' or 'wasi-http'"),
+        (_spin("[component.greet]", "[component.greet]\nroute = '/x'"), "component.greet.route", "unknown"),
+        (_spin('component = "greet"', 'component = "nobody"'), "route[0].module", "nobody"),
+    ],
+)
+def test_component_tables_fail_as_clearly_as_modules(text: str, key: str, reason: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, BASE, "spin.toml")
+    assert caught.value.key == key
+    assert reason in caught.value.reason

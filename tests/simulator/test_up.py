@@ -189,6 +189,31 @@ async def test_readme_tour_through_the_router(
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    ("country", "region", "greeting"),
+    [
+        ("KR", "ap-northeast-2", "안녕하세요"),
+        ("JP", "ap-northeast-1", "こんにちは"),
+        ("US", "us-east-1", "Hello"),
+    ],
+)
+async def test_readme_component_tour_a_spin_component_greets_through_the_router(
+    shared_world: RunningWorld, country: str, region: str, greeting: str
+) -> None:
+    # README "Run a Spin component": curl --interface $KR $ROUTER/greeting, the geo greeting as
+    # a Spin SDK (Python) component, unchanged, on the wasi-http ABI.
+    assert shared_world.state.router_url is not None
+    status, text, headers = await get_from(country, f"{shared_world.state.router_url}/greeting?from=tour")
+    assert status == 200, text
+    assert text == f"{greeting} from GET /greeting?from=tour\n"
+    fields = {name.lower(): value for name, value in headers.items()}
+    assert fields["x-country"] == country  # the component read the edge's cf-ipcountry
+    assert fields["content-type"] == "text/plain; charset=utf-8"
+    route = dict(part.strip().split("=", 1) for part in headers["x-edge-route"].split(";"))
+    assert route["region"] == region
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_readme_cache_tour_the_worlds_origin_through_the_edge_cache(shared_world: RunningWorld) -> None:
     # README "Cache it": the world's origin behind /shop/..., a MISS then a HIT from Seoul's node.
     assert shared_world.state.router_url is not None

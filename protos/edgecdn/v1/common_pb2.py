@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/edgecdn/v1/common.proto\x12\nedgecdn.v1\":\n\x08Selector\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\x12\x0f\n\x07regions\x18\x02 \x03(\t\x12\x10\n\x08node_ids\x18\x03 \x03(\t\"C\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rmodule_sha256\x18\x03 \x01(\t\"H\n\x0fModuleSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\x94\x01\n\x04Load\x12\x1b\n\x13requests_per_second\x18\x01 \x01(\x01\x12\x11\n\tin_flight\x18\x02 \x01(\r\x12\x19\n\x11\x65rrors_per_second\x18\x03 \x01(\x01\x12\x16\n\x0erequests_total\x18\x04 \x01(\x04\x12\x14\n\x0c\x65rrors_total\x18\x05 \x01(\x04\x12\x13\n\x0butilization\x18\x06 \x01(\x01\"M\n\x10LatencyHistogram\x12)\n\x06layout\x18\x01 \x01(\x0e\x32\x19.edgecdn.v1.LatencyLayout\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x12*9\n\x03\x41\x62i\x12\x13\n\x0f\x41\x42I_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x42I_WAGI\x10\x01\x12\x0f\n\x0b\x41\x42I_REACTOR\x10\x02*U\n\rLatencyLayout\x12\x1e\n\x1aLATENCY_LAYOUT_UNSPECIFIED\x10\x00\x12$\n LATENCY_LAYOUT_LOG_LINEAR_US_2SF\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/edgecdn/v1/common.proto\x12\nedgecdn.v1\":\n\x08Selector\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\x12\x0f\n\x07regions\x18\x02 \x03(\t\x12\x10\n\x08node_ids\x18\x03 \x03(\t\"C\n\x0b\x45rrorDetail\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x15\n\rmodule_sha256\x18\x03 \x01(\t\"H\n\x0fModuleSignature\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"\x94\x01\n\x04Load\x12\x1b\n\x13requests_per_second\x18\x01 \x01(\x01\x12\x11\n\tin_flight\x18\x02 \x01(\r\x12\x19\n\x11\x65rrors_per_second\x18\x03 \x01(\x01\x12\x16\n\x0erequests_total\x18\x04 \x01(\x04\x12\x14\n\x0c\x65rrors_total\x18\x05 \x01(\x04\x12\x13\n\x0butilization\x18\x06 \x01(\x01\"M\n\x10LatencyHistogram\x12)\n\x06layout\x18\x01 \x01(\x0e\x32\x19.edgecdn.v1.LatencyLayout\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x12*L\n\x03\x41\x62i\x12\x13\n\x0f\x41\x42I_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x42I_WAGI\x10\x01\x12\x0f\n\x0b\x41\x42I_REACTOR\x10\x02\x12\x11\n\rABI_WASI_HTTP\x10\x03*U\n\rLatencyLayout\x12\x1e\n\x1aLATENCY_LAYOUT_UNSPECIFIED\x10\x00\x12$\n LATENCY_LAYOUT_LOG_LINEAR_US_2SF\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.edgecdn.v1.common_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ABI']._serialized_start=479
-  _globals['_ABI']._serialized_end=536
-  _globals['_LATENCYLAYOUT']._serialized_start=538
-  _globals['_LATENCYLAYOUT']._serialized_end=623
+  _globals['_ABI']._serialized_end=555
+  _globals['_LATENCYLAYOUT']._serialized_start=557
+  _globals['_LATENCYLAYOUT']._serialized_end=642
   _globals['_SELECTOR']._serialized_start=46
   _globals['_SELECTOR']._serialized_end=104
   _globals['_ERRORDETAIL']._serialized_start=106

@@ -31,6 +31,8 @@ class _AbiEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Abi.ValueType], _
     """WASI preview-1 command module with the CGI/1.1 convention (WAGI, Spin's wagi executor)."""
     ABI_REACTOR: _Abi.ValueType  # 2
     """Reactor module exporting memory, edge_alloc and edge_handle (the fast path)."""
+    ABI_WASI_HTTP: _Abi.ValueType  # 3
+    """WASI 0.2 component exporting wasi:http/incoming-handler@0.2.x (Spin 2+, wasmtime serve)."""
 
 class Abi(_Abi, metaclass=_AbiEnumTypeWrapper):
     """The ABI a WebAssembly module speaks (see docs/abi.md)."""
@@ -41,6 +43,8 @@ ABI_WAGI: Abi.ValueType  # 1
 """WASI preview-1 command module with the CGI/1.1 convention (WAGI, Spin's wagi executor)."""
 ABI_REACTOR: Abi.ValueType  # 2
 """Reactor module exporting memory, edge_alloc and edge_handle (the fast path)."""
+ABI_WASI_HTTP: Abi.ValueType  # 3
+"""WASI 0.2 component exporting wasi:http/incoming-handler@0.2.x (Spin 2+, wasmtime serve)."""
 Global___Abi: _TypeAlias = Abi  # noqa: Y015
 
 class _LatencyLayout:
