@@ -28,11 +28,11 @@ import struct
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import wasmtime
 
@@ -45,6 +45,8 @@ _MAGIC = b"EDGECWASM\x01"
 _TRAILER_LEN = len(_MAGIC) + 32 * 2 + 12
 
 Origin = Literal["compiled", "disk", "memory"]
+Code = TypeVar("Code")  # wasmtime.Module, or a component
+Compiled = TypeVar("Compiled")  # CompiledModule, or CompiledComponent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +74,27 @@ def module_digest(wasm: bytes) -> str:
     return hashlib.sha256(wasm).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class CodeKind(Generic[Code]):
+    """What the cache does differently for core modules and for components: the artefact's
+    name, and wasmtime's compile, serialize and deserialize for that kind of code."""
+
+    label: str
+    suffix: str
+    compile: Callable[[wasmtime.Engine, bytes], Code]
+    serialize: Callable[[Code], bytes | bytearray]
+    deserialize_file: Callable[[wasmtime.Engine, str], Code]
+
+
+MODULE: CodeKind[wasmtime.Module] = CodeKind(
+    label="module",
+    suffix=".cwasm",
+    compile=wasmtime.Module,
+    serialize=wasmtime.Module.serialize,
+    deserialize_file=wasmtime.Module.deserialize_file,
+)
+
+
 class ModuleCache:
     """Loads modules for one ``WasmEngine``; thread-safe; ``cache_dir=None`` keeps memory only."""
 
@@ -79,12 +102,12 @@ class ModuleCache:
         self.engine = engine
         self.stats = CacheStats()
         self._dir = cache_dir / engine.fingerprint[:32] if cache_dir is not None else None
-        self._loaded: dict[str, CompiledModule] = {}
+        self._loaded: dict[str, Any] = {}  # digest -> CompiledModule (or a subclass's kind)
         self._lock = threading.Lock()
 
-    def artefact_path(self, digest: str) -> Path | None:
+    def artefact_path(self, digest: str, kind: CodeKind[Any] = MODULE) -> Path | None:
         """Where the artefact for ``digest`` lives on disk (None without a cache directory)."""
-        return self._dir / f"{digest}.cwasm" if self._dir is not None else None
+        return self._dir / f"{digest}{kind.suffix}" if self._dir is not None else None
 
     def load_file(self, path: Path) -> CompiledModule:
         """Load the module in file ``path`` (wasm binary or WAT text)."""
@@ -92,28 +115,37 @@ class ModuleCache:
 
     def load(self, wasm: bytes) -> CompiledModule:
         """The compiled module for ``wasm``: from memory, from disk, or compiled now."""
+        return self.load_code(wasm, MODULE, _compiled_module)
+
+    def load_code(
+        self,
+        wasm: bytes,
+        kind: CodeKind[Code],
+        wrap: Callable[[str, Code, int, Origin], Compiled],
+    ) -> Compiled:
+        """``wasm`` compiled as ``kind`` and wrapped: from memory, from disk, or compiled now."""
         digest = module_digest(wasm)
         with self._lock:
             known = self._loaded.get(digest)
             if known is not None:
                 self.stats.memory_hits += 1
-                return known
-        module = self._from_disk(digest)
+                return cast("Compiled", known)
+        code = self._from_disk(digest, kind)
         origin: Origin = "disk"
-        if module is None:
+        if code is None:
             with self.compiling(digest):
-                module = self._from_disk(digest)  # compiled meanwhile by another process?
-                if module is None:
-                    module = self._compile(digest, wasm)
+                code = self._from_disk(digest, kind)  # compiled meanwhile by another process?
+                if code is None:
+                    code = self._compile(digest, wasm, kind)
                     origin = "compiled"
-                    self._store(digest, module)
-        compiled = CompiledModule(digest=digest, module=module, size_bytes=len(wasm), origin=origin)
+                    self._store(digest, code, kind)
+        compiled = wrap(digest, code, len(wasm), origin)
         with self._lock:
             if origin == "disk":
                 self.stats.disk_hits += 1
             else:
                 self.stats.compiles += 1
-            return self._loaded.setdefault(digest, compiled)
+            return cast("Compiled", self._loaded.setdefault(digest, compiled))
 
     @contextmanager
     def compiling(self, digest: str) -> Iterator[None]:
@@ -137,9 +169,9 @@ class ModuleCache:
         with self._lock:
             self._loaded.pop(digest, None)
 
-    def _compile(self, digest: str, wasm: bytes) -> wasmtime.Module:
+    def _compile(self, digest: str, wasm: bytes, kind: CodeKind[Code]) -> Code:
         try:
-            return wasmtime.Module(self.engine.engine, wasm)
+            return kind.compile(self.engine.engine, wasm)
         except wasmtime.WasmtimeError as exc:
             reason = str(exc).strip().splitlines()
             raise ModuleInvalidError(
@@ -170,8 +202,8 @@ class ModuleCache:
                     view.release()
         return None
 
-    def _from_disk(self, digest: str) -> wasmtime.Module | None:
-        path = self.artefact_path(digest)
+    def _from_disk(self, digest: str, kind: CodeKind[Code]) -> Code | None:
+        path = self.artefact_path(digest, kind)
         if path is None:
             return None
         try:
@@ -179,13 +211,13 @@ class ModuleCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            logger.warning("cannot read module artefact %s: %s", path, exc)
+            logger.warning("cannot read %s artefact %s: %s", kind.label, path, exc)
             return None
         if problem is not None:
             self._discard(path, problem)
             return None
         try:
-            return wasmtime.Module.deserialize_file(self.engine.engine, str(path))
+            return kind.deserialize_file(self.engine.engine, str(path))
         except wasmtime.WasmtimeError as exc:
             self._discard(path, str(exc).splitlines()[0])
             return None
@@ -193,14 +225,14 @@ class ModuleCache:
     def _discard(self, path: Path, reason: str) -> None:
         with self._lock:
             self.stats.corrupt += 1
-        logger.warning("discarding module artefact %s: %s", path, reason)
+        logger.warning("discarding artefact %s: %s", path, reason)
         path.unlink(missing_ok=True)
 
-    def _store(self, digest: str, module: wasmtime.Module) -> None:
-        path = self.artefact_path(digest)
+    def _store(self, digest: str, code: Code, kind: CodeKind[Code]) -> None:
+        path = self.artefact_path(digest, kind)
         if path is None:
             return
-        artefact = module.serialize()
+        artefact = kind.serialize(code)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cwasm")
@@ -214,4 +246,8 @@ class ModuleCache:
                 raise
         except OSError as exc:
             # A read-only or full disk costs a recompile next time, never a failed load.
-            logger.warning("cannot write module artefact %s: %s", path, exc)
+            logger.warning("cannot write %s artefact %s: %s", kind.label, path, exc)
+
+
+def _compiled_module(digest: str, module: wasmtime.Module, size: int, origin: Origin) -> CompiledModule:
+    return CompiledModule(digest=digest, module=module, size_bytes=size, origin=origin)

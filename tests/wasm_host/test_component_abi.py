@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from wasm_host import AbiMismatchError, EngineConfig, Limits, WasmEngine, WasmRequest, create_handler
-from wasm_host.cache import CompiledModule, ModuleCache
+from wasm_host.cache import MODULE, CompiledModule, ModuleCache
 from wasm_host.component_cache import CompiledComponent, ComponentCache, is_component
 from wasm_host.component_handler import HttpComponentHandler
 from wasm_host.config import MiB
@@ -95,7 +95,7 @@ def test_processes_sharing_a_directory_compile_once(engine: WasmEngine, tmp_path
         waiting.start()
         time.sleep(0.3)
         assert waiting.is_alive(), "the second load did not wait for the first compile"
-        first._store(digest, first._compile(digest, wasm))  # what load does under the lock
+        first._store(digest, first._compile(digest, wasm, MODULE), MODULE)  # what load does, locked
     waiting.join(timeout=10)
     assert [compiled.origin for compiled in loaded] == ["disk"]
     assert (second.stats.compiles, second.stats.disk_hits) == (0, 1)

@@ -16,7 +16,7 @@ from wasmtime.component import Component, FuncType, ListType
 
 from wasm_host import EngineConfig, InvalidOutputError, ModuleInvalidError, WasmEngine
 from wasm_host.component_bytes import _original_from_c, bytes_from_c, bytes_to_c
-from wasm_host.component_cache import ComponentCache, is_component
+from wasm_host.component_cache import COMPONENT, ComponentCache, is_component
 from wasm_host.component_handler import response_headers
 from wasm_host.component_wasi import versions_by_interface
 from wasm_host.httpfields import HOP_BY_HOP
@@ -98,7 +98,7 @@ def test_components_are_compiled_once_then_loaded_from_disk(
     assert again.load_component(wasm).origin == "disk"
     assert again.load_component(wasm).origin == "disk"  # and then from memory
     assert again.stats.memory_hits == 1
-    path = again.artefact_path(first.digest)
+    path = again.artefact_path(first.digest, COMPONENT)
     assert path is not None
     assert path.name.endswith(".component.cwasm")
 
@@ -109,7 +109,7 @@ def test_a_corrupt_component_artefact_is_discarded_and_recompiled(
     wasm = bytes(wasmtime.wat2wasm("(component (core module))"))
     cache = ComponentCache(component_engine, tmp_path)
     digest = cache.load_component(wasm).digest
-    path = cache.artefact_path(digest)
+    path = cache.artefact_path(digest, COMPONENT)
     assert path is not None
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF
