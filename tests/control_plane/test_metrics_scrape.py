@@ -114,11 +114,16 @@ async def test_metrics_follow_sessions_deployments_and_rpcs(tmp_path: Path) -> N
             assert value(found, "control_plane_rpcs_started_total", method=CONNECT) == 3
 
             await deploy_to_all(address, tokens["operator"])
+            # An ACK is counted as it arrives; the deployment's progress moves when its group
+            # commit lands, up to a few ms later (control_plane/group_commit.py): wait for both.
             found = await scrape_until(
-                url, lambda f: value(f, "control_plane_node_messages_total", kind="ack") == 3
+                url,
+                lambda f: (
+                    value(f, "control_plane_node_messages_total", kind="ack") == 3
+                    and value(f, "control_plane_deployments_unfinished") == 0
+                ),
             )
             assert value(found, "control_plane_deployments") == 1
-            assert value(found, "control_plane_deployments_unfinished") == 0
             uploads = "/edgecdn.v1.ModuleService/UploadModule"
             assert value(found, "control_plane_rpcs_total", method=uploads, code="OK") == 1
         finally:
