@@ -28,10 +28,10 @@ from control_plane.assignments import (
     session_status,
 )
 from control_plane.db import Database, ProgressRow
-from control_plane.deployments import STATE_NAMES, STATES, Deployment, render_deployment, timestamp
+from control_plane.deployments import STATE_NAMES, STATES, Deployment, render_deployment
 from control_plane.errors import InvalidRequestError, NotFoundError
 from control_plane.fleet_answers import FleetAnswers
-from control_plane.fleet_model import STATUS_NAMES, WATCH_QUEUE_SIZE, FleetCensus, FleetNode, NodeWatch
+from control_plane.fleet_model import WATCH_QUEUE_SIZE, FleetCensus, FleetNode, NodeWatch, take_census
 from control_plane.records import DeploymentRecord, NodeRecord
 from control_plane.sessions import Session, check_takeover
 from control_plane.traces.figures import NodeFigures, decode_heartbeat
@@ -166,51 +166,12 @@ class Fleet:
 
     # -- reads ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _fresh_record(node: FleetNode) -> NodeRecord:
-        """The node's record with its latest heartbeat time."""
-        if node.heartbeat_at > node.record.last_heartbeat:
-            node.record = dataclasses.replace(node.record, last_heartbeat=node.heartbeat_at)
-        return node.record
-
     def _info(self, node: FleetNode) -> nodes_pb2.NodeInfo:
-        r = self._fresh_record(node)
-        info = nodes_pb2.NodeInfo(
-            node_id=r.node_id,
-            region=r.region,
-            pop=r.pop,
-            address=r.address,
-            status=node.status,
-            app_name=r.app_name,
-            app_version=r.app_version,
-            assignment_version=r.assignment_version,
-            desired_version=node.desired_version,
-            load=node.load,
-            capacity_rps=r.capacity_rps,
-            vouched=self._vouches(r.node_id, r.region),
-        )
-        if r.last_heartbeat:
-            info.last_heartbeat.CopyFrom(timestamp(r.last_heartbeat))
-        if r.last_error is not None:
-            info.last_error.ParseFromString(r.last_error)
-        return info
+        return node.info(vouched=self._vouches(node.record.node_id, node.record.region))
 
     def census(self) -> FleetCensus:
-        """Nodes by (region, status) and open sessions by region, deployments, and how many
-        of them some targeted node has not answered yet: one pass, for /metrics."""
-        nodes: dict[tuple[str, str], int] = {}
-        sessions: dict[str, int] = {}
-        for node in self._nodes.values():
-            key = (node.record.region, STATUS_NAMES.get(node.status, "unspecified"))
-            nodes[key] = nodes.get(key, 0) + 1
-            if node.session is not None and not node.session.closed:
-                sessions[node.record.region] = sessions.get(node.record.region, 0) + 1
-        return FleetCensus(
-            nodes=nodes,
-            sessions=sessions,
-            deployments=len(self._deployments),
-            deployments_unfinished=sum(1 for d in self._deployments.values() if d.pending),
-        )
+        """Nodes by (region, status), sessions by region, deployments: for /metrics."""
+        return take_census(self._nodes.values(), self._deployments.values())
 
     def list_nodes(self, regions: frozenset[str] = frozenset()) -> list[nodes_pb2.NodeInfo]:
         nodes = sorted(self._nodes.values(), key=lambda n: (n.record.region, n.record.node_id))
@@ -312,7 +273,7 @@ class Fleet:
         if node is None:
             previous = NodeRecord(node_id=hello.node_id, region=hello.region)
         else:
-            previous = self._fresh_record(node)
+            previous = node.fresh_record()
         if node is not None and node.session is not None:
             check_takeover(node.session, credential)
             node.session.close("replaced by a newer session of the same node")
@@ -430,7 +391,7 @@ class Fleet:
             return
         node.session = None
         self.set_status(node, nodes_pb2.NODE_STATUS_DISCONNECTED)
-        self._db.put_node(self._fresh_record(node))
+        self._db.put_node(node.fresh_record())
         self.publish(node, nodes_pb2.NodeEvent.KIND_UPSERT)
         logger.info("node %s disconnected", node.record.node_id)
 
