@@ -3,12 +3,14 @@ says so), kept compiled for the nodes, and a version is held to the ABI it names
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 
+from control_plane.edgectl.cli import main
 from protos.edgecdn.v1 import apps_pb2, apps_pb2_grpc, common_pb2
 from tests.conftest import REPO_ROOT
 from tests.control_plane.support import (
@@ -84,3 +86,15 @@ async def test_a_damaged_component_is_refused_at_upload(live: LiveControlPlane) 
             await upload(channel, live.md("operator"), damaged)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "does not compile" in (caught.value.details() or "")
+
+
+async def test_edgectl_pushes_a_component_and_lists_its_abi(
+    live: LiveControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    operator = [f"--server={live.address}", f"--token={live.tokens['operator']}"]
+    pushed = await asyncio.to_thread(main, [*operator, "modules", "push", str(GEO_JS), "--abi", "wasi-http"])
+    assert pushed == 0, capsys.readouterr().err
+    assert sha(GEO_JS.read_bytes()) in capsys.readouterr().out
+    assert await asyncio.to_thread(main, [*operator, "modules", "list"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "geo_greeting_js" in line]
+    assert "wasi-http" in row.split()
