@@ -6,7 +6,9 @@ store (memory cap, epoch deadline) and a fresh instance, the request handed in a
 resources (``component_http``), the response read back from the ``response-outparam``
 once ``handle`` returns, and every failure turned into the host's ``HandlerError``s. The
 linker (our WASI 0.2 and ``wasi:http`` definitions, traps for the rest) is built once per
-handler.
+handler. With the manifest's ``allowed_outbound_hosts`` (an ``OutboundGrant``) the guest may
+call out through ``wasi:http/outgoing-handler`` (``component_outgoing``) under edge_http's
+rules: each run starts its own outbound budget (``OutboundRun``) with the context's fetcher.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ from wasm_host.component_cache import CompiledComponent
 from wasm_host.component_cli import define_cli_clocks_random
 from wasm_host.component_http import (
     INCOMING_HANDLER,
-    OUTBOUND_REFUSAL,
     HttpExchange,
     define_http,
     new_request_resources,
+)
+from wasm_host.component_outgoing import (
+    OUTBOUND_REFUSAL,
+    OUTGOING_HANDLER,
+    TYPE_FUNCS,
+    define_outgoing_handler,
 )
 from wasm_host.component_wasi import (
     Definer,
@@ -47,7 +54,7 @@ from wasm_host.errors import (
     WasmTrapError,
 )
 from wasm_host.httpfields import HOP_BY_HOP, MAX_RESPONSE_HEADERS, field_problem, status_problem
-from wasm_host.outbound import OutboundGrant
+from wasm_host.outbound import OutboundClient, OutboundGrant, OutboundRun
 from wasm_host.sandbox import check_granted_env
 from wasm_host.values import WasmRequest, WasmResponse
 
@@ -58,7 +65,7 @@ _OUT_OF_MEMORY_MARKS = (b"MemoryError", b"memory allocation of")
 
 
 class OutboundNotAllowedError(WasmTrapError):
-    """The component called ``wasi:http/outgoing-handler``, which components may not yet use."""
+    """The component called ``wasi:http/outgoing-handler`` but its manifest grants no host."""
 
     def __init__(self) -> None:
         super().__init__("outbound HTTP refused", OUTBOUND_REFUSAL)
@@ -88,7 +95,8 @@ def build_linker(engine: WasmEngine, component: Component, digest: str) -> Linke
         definer = Definer(root, imports)
         define_io(definer)
         define_cli_clocks_random(definer)
-        define_http(definer)
+        define_http(definer, TYPE_FUNCS)
+        define_outgoing_handler(definer)
     try:
         linker.define_unknown_imports_as_traps(component)
     except wasmtime.WasmtimeError as exc:
@@ -126,7 +134,12 @@ class HttpComponentHandler:
         self._component = component
         self._env = check_granted_env(env or {})
         self.outbound = outbound
-        self.calls_out = outbound is not None
+        self._client = OutboundClient(outbound, name) if outbound is not None else None
+        # A component that calls out has effects outside its instance: never run it twice.
+        imports = component.type.imports(engine.engine)
+        self.calls_out = outbound is not None and any(
+            n.startswith(f"{OUTGOING_HANDLER}@0.2.") for n in imports
+        )
         self._handle = _handle_export(engine, component, digest)
         component_bytes.install()
         self._linker = build_linker(engine, component, digest)
@@ -143,7 +156,11 @@ class HttpComponentHandler:
         store = wasmtime.Store(engine.engine)
         store.set_limits(memory_size=self.limits.memory_bytes)
         store.set_epoch_deadline(engine.deadline_ticks(timeout))
-        state = HttpExchange(dict(self._env), time.monotonic() + timeout, self.limits.max_output_bytes)
+        client = self._client
+        outbound = (client, OutboundRun.starting(timeout)) if client is not None else None
+        state = HttpExchange(
+            dict(self._env), time.monotonic() + timeout, self.limits.max_output_bytes, outbound
+        )
         set_current(state)
         try:
             try:

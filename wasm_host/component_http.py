@@ -6,12 +6,14 @@ resource and answers through a ``response-outparam``: it builds an ``outgoing-re
 ``outgoing-body``. These resources live in the request's ``ComponentState`` table (see
 ``component_wasi``), modelled on wasmtime's ``wasmtime-wasi-http`` crate (child
 ``fields`` of a request or a sent response are immutable, a body is consumed once).
-``wasi:http/outgoing-handler`` is defined, and refuses with a clear error: outbound HTTP
-for components is not allowed yet.
+The resources of outbound HTTP (``outgoing-request``, ``future-incoming-response``,
+``incoming-response``, ...) and ``wasi:http/outgoing-handler`` are ``component_outgoing``'s;
+``incoming-body`` and ``outgoing-body`` serve both directions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from wasmtime.component import ResourceAny, ResourceHost, Variant
@@ -32,10 +34,10 @@ from wasm_host.component_wasi import (
     define_resource,
 )
 from wasm_host.errors import OutputTooLargeError
+from wasm_host.outbound import OutboundClient, OutboundRun
 from wasm_host.values import WasmRequest
 
 HTTP_TYPES = "wasi:http/types"
-OUTGOING_HANDLER = "wasi:http/outgoing-handler"
 INCOMING_HANDLER = "wasi:http/incoming-handler@0.2.x"
 
 (
@@ -52,8 +54,7 @@ INCOMING_HANDLER = "wasi:http/incoming-handler@0.2.x"
     T_INCOMING_RESPONSE,
 ) = range(101, 112)
 
-_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-OUTBOUND_REFUSAL = "outgoing HTTP (wasi:http/outgoing-handler) is not allowed for components yet"
+METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 
 
 class Fields:
@@ -110,15 +111,24 @@ class ResponseOutparam:
 
 
 class HttpExchange(ComponentState):
-    """One request's state: the generic table plus the HTTP outcome."""
+    """One request's state: the generic table, the HTTP outcome, and (with a grant) the
+    module's outbound client and this run's outbound budget."""
 
-    def __init__(self, env: dict[str, str], deadline: float, max_output_bytes: int) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        deadline: float,
+        max_output_bytes: int,
+        outbound: tuple[OutboundClient, OutboundRun] | None = None,
+    ) -> None:
         super().__init__(env, deadline)
         self.max_output_bytes = max_output_bytes
         self.outparam = ResponseOutparam()
+        self.outbound = outbound
 
 
-def _exchange() -> HttpExchange:
+def exchange() -> HttpExchange:
+    """The running request's state."""
     state = current()
     assert isinstance(state, HttpExchange)
     return state
@@ -208,7 +218,7 @@ def _request(store: Any, this: ResourceAny) -> WasmRequest:
 
 def _method(store: Any, this: ResourceAny) -> Variant:
     method = _request(store, this).method.upper()
-    return Variant(method.lower()) if method in _METHODS else Variant("other", method)
+    return Variant(method.lower()) if method in METHODS else Variant("other", method)
 
 
 def _path_with_query(store: Any, this: ResourceAny) -> str:
@@ -295,7 +305,7 @@ def _response_body(store: Any, this: ResourceAny) -> ResourceHost | None:
     response: OutgoingResponse = current().get(store, this)
     if response.body is not None:
         return None
-    response.body = OutgoingBody(_exchange().max_output_bytes)
+    response.body = OutgoingBody(exchange().max_output_bytes)
     return current().own(response.body, T_OUTGOING_BODY)
 
 
@@ -315,7 +325,7 @@ def _outgoing_finish(store: Any, this: ResourceAny, trailers: ResourceAny | None
 
 
 def _outparam_set(store: Any, param: ResourceAny, response: ResourceAny | Variant) -> None:
-    state = _exchange()
+    state = exchange()
     state.table.pop(param.to_host(store).rep, None)
     outparam = state.outparam
     if outparam.set:
@@ -333,12 +343,9 @@ def _http_error_code(store: Any, err: ResourceAny) -> None:
     current().get(store, err)  # ends the borrow; our stream errors carry no HTTP error code
 
 
-def _refuse_outbound(store: Any, *args: Any) -> None:
-    raise HostRefusalError(OUTBOUND_REFUSAL)
-
-
-def define_http(definer: Definer) -> None:
-    """Define ``wasi:http/types`` and a refusing ``wasi:http/outgoing-handler``."""
+def define_http(definer: Definer, outgoing: dict[str, Callable[..., Any]]) -> None:
+    """Define ``wasi:http/types``: its resources, our functions and ``outgoing``'s
+    (``component_outgoing.TYPE_FUNCS``, the outbound side of the same interface)."""
     with definer.interface(HTTP_TYPES) as inst:
         for name, type_id in (
             ("fields", T_FIELDS),
@@ -384,13 +391,10 @@ def define_http(definer: Definer) -> None:
                 "[method]outgoing-body.write": _body_write,
                 "[static]outgoing-body.finish": _outgoing_finish,
                 "[static]response-outparam.set": _outparam_set,
-                "[constructor]outgoing-request": _refuse_outbound,
-                "[constructor]request-options": _refuse_outbound,
                 "http-error-code": _http_error_code,
+                **outgoing,
             },
         )
-    with definer.interface(OUTGOING_HANDLER) as inst:
-        define_funcs(inst, {"handle": _refuse_outbound})
 
 
 def new_request_resources(state: HttpExchange, request: WasmRequest) -> tuple[ResourceHost, ResourceHost]:

@@ -82,6 +82,10 @@ class Pollable:
     def __init__(self, ready_at: float = 0.0) -> None:
         self.ready_at = ready_at
 
+    def ready_time(self) -> float:
+        """When this pollable is ready (``math.inf``: not before something else happens)."""
+        return self.ready_at
+
 
 class ComponentState:
     """Everything one request's host calls share: the resource table and captured stdio."""
@@ -307,7 +311,7 @@ def _splice(store: Any, this: ResourceAny, src: ResourceAny, size: int) -> int |
 
 def _ready(store: Any, this: ResourceAny) -> bool:
     pollable: Pollable = current().get(store, this)
-    return time.monotonic() >= pollable.ready_at
+    return time.monotonic() >= pollable.ready_time()
 
 
 def _wait_until(ready_at: float) -> None:
@@ -318,18 +322,18 @@ def _wait_until(ready_at: float) -> None:
         return
     if ready_at > state.deadline:
         time.sleep(max(0.0, state.deadline - time.monotonic()))
-        raise TimeoutError("component slept past its deadline")
+        raise TimeoutError("component waited past its deadline")
     time.sleep(delay)
 
 
 def _block(store: Any, this: ResourceAny) -> None:
     pollable: Pollable = current().get(store, this)
-    _wait_until(pollable.ready_at)
+    _wait_until(pollable.ready_time())
 
 
 def _poll(store: Any, pollables: list[ResourceAny]) -> list[int]:
     state = current()
-    times = [state.get(store, p).ready_at for p in pollables]
+    times = [state.get(store, p).ready_time() for p in pollables]
     if not times:
         raise HostRefusalError("poll called with no pollables")
     _wait_until(min(times))

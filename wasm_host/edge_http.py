@@ -4,7 +4,8 @@
 into its linker and keeps each run's state (fetcher, deadline, counters, open answers),
 keyed by the run's store context: ``begin`` and ``end`` bracket a run. Every URL goes
 through ``outbound_policy.check_url`` before the fetcher sees it, and so does every
-redirect the host follows.
+redirect the host follows: ``outbound.OutboundClient`` does that, and the counting, for
+these functions and for components' ``wasi:http/outgoing-handler`` alike.
 
 Interpreted on purpose (not in tools.accel's list): it holds ctypes callbacks. They are
 defined through wasmtime's unchecked path (``_raw.UncheckedCallback``), not wasmtime-py's
@@ -18,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -29,45 +29,30 @@ from wasmtime import FuncType, ValType
 from wasm_host import _raw
 from wasm_host.outbound import (
     CACHE_CODES,
-    CURRENT_FETCHER,
     EDGE_HTTP_MODULE,
     ERRORS,
     FLAG_BYPASS_CACHE,
-    MAX_KEPT_DECISIONS,
-    MAX_REDIRECTS,
     OK,
     SIGNATURES,
+    OutboundClient,
     OutboundError,
-    OutboundFetcher,
     OutboundGrant,
-    OutboundRequest,
     OutboundResponse,
+    OutboundRun,
+    method_problem,
     parse_header_block,
-)
-from wasm_host.outbound_policy import (
-    NO_ALLOWANCE,
-    Allowed,
-    NetworkAllowance,
-    Refused,
-    check_url,
-    redirect_method,
-    redirect_target,
 )
 
 logger = logging.getLogger(__name__)
 
 _I32 = ValType.i32()
-_METHOD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass(slots=True)
 class _Invocation:
-    """One run's outbound state: its fetcher, deadline, counters and open responses."""
+    """One run's outbound state: its budget (fetcher, deadline, counters), open responses."""
 
-    fetcher: OutboundFetcher | None
-    deadline: float  # time.monotonic() at which the run's own deadline passes
-    requests: int = 0
-    bytes_used: int = 0
+    budget: OutboundRun
     responses: dict[int, _Open] = field(default_factory=dict)
     next_handle: int = 1
     last_error: str = ""
@@ -86,12 +71,10 @@ class EdgeHttpHost:
     def __init__(self, grant: OutboundGrant, module_name: str) -> None:
         self.grant = grant
         self.module_name = module_name
+        self._client = OutboundClient(grant, module_name)
         # Keyed by the store context's address: each run has its own store, on one thread.
         self._runs: dict[int, _Invocation] = {}
         self._keep: list[tuple[FuncType, object]] = []
-        # check_url is pure and costs ~40 µs (URL parsing, address forms): a handler asks
-        # for the same few URLs on every request, so decisions are kept, a bounded few.
-        self._decisions: dict[tuple[str, NetworkAllowance], Allowed | Refused] = {}
 
     def define(self, linker: wasmtime.Linker, imported: Iterable[str]) -> None:
         """Define the imported functions in ``linker``, through wasmtime's unchecked path."""
@@ -136,7 +119,7 @@ class EdgeHttpHost:
         return 0
 
     def begin(self, ctx: int, timeout_s: float) -> None:
-        self._runs[ctx] = _Invocation(fetcher=CURRENT_FETCHER.get(), deadline=time.monotonic() + timeout_s)
+        self._runs[ctx] = _Invocation(OutboundRun.starting(timeout_s))
 
     def end(self, ctx: int) -> None:
         self._runs.pop(ctx, None)
@@ -169,8 +152,9 @@ class EdgeHttpHost:
             return self._fail(run, "invalid-request", f"cannot read the request: {exc}")
         except _MemoryAccessError as exc:
             return self._fail(run, "memory-access", str(exc))
-        if not method or not set(method) <= _METHOD_CHARS:
-            return self._fail(run, "invalid-request", f"{method!r} is not an HTTP method (upper-case token)")
+        problem = method_problem(method)
+        if problem is not None:
+            return self._fail(run, "invalid-request", problem)
         code = self._exchange(run, method, url, headers, body, bypass=bool(flags & FLAG_BYPASS_CACHE))
         if isinstance(code, int):
             return code
@@ -244,31 +228,14 @@ class EdgeHttpHost:
     def _run(self, caller: Any) -> _Invocation:
         run = self._runs.get(_context_address(caller))
         if run is None:  # a call from a start section before begin: nothing is allowed
-            return _Invocation(fetcher=None, deadline=0.0)
+            return _Invocation(OutboundRun(fetcher=None, deadline=0.0))
         return run
-
-    def _decide(self, url: str, allowance: NetworkAllowance) -> Allowed | Refused:
-        key = (url, allowance)
-        decision = self._decisions.get(key)
-        if decision is None:
-            if len(self._decisions) >= MAX_KEPT_DECISIONS:
-                self._decisions.clear()
-            decision = self._decisions[key] = check_url(url, self.grant.hosts, allowance)
-        return decision
 
     def _fail(self, run: _Invocation, reason: str, message: str) -> int:
         run.last_error = message
         return ERRORS[reason]
 
-    def _refuse(self, run: _Invocation, url: str, reason: str, message: str) -> int:
-        logger.info(
-            "module %s: outbound request to %s refused (%s): %s", self.module_name, url, reason, message
-        )
-        if run.fetcher is not None:
-            run.fetcher.refused(self.module_name, url, reason, message)
-        return self._fail(run, reason, message)
-
-    def _exchange(  # noqa: PLR0911 - one return per way a request ends
+    def _exchange(
         self,
         run: _Invocation,
         method: str,
@@ -278,63 +245,12 @@ class EdgeHttpHost:
         *,
         bypass: bool,
     ) -> OutboundResponse | int:
-        """Send the request and follow redirects the policy allows: the final answer, or an
-        error code (the message left in ``run.last_error``)."""
-        fetcher = run.fetcher
-        limits = self.grant.limits
-        allowance = fetcher.allowance if fetcher is not None else NO_ALLOWANCE
-        for _ in range(MAX_REDIRECTS + 1):
-            decision = self._decide(url, allowance)
-            if isinstance(decision, Refused):
-                return self._refuse(run, url, decision.reason, decision.message)
-            assert isinstance(decision, Allowed)
-            if fetcher is None:
-                return self._fail(run, "unavailable", "this host offers no outbound HTTP")
-            if run.requests >= limits.max_requests:
-                return self._refuse(
-                    run,
-                    url,
-                    "too-many-requests",
-                    f"at most {limits.max_requests} outbound requests per invocation",
-                )
-            if run.bytes_used + len(body) > limits.max_bytes:
-                return self._refuse(
-                    run,
-                    url,
-                    "too-many-bytes",
-                    f"outbound bodies exceed {limits.max_bytes} bytes per invocation",
-                )
-            left = run.deadline - time.monotonic()
-            if left <= 0:
-                return self._fail(run, "timeout", "the handler's deadline has passed")
-            run.requests += 1
-            run.bytes_used += len(body)
-            request = OutboundRequest(
-                module=self.module_name,
-                method=method,
-                target=decision.target,
-                headers=headers,
-                body=body,
-                bypass_cache=bypass,
-                max_body_bytes=limits.max_bytes - run.bytes_used,
-            )
-            try:
-                response = fetcher.fetch(request, min(limits.request_timeout_s, left))
-            except OutboundError as exc:
-                return self._fail(run, exc.reason, exc.message)
-            run.bytes_used += len(response.body)
-            if run.bytes_used > limits.max_bytes:
-                return self._fail(
-                    run, "too-many-bytes", f"outbound bodies exceed {limits.max_bytes} bytes per invocation"
-                )
-            location = next((v for k, v in response.headers if k == "location"), None)
-            followed = redirect_target(decision.target, response.status, location)
-            if followed is None:
-                return response
-            url, method = followed, redirect_method(method, response.status)
-            if method == "GET":
-                body = b""
-        return self._fail(run, "too-many-redirects", f"more than {MAX_REDIRECTS} redirects")
+        """Send the request (``OutboundClient.send``: policy, limits, redirects): the final
+        answer, or an error code (the message left in ``run.last_error``)."""
+        try:
+            return self._client.send(run.budget, method, url, headers, body, bypass=bypass)
+        except OutboundError as exc:
+            return self._fail(run, exc.reason, exc.message)
 
 
 class _MemoryAccessError(Exception):

@@ -16,7 +16,7 @@ venv="${COMPONENT_VENV:-${TMPDIR:-/tmp}/edgecdn-componentize-py}"
 
 python_apps=()
 for app in ${APPS:-geo-greeting misbehave}; do
-    [ "$app" = geo-greeting-js ] || python_apps+=("$app")
+    case "$app" in *-js) ;; *) python_apps+=("$app") ;; esac
 done
 if [ "${#python_apps[@]}" -gt 0 ]; then
     if [ ! -x "$venv/bin/componentize-py" ]; then
@@ -32,24 +32,31 @@ for app in "${python_apps[@]}"; do
     echo "built $app/${app//-/_}.wasm ($(stat -c %s "$out") bytes)"
 done
 
-case " ${APPS:-geo-greeting-js} " in
-*" geo-greeting-js "*)
+# JS apps: name and the world its world.wit declares.
+declare -A js_worlds=([geo-greeting-js]=geo [geo-weather-js]=weather)
+js_apps=()
+for app in ${APPS:-geo-greeting-js geo-weather-js}; do
+    [ -z "${js_worlds[$app]:-}" ] || js_apps+=("$app")
+done
+if [ "${#js_apps[@]}" -gt 0 ]; then
     COMPONENTIZE_JS="${COMPONENTIZE_JS:-@bytecodealliance/componentize-js@0.23.0}"
     npm_dir="${COMPONENT_NPM:-${TMPDIR:-/tmp}/edgecdn-componentize-js}"
     if [ ! -d "$npm_dir/node_modules/@bytecodealliance/componentize-js" ]; then
         mkdir -p "$npm_dir"
         (cd "$npm_dir" && npm install --silent --no-audit --no-fund "$COMPONENTIZE_JS")
     fi
+    cp "$here/geo-greeting-js/componentize.mjs" "$npm_dir/"
+fi
+for app in "${js_apps[@]}"; do
     # The engine exports wasi:http@0.2.10; jco ships the 0.2.12 WIT (0.2.10's lacks http),
     # identical for this world but for the version, so relabel it.
     wit="$(mktemp -d "${TMPDIR:-/tmp}/edgecdn-wit.XXXXXX")"
     mkdir -p "$wit/deps"
-    cp "$here/geo-greeting-js/world.wit" "$wit/"
+    cp "$here/$app/world.wit" "$wit/"
     cp -r "$npm_dir/node_modules/@bytecodealliance/jco/lib/wit/builtin/0.2.12/"wasi-* "$wit/deps/"
     grep -rl '0\.2\.12' "$wit/deps" | xargs sed -i 's/0\.2\.12/0.2.10/g'
-    cp "$here/geo-greeting-js/componentize.mjs" "$npm_dir/"
-    node "$npm_dir/componentize.mjs" "$here/geo-greeting-js/app.js" "$wit" "$here/geo-greeting-js/geo_greeting_js.wasm"
+    out="$here/$app/${app//-/_}.wasm"
+    node "$npm_dir/componentize.mjs" "$here/$app/app.js" "$wit" "$out" "${js_worlds[$app]}"
     rm -rf "$wit"
-    echo "built geo-greeting-js/geo_greeting_js.wasm ($(stat -c %s "$here/geo-greeting-js/geo_greeting_js.wasm") bytes)"
-    ;;
-esac
+    echo "built $app/${app//-/_}.wasm ($(stat -c %s "$out") bytes)"
+done

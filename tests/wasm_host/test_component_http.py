@@ -209,7 +209,7 @@ def test_a_component_larger_than_its_memory_cap_does_not_start(make: MakeCompone
 
 
 def test_outgoing_http_is_refused_with_a_clear_error(make: MakeComponent) -> None:
-    with pytest.raises(OutboundNotAllowedError, match="not allowed for components yet"):
+    with pytest.raises(OutboundNotAllowedError, match="grants no allowed_outbound_hosts"):
         make("misbehave").handle(get("/outbound"))
 
 
