@@ -10,7 +10,8 @@ Besides its origin's ``/shop/...`` route, the world adds the example apps of
 ``WORLD_EXAMPLES`` to the app it deploys (their module routes and modules; their own
 origin routes stand for the world's shop): ``/weather`` (``handlers/geo-weather``) fetches
 from ``/shop/weather`` through the edge cache; ``/greeting`` is the geo greeting as a Spin
-SDK component (``handlers/components/geo-greeting``, the ``wasi-http`` ABI).
+SDK component (``handlers/components/geo-greeting``, the ``wasi-http`` ABI) and
+``/weather-js`` geo-weather's JavaScript twin, a component calling out the WASI 0.2 way.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WORLD_EXAMPLES = (
     REPO_ROOT / "handlers" / "geo-weather" / "app.toml",
     REPO_ROOT / "handlers" / "components" / "geo-greeting" / "app.toml",
+    REPO_ROOT / "handlers" / "components" / "geo-weather-js" / "app.toml",
 )
 
 

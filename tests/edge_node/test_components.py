@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 from collections.abc import AsyncIterator
 
@@ -67,12 +66,9 @@ async def node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runnin
     shutil.copy(COMPONENTS / "misbehave" / "misbehave.wasm", app)
     (app / "app.toml").write_text(APP)
     # Compiled once for the whole test run (two 37 MB components), as nodes of one machine share.
-    os.environ["EDGE_NODE_MODULE_CACHE_DIR"] = str(TEST_MODULE_CACHE)
-    try:
-        async with Supervisor(base / "run") as supervisor:
-            yield await supervisor.start(edge_node_spec(app / "app.toml", base / "data"))
-    finally:
-        del os.environ["EDGE_NODE_MODULE_CACHE_DIR"]
+    shared = ("--module-cache-dir", str(TEST_MODULE_CACHE))
+    async with Supervisor(base / "run") as supervisor:
+        yield await supervisor.start(edge_node_spec(app / "app.toml", base / "data", *shared))
 
 
 async def get(world: World, country: str, url: str) -> tuple[int, bytes, dict[str, str]]:

@@ -214,6 +214,24 @@ async def test_readme_component_tour_a_spin_component_greets_through_the_router(
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_readme_call_out_tour_a_component_fetches_through_the_nodes_cache(
+    shared_world: RunningWorld,
+) -> None:
+    # README "Call out": /weather-js, geo-weather's JS twin, calls out the WASI 0.2 way.
+    assert shared_world.state.router_url is not None
+    status, text, _ = await get_from("KR", f"{shared_world.state.router_url}/weather-js")
+    assert status == 200, text
+    answer = json.loads(text)
+    assert (answer["country"], answer["region"], answer["weather"]["city"]) == (
+        "KR",
+        "ap-northeast-2",
+        "Seoul",
+    )
+    status, text, _ = await get_from("KR", f"{shared_world.state.router_url}/weather")
+    assert (status, json.loads(text)["upstream_cache"]) == (200, "HIT")  # the component's fetch, cached
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_readme_cache_tour_the_worlds_origin_through_the_edge_cache(shared_world: RunningWorld) -> None:
     # README "Cache it": the world's origin behind /shop/..., a MISS then a HIT from Seoul's node.
     assert shared_world.state.router_url is not None
