@@ -120,12 +120,7 @@ class HttpComponentHandler:
         name: str = "handler",
         outbound: OutboundGrant | None = None,
     ) -> None:
-        config = engine.config
-        if config.allocator == "pooling" and limits.memory_bytes > config.pool_max_memory_bytes:
-            raise ValueError(
-                f"memory limit {limits.memory_bytes} exceeds the engine's pool slot of "
-                f"{config.pool_max_memory_bytes} bytes"
-            )
+        engine.config.check_memory_limit(limits.memory_bytes)
         component, digest = compiled.component, compiled.digest
         self.name = name
         self.digest = digest

@@ -57,6 +57,14 @@ class EngineConfig:
         if self.opt_level not in ("none", "speed", "speed_and_size"):
             raise ValueError(f"unknown opt_level {self.opt_level!r}")
 
+    def check_memory_limit(self, memory_bytes: int) -> None:
+        """ValueError when a handler's memory cap could not fit this engine's pool slot."""
+        if self.allocator == "pooling" and memory_bytes > self.pool_max_memory_bytes:
+            raise ValueError(
+                f"memory limit {memory_bytes} exceeds the engine's pool slot of "
+                f"{self.pool_max_memory_bytes} bytes"
+            )
+
     def fingerprint(self) -> str:
         """Hex digest naming this configuration, the wasmtime version and the host machine.
 

@@ -85,12 +85,7 @@ class Sandbox:
         cgi_wasi: bool = False,
         outbound: EdgeHttpHost | None = None,
     ) -> None:
-        config = engine.config
-        if config.allocator == "pooling" and limits.memory_bytes > config.pool_max_memory_bytes:
-            raise ValueError(
-                f"memory limit {limits.memory_bytes} exceeds the engine's pool slot of "
-                f"{config.pool_max_memory_bytes} bytes"
-            )
+        engine.config.check_memory_limit(limits.memory_bytes)
         self.engine = engine
         self.compiled = compiled
         self.limits = limits

@@ -99,3 +99,13 @@ def test_processes_sharing_a_directory_compile_once(engine: WasmEngine, tmp_path
     waiting.join(timeout=10)
     assert [compiled.origin for compiled in loaded] == ["disk"]
     assert (second.stats.compiles, second.stats.disk_hits) == (0, 1)
+
+
+def test_a_memory_cap_past_the_pool_slot_is_refused_as_for_modules(
+    engine: WasmEngine, cache: ComponentCache
+) -> None:
+    slot = engine.config.pool_max_memory_bytes
+    with pytest.raises(ValueError, match="exceeds the engine's pool slot"):
+        create_handler(
+            engine, cache.load_any(GEO_JS.read_bytes()), abi="wasi-http", limits=Limits(memory_bytes=slot + 1)
+        )
