@@ -83,7 +83,7 @@ def host_share(handler: HttpComponentHandler, count: int) -> tuple[float, float,
     return spent[1] / count, spent[0] / count * 1e6, spent[0] / total
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".edgecdn" / "bench-components")
@@ -155,7 +155,8 @@ def main() -> None:
     for name, (p50, p99) in results.items():
         print(f"{name:40} {p50:10.1f} {p99:10.1f} {p50 / base:16.3f}")
     engine.close()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

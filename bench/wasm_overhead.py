@@ -6,7 +6,10 @@ side in one process, and reports p50/p99 and the ratio to a plain Python functio
 builds the same geo-hello answer. It also measures what the design decisions rest on:
 pooling vs on-demand instance allocation, WAGI on wasm_host/wasi_cgi.c's WASI vs
 wasmtime's, a fresh vs a reused reactor instance, inline vs thread-pool execution under
-asyncio, AOT cache loads, and RSS with 20 modules loaded.
+asyncio, AOT cache loads, and RSS with 20 modules loaded. The geo greeting as a wasi-http
+component (Spin SDK Python; componentize-js) runs beside them, fewer times (it costs
+milliseconds), compiled once into ``.edgecdn/bench-components``; ``bench.component_http``
+breaks its cost down.
 Exit status 1 when a budget of issue 4 is missed (WAGI p50 <= 60 us, reactor p50 <= 30 us,
 20 modules under 150 MB RSS).
 """
@@ -42,10 +45,17 @@ from wasm_host import (
     create_handler,
 )
 from wasm_host.codec import decode_response, encode_request
+from wasm_host.component_cache import ComponentCache
+from wasm_host.component_handler import HttpComponentHandler
 from wasm_host.executor import ExecutionMode
 from wasm_host.reactor import ReactorHandler
 
-APP = Path(__file__).resolve().parent.parent / "handlers" / "geo-hello" / "app.toml"
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "handlers" / "geo-hello" / "app.toml"
+COMPONENTS = {
+    "geo-greeting (wasi-http, Spin SDK Python component)": "geo-greeting/geo_greeting.wasm",
+    "geo-greeting-js (wasi-http, componentize-js component)": "geo-greeting-js/geo_greeting_js.wasm",
+}
 WAGI_P50_BUDGET_US = 60.0
 REACTOR_P50_BUDGET_US = 30.0
 RSS_BUDGET_MB = 150.0
@@ -354,6 +364,7 @@ def main() -> int:
                         base.p50,
                     )
                 )
+                _print_components(engine, base, max(50, requests // 40), rounds)
                 executor_rows = _executor_rows(handlers["geo-hello"], requests)
 
     print("\nexecution under asyncio (geo-hello over WAGI, pooling):\n")
@@ -369,6 +380,21 @@ def main() -> int:
         print(f"\nbudgets missed: {', '.join(failures)}")
         return 1
     return 0
+
+
+def _print_components(engine: WasmEngine, base: Timing, requests: int, rounds: int) -> None:
+    """The greeting as wasi-http components, interleaved with each other, in the same table."""
+    cache = ComponentCache(engine, ROOT / ".edgecdn" / "bench-components")  # compiling takes 5-20 s
+    limits = Limits(memory_bytes=64 << 20, timeout_s=1.0, max_output_bytes=4 << 20)
+    cases: dict[str, Callable[[], object]] = {}
+    for name, source in COMPONENTS.items():
+        handler = HttpComponentHandler(
+            engine, cache.load_component_file(ROOT / "handlers" / "components" / source), limits=limits
+        )
+        assert handler.handle(REQUEST).body.startswith("안녕하세요".encode())
+        cases[name] = functools.partial(handler.handle, REQUEST)
+    for name, timing in timed_rounds(cases, requests, min(rounds, requests // 10)).items():
+        print(_row(f"{name}, {requests} requests", timing, base.p50))
 
 
 def _executor_rows(handler: Handler, requests: int) -> list[str]:
