@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.wasm_host.fetcher import BlockingFetcher
 from wasm_host import (
     DeadlineExceededError,
     EngineConfig,
@@ -46,7 +45,6 @@ from wasm_host.outbound import (
     OutboundRequest,
     OutboundResponse,
 )
-from wasm_host.outbound_policy import NO_ALLOWANCE, NetworkAllowance
 
 COMPONENTS = Path(__file__).resolve().parents[2] / "handlers" / "components"
 LIMITS = Limits(memory_bytes=64 * MiB, timeout_s=5.0, max_output_bytes=4 * MiB)
@@ -113,44 +111,6 @@ def _seen(server: ThreadingHTTPServer) -> list[tuple[str, str, dict[str, str]]]:
 
 def _base(server: ThreadingHTTPServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
-
-
-@dataclass
-class BlockingFetcher:
-    """http.client on the calling thread, honouring the timeout it is given; ``self``
-    targets go to ``origin`` (the node sends them to the route's origin)."""
-
-    origin: tuple[str, int] = ("127.0.0.1", 9)
-    allowance: NetworkAllowance = NO_ALLOWANCE
-    refusals: list[tuple[str, str]] = field(default_factory=list)
-    timeouts: list[float] = field(default_factory=list)
-    fetched: list[str] = field(default_factory=list)
-
-    def fetch(self, request: OutboundRequest, timeout_s: float) -> OutboundResponse:
-        self.timeouts.append(timeout_s)
-        target = request.target
-        self.fetched.append(target.url)
-        host, port = self.origin if target.is_self else (target.host, target.port)
-        connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
-        try:
-            connection.request(
-                request.method, target.path_query, body=request.body or None, headers=dict(request.headers)
-            )
-            response = connection.getresponse()
-            body = response.read(request.max_body_bytes + 1)
-        except TimeoutError as exc:
-            raise OutboundError("timeout", f"{target.url} did not answer within {timeout_s:.3f}s") from exc
-        except OSError as exc:
-            raise OutboundError("failed", f"{target.url}: {exc}") from exc
-        finally:
-            connection.close()
-        if len(body) > request.max_body_bytes:
-            raise OutboundError("too-many-bytes", f"the answer exceeds {request.max_body_bytes} bytes")
-        headers = tuple((k.lower(), v) for k, v in response.getheaders())
-        return OutboundResponse(status=response.status, headers=headers, body=body)
-
-    def refused(self, module: str, url: str, reason: str, message: str) -> None:
-        self.refusals.append((url, reason))
 
 
 # One engine and compiled components for the module: a JS component compiles in ~10 s, a

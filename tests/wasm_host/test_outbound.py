@@ -8,29 +8,26 @@ tests/edge_node/test_outbound_node.py.
 from __future__ import annotations
 
 import asyncio
-import http.client
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.wasm_host.conftest import MakeHandler
+from tests.wasm_host.fetcher import BlockingFetcher
 from tests.wasm_host.wat import wagi_print
 from tests.wasm_host.wat_outbound import REACTOR_FETCH, WAGI_FETCH, WAGI_IMPORTS_ONLY, WAGI_OTHER_IMPORT
 from wasm_host import AbiMismatchError, ExecutorConfig, Handler, Limits, WasmExecutor, WasmRequest
 from wasm_host.outbound import (
     CURRENT_FETCHER,
-    OutboundError,
     OutboundGrant,
     OutboundLimits,
     OutboundRequest,
     OutboundResponse,
     parse_header_block,
 )
-from wasm_host.outbound_policy import NO_ALLOWANCE, NetworkAllowance
 
 
 class Upstream(BaseHTTPRequestHandler):
@@ -70,39 +67,6 @@ def upstream() -> Iterator[ThreadingHTTPServer]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-@dataclass
-class BlockingFetcher:
-    """A real fetcher: http.client on the calling thread, honouring the timeout it is given."""
-
-    allowance: NetworkAllowance = NO_ALLOWANCE
-    refusals: list[tuple[str, str]] = field(default_factory=list)
-    timeouts: list[float] = field(default_factory=list)
-
-    def fetch(self, request: OutboundRequest, timeout_s: float) -> OutboundResponse:
-        self.timeouts.append(timeout_s)
-        target = request.target
-        connection = http.client.HTTPConnection(target.host, target.port, timeout=timeout_s)
-        try:
-            connection.request(
-                request.method, target.path_query, body=request.body or None, headers=dict(request.headers)
-            )
-            response = connection.getresponse()
-            body = response.read(request.max_body_bytes + 1)
-        except TimeoutError as exc:
-            raise OutboundError("timeout", f"{target.url} did not answer within {timeout_s:.3f}s") from exc
-        except OSError as exc:
-            raise OutboundError("failed", f"{target.url}: {exc}") from exc
-        finally:
-            connection.close()
-        if len(body) > request.max_body_bytes:
-            raise OutboundError("too-many-bytes", f"the answer exceeds {request.max_body_bytes} bytes")
-        headers = tuple((k.lower(), v) for k, v in response.getheaders())
-        return OutboundResponse(status=response.status, headers=headers, body=body)
-
-    def refused(self, module: str, url: str, reason: str, message: str) -> None:
-        self.refusals.append((url, reason))
 
 
 def _base(server: ThreadingHTTPServer) -> str:
