@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 10.0
 POLL_S = 0.05
+# Per subscriber, above the in-flight window: room for a fleet's worth of fan-in (see below).
+MAX_QUEUED_MESSAGES = 100_000
 
 
 def write_mosquitto_files(config: BrokerConfig, port: int) -> Path:
@@ -49,12 +51,18 @@ def write_mosquitto_files(config: BrokerConfig, port: int) -> Path:
     # `user`: started as root, mosquitto would become the `mosquitto` user and could not read
     # our password file (and the change of uid would clear the parent-death signal); naming
     # the current user keeps it as it is.
+    # `max_queued_messages`: the control plane subscribes to the whole fleet (fan-in), and on
+    # (re)subscribe or a fleet-wide command it is sent one message per gateway at once.
+    # Mosquitto's default bound of 1000 queued QoS 1 messages per client silently dropped
+    # statuses and command results past the thousandth (seen with 1000 gateways on a busy
+    # machine); a gateway's own queue holds only its commands, so the higher bound costs
+    # nothing there.
     write_atomically(
         conf,
         f"user {getpass.getuser()}\nlistener {port} {config.host}\n{_tls_lines(config)}"
         "allow_anonymous false\n"
         f"password_file {passwords}\npersistence false\nlog_dest stdout\nlog_type error\nlog_type warning\n"
-        "max_packet_size 1048576\n",
+        f"max_packet_size 1048576\nmax_queued_messages {MAX_QUEUED_MESSAGES}\n",
     )
     return conf
 

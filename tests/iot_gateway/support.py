@@ -107,7 +107,7 @@ async def watching(
     broker: BrokerUnderTest, client_id: str = "watcher", *, kinds: tuple[str, ...] = ("#",)
 ) -> AsyncIterator[Watcher]:
     """Watch ``kinds`` (topic suffixes) of every gateway; fewer kinds for a big fleet, so the
-    broker's queue for a slow subscriber does not overflow."""
+    test reads less (the broker holds a fleet's burst for a slow reader: mqtt_broker/mosquitto.py)."""
     link = broker.link("control-plane")
     async with link.client(client_id) as client:
         watcher = Watcher(client=client, link=link)
