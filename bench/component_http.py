@@ -20,7 +20,8 @@ from typing import Any
 
 import wasmtime
 
-from bench.wasm_overhead import REQUEST, percentiles, python_geo_hello
+from bench.geo_request import REQUEST, python_geo_hello
+from bench.sampling import percentiles
 from wasm_host import (
     EngineConfig,
     Limits,
