@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, TypeAlias
 
 import grpc
@@ -98,8 +99,9 @@ def _wrap(
     if inspect.isasyncgenfunction(behavior):
 
         async def streaming(raw: Any, context: Any) -> AsyncIterator[Any]:
-            async for response in behavior(await request_of(raw, context), context):
-                yield response
+            async with aclosing(behavior(await request_of(raw, context), context)) as responses:
+                async for response in responses:
+                    yield response
 
         return streaming
 

@@ -403,12 +403,13 @@ class Fleet:
             if node.session is not None and now - node.last_heard > silent_limit_s:
                 # The stream's handler sees the closed session, ends the stream and reports
                 # the node disconnected (close_session).
-                node.session.close(f"{SILENT_SESSION}no heartbeat for {now - node.last_heard:.1f} s")
-                logger.warning(
-                    "node %s silent for %.1f s: ending its session",
-                    node.record.node_id,
-                    now - node.last_heard,
-                )
+                if not node.session.closed:
+                    node.session.close(f"{SILENT_SESSION}no heartbeat for {now - node.last_heard:.1f} s")
+                    logger.warning(
+                        "node %s silent for %.1f s: ending its session",
+                        node.record.node_id,
+                        now - node.last_heard,
+                    )
                 continue
             if (
                 node.session is not None

@@ -76,7 +76,8 @@ def outcome_code(context: Any, error: BaseException | None) -> grpc.StatusCode:
     code = context.code() if hasattr(context, "code") else None
     if isinstance(code, grpc.StatusCode):
         return code
-    if isinstance(error, asyncio.CancelledError):
+    # GeneratorExit: a streaming handler closed after its call ended without it (a failed write).
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
         return grpc.StatusCode.CANCELLED
     return grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
 

@@ -1,23 +1,28 @@
-"""The grpc.aio server interceptors of our own: bearer-token auth, and RPC counting.
+"""The grpc.aio server interceptors of our own: bearer-token auth, RPC counting, and the
+closing of streaming handlers grpc leaves open.
 
 Authentication comes before everything else a caller can learn: a call without a valid token
 is UNAUTHENTICATED whatever its method, so method names cannot be probed (an unknown method
 answers UNIMPLEMENTED only to a known token). Health and reflection stay open.
 
-``MetricsInterceptor`` is the outermost one: it sees every call's final status, refusals
-by the others included, and counts it by method and code (``control_plane.metrics``).
+``MetricsInterceptor`` sees every call's final status, refusals by the others included, and
+counts it by method and code (``control_plane.metrics``). Only ``StreamClosingInterceptor``
+is outside it: it refuses nothing, and closes every streaming handler once its call is done.
 
-Both decide per call but build their handlers once per method (``HandlerCache``): the
-counting wrapper of a method, and the refusal of a (method, reason), are the same for every
-call, so they are made on the first call and reused.
+They decide per call but build their handlers once per method (``HandlerCache``): the
+counting and closing wrappers of a method, and the refusal of a (method, reason), are the
+same for every call, so they are made on the first call and reused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -124,8 +129,9 @@ def _counted(handler: Handler, metrics: ControlPlaneMetrics, method: str) -> Han
                 metrics.started(method)
                 error: BaseException | None = None
                 try:
-                    async for response in behavior(request, context):
-                        yield response
+                    async with aclosing(behavior(request, context)) as responses:
+                        async for response in responses:
+                            yield response
                 except BaseException as exc:
                     error = exc
                     raise
@@ -149,3 +155,54 @@ def _counted(handler: Handler, metrics: ControlPlaneMetrics, method: str) -> Han
         return single
 
     return rewrap(handler, lambda behavior, kind: wrap(behavior, timed=kind == "unary_unary"))
+
+
+class StreamClosingInterceptor(grpc.aio.ServerInterceptor):
+    """Closes a streaming handler when its call is done, if it is still open.
+
+    grpc.aio iterates a streaming handler with ``async for`` and never closes it: when a write
+    fails (the peer cancelled while the write waited on flow control, or while its completion
+    was late under load), grpc's task ends and leaves the handler suspended at its ``yield``,
+    its ``finally`` unrun until the garbage collector finds it, which a reference cycle puts
+    off for as long as it likes. A node session ends (the node shown DISCONNECTED) in such a
+    ``finally``; metrics and spans are finished in others. The outermost interceptor: every
+    wrapper below closes what it wraps (``aclosing``), so closing the one below closes all."""
+
+    def __init__(self) -> None:
+        self._handlers = HandlerCache()
+        # aclose() tasks in flight: the loop keeps only a weak reference to a task.
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler.response_streaming:
+            return handler
+        return self._handlers.wrapped(handler_call_details.method, handler, self._closed_with_the_call)
+
+    def _closed_with_the_call(self, handler: Handler) -> Handler:
+        def wrap(behavior: Any, kind: str) -> Any:
+            if not inspect.isasyncgenfunction(behavior):
+                return behavior  # a coroutine handler (reader/writer API): grpc awaits it to the end
+
+            async def streaming(request: Any, context: Any) -> AsyncIterator[Any]:
+                responses = behavior(request, context)
+                context.add_done_callback(lambda _: self._close_if_open(responses))
+                # This relay itself may be left open by grpc; it holds nothing to release.
+                async with aclosing(responses):
+                    async for response in responses:
+                        yield response
+
+            return streaming
+
+        return rewrap(handler, wrap)
+
+    def _close_if_open(self, responses: types.AsyncGeneratorType[Any, Any]) -> None:
+        if responses.ag_frame is None:  # finished: the call ended the usual way
+            return
+        task = asyncio.get_running_loop().create_task(responses.aclose(), name="close-abandoned-stream")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)

@@ -36,7 +36,7 @@ from control_plane.fleet import Fleet
 from control_plane.gateways.coordinator import Coordinator
 from control_plane.gateways.service import GatewayServicer, UnconfiguredGatewayServicer
 from control_plane.grpc_handlers import GenericRegistration
-from control_plane.interceptor import AuthInterceptor, MetricsInterceptor
+from control_plane.interceptor import AuthInterceptor, MetricsInterceptor, StreamClosingInterceptor
 from control_plane.metrics import ControlPlaneMetrics
 from control_plane.metrics_http import MetricsServer
 from control_plane.metrics_state import state_reader
@@ -266,7 +266,9 @@ async def _serve(
     )
     server = grpc.aio.server(
         interceptors=[
-            # First, so that it sees every call's final status, the others' refusals included.
+            # Outermost: it closes every streaming handler grpc left open (a failed write).
+            StreamClosingInterceptor(),
+            # Next, so that it sees every call's final status, the others' refusals included.
             MetricsInterceptor(metrics),
             TracingInterceptor(provider.get_tracer("edgecdn.control_plane")),
             AuthInterceptor(tokens),

@@ -17,6 +17,7 @@ import inspect
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -122,8 +123,9 @@ def _traced(handler: Handler, tracer: Tracer, method: str) -> Handler:
                 error: BaseException | None = None
                 try:
                     with trace.use_span(current, end_on_exit=False):
-                        async for response in behavior(request, context):
-                            yield response
+                        async with aclosing(behavior(request, context)) as responses:
+                            async for response in responses:
+                                yield response
                 except BaseException as exc:
                     error = exc
                     raise

@@ -5,11 +5,13 @@ built once too. That every call is still counted, refused and traced is shown ov
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
+import pytest
 
-from control_plane.grpc_handlers import Handler, HandlerCache
+from control_plane.grpc_handlers import Handler, HandlerCache, outcome_code
 
 
 async def behaviour(request: Any, context: Any) -> Any:
@@ -46,3 +48,19 @@ def test_the_cache_is_bounded() -> None:
     for number in range(10):  # a caller probing method names
         cache.wrapped(f"/probe/{number}", source, lambda found: found)
         assert len(cache) <= 3
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (None, grpc.StatusCode.OK),
+        (asyncio.CancelledError(), grpc.StatusCode.CANCELLED),
+        # A streaming handler closed after its call ended without it (StreamClosingInterceptor).
+        (GeneratorExit(), grpc.StatusCode.CANCELLED),
+        (RuntimeError("boom"), grpc.StatusCode.UNKNOWN),
+    ],
+)
+def test_a_call_ends_with_the_code_its_error_means(
+    error: BaseException | None, code: grpc.StatusCode
+) -> None:
+    assert outcome_code(object(), error) == code

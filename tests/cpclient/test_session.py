@@ -281,9 +281,10 @@ async def test_a_session_silent_for_long_is_ended(live: LiveControlPlane, channe
     watch = stub.WatchNodes(nodes_pb2.WatchNodesRequest(), metadata=live.md("viewer"), timeout=10)
     assert (await read(watch)).kind == nodes_pb2.NodeEvent.KIND_SNAPSHOT_END
     connect = nodes_pb2_grpc.NodeSessionServiceStub(channel).Connect(metadata=live.md("node"), timeout=10)
+    # Before the hello: the server hears the node last when it takes the hello, after this.
+    started = time.monotonic()
     await connect.write(nodes_pb2.NodeMessage(hello=nodes_pb2.NodeHello(node_id="mute", region="eu-1")))
     params = (await read(connect)).params
-    started = time.monotonic()
     seen = [(await read(watch)).node.status]
     while seen[-1] != nodes_pb2.NODE_STATUS_DISCONNECTED:
         seen.append((await read(watch)).node.status)
