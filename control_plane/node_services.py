@@ -89,11 +89,14 @@ class NodeSessionServicer(nodes_pb2_grpc.NodeSessionServiceServicer):
                 yield message
         finally:
             reader.cancel()
-            # Before any await: grpc cancels this task when the node's cancel reaches it, and
-            # the handler may be here already (its reads ended first); a cancel landing at the
-            # await below must not skip the session's end (the node would stay READY).
-            self._fleet.close_session(session)
-            await asyncio.wait([reader])
+            try:
+                await asyncio.wait([reader])
+            finally:
+                # However the wait ends: grpc cancels this task when the node's cancel reaches
+                # it, and the handler may be here already (its reads ended first); that cancel
+                # must not skip the session's end (the node would stay READY). Ended last, in
+                # the step that ends the call, so /metrics never shows one without the other.
+                self._fleet.close_session(session)
         if session.close_reason.startswith(PROTOCOL_ERROR):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, session.close_reason)
         if session.close_reason.startswith("replaced"):
